@@ -1,0 +1,238 @@
+"""Flask app factory: discovery, service calls, feedback, health — one pipeline, one error handler.
+
+    POST /cds-services/{id}
+      → authenticate client (JWT) → read body (size cap, JSON only, strict JSON) → validate (JSON Schema)
+      → resolve prefetch (given / null / OperationOutcome / fetch, bounded; 412 if impossible)
+      → service.evaluate (snapshot → rules → cards) → response (validated in debug mode)
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import orjson
+import requests
+from flask import Flask, Response, g, request
+from flask_cors import CORS
+from werkzeug.exceptions import HTTPException
+
+from .auth import Authenticator, TrustedClient
+from .config import Settings, load_settings
+from .errors import (BadRequest, CDSError, MethodNotAllowed, NotFound, PayloadTooLarge, Unauthorized,
+                     UnsupportedMediaType)
+from .feedback import FeedbackStore, open_store
+from .fhir_client import Deadline, FHIRClient, Resolver, system_resolver
+from .logs import configure_logging
+from .prefetch import bare_id, resolve
+from .registry import HookCall, Registry, ServiceDefinition
+from .schemas import Validators, json_depth
+
+log = logging.getLogger("backpain_cds.request")
+_JSON_TYPES = ("application/json", "application/fhir+json")
+
+
+class CardLedger:
+    """Records issued cards (uuid → topic) for the feedback summary, in a background thread per process."""
+
+    def __init__(self, store: FeedbackStore) -> None:
+        self._store = store
+        self._queue: queue.Queue[tuple[str, list[dict[str, Any]]]] = queue.Queue(maxsize=10_000)
+        self._pid: int | None = None
+        self._lock = threading.Lock()
+
+    def record(self, service_id: str, cards: list[dict[str, Any]]) -> None:
+        if not cards:
+            return
+        if self._pid != os.getpid():
+            with self._lock:
+                if self._pid != os.getpid():
+                    self._pid = os.getpid()
+                    threading.Thread(target=self._run, name="card-ledger", daemon=True).start()
+        try:
+            self._queue.put_nowait((service_id, cards))
+        except queue.Full:
+            log.warning("card ledger queue full; issued-card records dropped")
+
+    def _run(self) -> None:
+        while True:
+            service_id, cards = self._queue.get()
+            try:
+                self._store.record_cards(service_id, cards)
+            except Exception as exc:  # the ledger must never take the service down
+                log.warning("card ledger write failed", extra={"error": type(exc).__name__})
+            finally:
+                self._queue.task_done()
+
+    def flush(self, timeout: float = 5.0) -> None:
+        end = time.monotonic() + timeout
+        while self._queue.unfinished_tasks and time.monotonic() < end:
+            time.sleep(0.01)
+
+
+def _outcome_response(err: CDSError) -> Response:
+    if isinstance(err, Unauthorized):
+        return Response(b"", status=401, headers={"WWW-Authenticate": "Bearer"})
+    return Response(orjson.dumps(err.outcome()), status=err.status, mimetype="application/json")
+
+
+def create_app(settings: Settings | dict[str, Any] | None = None, *, services: list[ServiceDefinition] | None = None,
+               clock: Callable[[], datetime] | None = None, resolver: Resolver = system_resolver,
+               fhir_session: requests.Session | None = None, auth_session: requests.Session | None = None,
+               uuid_factory: Callable[[], str] | None = None) -> Flask:
+    if not isinstance(settings, Settings):
+        settings = load_settings(overrides=settings or {})
+    configure_logging(settings.log_level)
+    if services is None:
+        from hooks import Knowledge, build_services  # the clinical content of this product
+        from .cards import CardRenderer
+
+        knowledge = Knowledge.load(settings.thresholds, CardRenderer(uuid_factory=uuid_factory), settings.max_bundle_entries)
+        services = build_services(knowledge)
+    registry = Registry(services)
+    validators = Validators()
+    store = open_store(settings.database_url)
+    ledger = CardLedger(store)
+    auth = Authenticator(settings, [TrustedClient.from_config(c) for c in settings.load_trusted_clients()],
+                         session=auth_session)
+    tz = ZoneInfo(settings.site_timezone)
+    now = clock or (lambda: datetime.now(tz))
+
+    app = Flask("backpain_cds")
+    app.config["SETTINGS"] = settings
+    app.extensions["backpain"] = {"registry": registry, "store": store, "ledger": ledger, "auth": auth}
+    origins = settings.cors_origins
+    CORS(app, resources={r"/cds-services*": {"origins": origins}, r"/health": {"origins": origins}},
+         methods=["GET", "POST", "OPTIONS"], allow_headers=["Content-Type", "Authorization"],
+         allow_private_network=True, max_age=600)
+    if not auth.enabled:
+        log.warning("client JWT authentication is OFF (no trusted clients configured); development only")
+
+    def audience() -> str:
+        base = settings.public_base_url.rstrip("/")
+        return f"{base}{request.path}" if base else request.base_url
+
+    def authenticate(required: bool = True) -> None:
+        if not (auth.enabled and required):
+            return
+        try:
+            claims = auth.verify(request.headers.get("Authorization"), audience())
+            g.client = claims.get("iss")
+        except Unauthorized as exc:
+            log.info("client authentication failed", extra={"reason": exc.reason, "path": request.path})
+            raise
+
+    def read_json() -> Any:
+        ctype = (request.mimetype or "").lower()
+        if ctype not in _JSON_TYPES:
+            raise UnsupportedMediaType("Content-Type must be application/json")
+        length = request.content_length
+        if length is not None and length > settings.max_body_bytes:
+            raise PayloadTooLarge(f"request body over {settings.max_body_bytes} bytes")
+        body = request.stream.read(settings.max_body_bytes + 1)
+        if len(body) > settings.max_body_bytes:
+            raise PayloadTooLarge(f"request body over {settings.max_body_bytes} bytes")
+        if json_depth(body) > 64:
+            raise BadRequest("JSON nested too deeply")
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise BadRequest(f"body is not valid JSON ({str(exc).split(':')[0]})") from None
+
+    def json_response(data: Any, status: int = 200) -> Response:
+        return Response(orjson.dumps(data), status=status, mimetype="application/json")
+
+    @app.errorhandler(CDSError)
+    def handle_cds_error(err: CDSError) -> Response:
+        return _outcome_response(err)
+
+    @app.errorhandler(HTTPException)
+    def handle_http(err: HTTPException) -> Response:
+        mapped: CDSError
+        if err.code == 405:
+            mapped = MethodNotAllowed("method not allowed")
+        elif err.code == 404:
+            mapped = NotFound("not found")
+        elif err.code == 413:
+            mapped = PayloadTooLarge("request body too large")
+        else:
+            mapped = BadRequest(err.description or "bad request")
+        return _outcome_response(mapped)
+
+    @app.errorhandler(Exception)
+    def handle_unexpected(err: Exception) -> Response:
+        log.error("unexpected error", extra={"error": type(err).__name__, "path": request.path})
+        return _outcome_response(CDSError("internal error"))
+
+    @app.get("/health")
+    def health() -> Response:
+        return json_response({"status": "ok", "services": len(registry.discovery()["services"])})
+
+    @app.get("/cds-services")
+    def discovery() -> Response:
+        authenticate(settings.auth_discovery)
+        return json_response(registry.discovery())
+
+    def service_or_404(service_id: str) -> ServiceDefinition:
+        service = registry.get(service_id)
+        if service is None:
+            raise NotFound(f"no CDS service {service_id!r}")
+        return service
+
+    @app.post("/cds-services/<service_id>")
+    def call(service_id: str) -> Response:
+        started = time.perf_counter()
+        service = service_or_404(service_id)
+        authenticate()
+        body = read_json()
+        validators.request(body, service.hook)
+        context = dict(body["context"])
+        context["patientId"] = bare_id(context["patientId"])
+        fhir_server = body.get("fhirServer")
+        token = (body.get("fhirAuthorization") or {}).get("access_token")
+        deadline = Deadline(settings.fhir_call_deadline)
+
+        def client() -> FHIRClient | None:
+            if not fhir_server:
+                return None
+            return FHIRClient(fhir_server, settings, access_token=token, deadline=deadline, session=fhir_session,
+                              resolver=resolver)
+
+        resolved = resolve(list(service.prefetch), body, client)
+        today: date = now().date()
+        result = service.evaluate(HookCall(service.id, service.hook, context, resolved.data,
+                                           frozenset(resolved.unavailable), today))
+        response = {"cards": result.cards}
+        if settings.validate_responses:
+            validators.response(response)
+        ledger.record(service.id, result.cards)
+        log.info("hook call", extra={"hookInstance": body.get("hookInstance"), "service": service.id, "status": 200,
+                                     "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                                     "fetched": resolved.fetched, "unavailable": sorted(resolved.unavailable),
+                                     **{k: v for k, v in result.stats.items() if k != "topics"}})
+        return json_response(response)
+
+    @app.post("/cds-services/<service_id>/feedback")
+    def feedback(service_id: str) -> Response:
+        service = service_or_404(service_id)
+        authenticate()
+        body = read_json()
+        validators.feedback(body)
+        stored = store.append(service.id, body["feedback"])
+        log.info("feedback", extra={"service": service.id, "status": 200, "records": stored})
+        return json_response({})
+
+    @app.get("/cds-services/<service_id>/feedback/summary")
+    def feedback_summary(service_id: str) -> Response:
+        service = service_or_404(service_id)
+        authenticate()
+        return json_response({"service": service.id, "summary": store.summary(service.id)})
+
+    return app

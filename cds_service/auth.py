@@ -1,0 +1,194 @@
+"""CDS Hooks 2.0 client authentication: the EHR signs a JWT per call; we verify it with PyJWT.
+
+Order of checks (spec notes): header well-formed with an allowed ``alg`` (never none/HMAC, never taken from the
+token) → ``iss`` allowlisted (else no outbound request at all) → ``jku`` equals the one registered for that issuer
+→ signature against the issuer's JWKS (cached per Cache-Control, capped; one rate-limited refetch on an unknown
+``kid``) → ``aud``, ``exp``, ``iat``, lifetime, ``tenant`` → ``jti`` not seen for that ``iss`` within the lifetime.
+Any failure raises :class:`~cds_service.errors.Unauthorized`; only ``iss``/``jti`` and a reason are logged.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jwt
+import requests
+
+from .config import Settings
+from .errors import Unauthorized
+
+_MAX_AGE = re.compile(r"max-age=(\d+)")
+
+
+@dataclass
+class TrustedClient:
+    iss: str
+    jku: str | None = None
+    static_jwks: dict[str, Any] | None = None
+    tenants: frozenset[str] = frozenset()
+
+    @classmethod
+    def from_config(cls, data: dict[str, Any]) -> TrustedClient:
+        jwks = data.get("jwks")
+        if data.get("jwks_file"):
+            jwks = json.loads(Path(data["jwks_file"]).read_text())
+        if not data.get("jku") and not jwks:
+            raise ValueError(f"trusted client {data.get('iss')!r} needs a jku or a jwks")
+        return cls(iss=data["iss"], jku=data.get("jku"), static_jwks=jwks, tenants=frozenset(data.get("tenants") or ()))
+
+
+@dataclass
+class _CachedKeys:
+    keys: dict[str, Any] = field(default_factory=dict)  # kid → PyJWK
+    expires: float = 0.0
+    last_fetch: float = 0.0
+
+
+class ReplayCache:
+    """(iss, jti) seen within the token's lifetime. In-process; see RedisReplayCache for several workers."""
+
+    def __init__(self) -> None:
+        self._seen: dict[tuple[str, str], float] = {}
+        self._lock = threading.Lock()
+
+    def first_use(self, iss: str, jti: str, ttl: float) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            if len(self._seen) > 10_000:
+                self._seen = {k: v for k, v in self._seen.items() if v > now}
+            expiry = self._seen.get((iss, jti))
+            if expiry is not None and expiry > now:
+                return False
+            self._seen[(iss, jti)] = now + ttl
+            return True
+
+
+class RedisReplayCache(ReplayCache):
+    def __init__(self, url: str) -> None:
+        import redis  # optional dependency
+
+        self._redis = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
+
+    def first_use(self, iss: str, jti: str, ttl: float) -> bool:
+        key = f"backpain-cds:jti:{iss}:{jti}"
+        return bool(self._redis.set(key, b"1", nx=True, ex=max(1, int(ttl) + 1)))
+
+
+class Authenticator:
+    def __init__(self, settings: Settings, clients: list[TrustedClient], *, session: requests.Session | None = None,
+                 replay: ReplayCache | None = None, clock: Any = time.time) -> None:
+        self.settings = settings
+        self.clients = {c.iss: c for c in clients}
+        self._session = session or requests.Session()
+        self._keys: dict[str, _CachedKeys] = {}
+        self._lock = threading.Lock()
+        self.replay = replay or (RedisReplayCache(settings.redis_url) if settings.redis_url else ReplayCache())
+        self._clock = clock
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.clients)
+
+    def verify(self, authorization: str | None, audience: str) -> dict[str, Any]:
+        if not authorization or not authorization.startswith("Bearer "):
+            raise Unauthorized("missing bearer token")
+        token = authorization[len("Bearer "):].strip()
+        try:
+            header = jwt.get_unverified_header(token)
+            unverified = jwt.decode(token, options={"verify_signature": False})
+        except jwt.PyJWTError:
+            raise Unauthorized("malformed token") from None
+        alg = header.get("alg")
+        if alg not in self.settings.jwt_algorithms:
+            raise Unauthorized(f"algorithm {alg!r} not allowed")
+        if not isinstance(header.get("kid"), str):
+            raise Unauthorized("no kid")
+        if header.get("typ") not in (None, "JWT"):
+            raise Unauthorized("typ is not JWT")
+        iss = unverified.get("iss")
+        client = self.clients.get(iss) if isinstance(iss, str) else None
+        if client is None:
+            raise Unauthorized("issuer not trusted")
+        jku = header.get("jku")
+        if jku is not None and jku != client.jku:
+            raise Unauthorized("jku is not the one registered for this issuer")
+        key = self._key(client, header["kid"])
+        skew = self.settings.jwt_clock_skew
+        try:
+            claims = jwt.decode(token, key=key, algorithms=[alg], audience=audience, issuer=client.iss, leeway=skew,
+                                options={"require": ["iss", "aud", "exp", "iat", "jti"]})
+        except jwt.PyJWTError as exc:
+            raise Unauthorized(f"invalid token ({type(exc).__name__})") from None
+        now = self._clock()
+        iat, exp = claims["iat"], claims["exp"]
+        if not isinstance(iat, (int, float)) or iat > now + skew:
+            raise Unauthorized("iat in the future")
+        if exp - iat > self.settings.jwt_max_lifetime:
+            raise Unauthorized("token lifetime too long")
+        if client.tenants and claims.get("tenant") not in client.tenants:
+            raise Unauthorized("tenant not allowed")
+        if not self.replay.first_use(client.iss, str(claims["jti"]), max(1.0, exp - now + skew)):
+            raise Unauthorized("jti replayed")
+        return claims
+
+    # -- keys --------------------------------------------------------------------------------
+    def _key(self, client: TrustedClient, kid: str) -> Any:
+        if client.static_jwks is not None and not client.jku:
+            keys = _parse_jwks(client.static_jwks)
+            if kid not in keys:
+                raise Unauthorized("unknown kid")
+            return keys[kid]
+        assert client.jku is not None
+        with self._lock:
+            cached = self._keys.setdefault(client.iss, _CachedKeys())
+            now = time.monotonic()
+            if kid in cached.keys and cached.expires > now:
+                return cached.keys[kid]
+            stale = kid not in cached.keys or cached.expires <= now
+            if stale and now - cached.last_fetch >= self.settings.jwks_min_refresh_interval or not cached.last_fetch:
+                cached.last_fetch = now
+                keys, max_age = self._fetch_jwks(client.jku)
+                cached.keys, cached.expires = keys, now + max_age
+            if kid not in cached.keys:
+                raise Unauthorized("unknown kid")
+            return cached.keys[kid]
+
+    def _fetch_jwks(self, url: str) -> tuple[dict[str, Any], float]:
+        cap = self.settings.jwks_max_bytes
+        try:
+            with self._session.get(url, timeout=(2, 2), allow_redirects=False, stream=True) as resp:
+                if resp.status_code != 200:
+                    raise Unauthorized(f"JWKS endpoint answered {resp.status_code}")
+                body = b""
+                for chunk in resp.iter_content(65536):
+                    body += chunk
+                    if len(body) > cap:
+                        raise Unauthorized("JWKS too large")
+                match = _MAX_AGE.search(resp.headers.get("Cache-Control", ""))
+        except requests.RequestException:
+            raise Unauthorized("JWKS endpoint unreachable") from None
+        max_age = min(int(match.group(1)) if match else 300, self.settings.jwks_cache_max_age)
+        try:
+            return _parse_jwks(json.loads(body)), float(max_age)
+        except (ValueError, TypeError):
+            raise Unauthorized("JWKS unreadable") from None
+
+
+def _parse_jwks(data: Any) -> dict[str, Any]:
+    keys = {}
+    for entry in (data or {}).get("keys", []):
+        if not isinstance(entry, dict) or not isinstance(entry.get("kid"), str):
+            continue
+        if entry.get("kty") not in ("EC", "RSA"):
+            continue  # never a symmetric key
+        try:
+            keys[entry["kid"]] = jwt.PyJWK(entry).key
+        except jwt.PyJWTError:
+            continue
+    return keys

@@ -1,0 +1,162 @@
+"""Configuration: one place, layered.
+
+Defaults (below, each with the reason for its value) → a TOML file (``--config`` or ``BPCDS_CONFIG``)
+→ environment variables ``BPCDS_<KEY>`` → explicit overrides (tests, ``create_app(config=...)``).
+
+Clinical thresholds live in :mod:`hooks.thresholds` with their guideline source beside each default;
+a site overrides them in the ``[thresholds]`` table of the TOML file or with ``BPCDS_THRESHOLD_<NAME>``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "BPCDS_"
+
+
+def _setting(default: Any, reason: str, **kw: Any) -> Any:
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda d=default: json.loads(json.dumps(d)), metadata={"reason": reason}, **kw)
+    return field(default=default, metadata={"reason": reason}, **kw)
+
+
+@dataclass
+class Settings:
+    # --- serving -------------------------------------------------------------------------------
+    environment: str = _setting("development", "development relaxes CORS/HTTPS rules for local work; set 'production' for real data")
+    host: str = _setting("127.0.0.1", "loopback by default: nothing is exposed until you choose to")
+    port: int = _setting(8080, "the port the README and the sandbox guide use")
+    workers: int = _setting(2, "gunicorn sync workers; one per core on the 2-core reference machine")
+    public_base_url: str = _setting("", "external URL of the service (behind a proxy) used for JWT `aud`; empty = the URL the request came to")
+    insecure: bool = _setting(False, "allow binding a non-loopback address with no trusted JWT clients (never in production)")
+    dev_pages: bool = _setting(True, "serve the /sandbox review page (development aid)")
+    validate_responses: bool = _setting(False, "validate every response against the response schema (tests and debugging; costs time)")
+    site_timezone: str = _setting("UTC", "calendar day used for 'today' in day arithmetic")
+    log_level: str = _setting("INFO", "structured JSON request log at INFO")
+
+    # --- request limits ----------------------------------------------------------------------
+    max_body_bytes: int = _setting(5 * 1024 * 1024, "reliability.md: body limit 5 MB → 413")
+    max_bundle_entries: int = _setting(10_000, "bounded work per prefetch Bundle / draftOrders")
+
+    # --- CORS --------------------------------------------------------------------------------
+    cors_origins: list[str] = _setting(
+        ["https://sandbox.cds-hooks.org", "http://localhost:8080", "http://127.0.0.1:8080"],
+        "browser clients allowed to call the service; '*' is refused outside development",
+    )
+
+    # --- outbound FHIR access ----------------------------------------------------------------
+    fhir_allowed_origins: list[str] = _setting(
+        ["https://*", "http://127.0.0.1:*", "http://localhost:*"],
+        "fhirServer allowlist (scheme://host[:port], '*' wildcards); production requires https entries",
+    )
+    fhir_allow_loopback: bool = _setting(True, "development: local FHIR servers on 127.0.0.1; set false in production")
+    fhir_allow_private_networks: bool = _setting(False, "refuse RFC1918/link-local/metadata targets (SSRF) unless a site opts in")
+    fhir_connect_timeout: float = _setting(2.0, "fail fast on unreachable FHIR servers")
+    fhir_read_timeout: float = _setting(2.5, "a single slow response must not eat the whole call budget")
+    fhir_call_deadline: float = _setting(3.0, "reliability.md: hard per-call deadline across all outbound requests")
+    fhir_max_response_bytes: int = _setting(10 * 1024 * 1024, "cap on one FHIR response body")
+    fhir_max_pages: int = _setting(10, "cap on `next` pages followed per prefetch key")
+    fhir_max_entries: int = _setting(5_000, "cap on entries gathered per prefetch key")
+
+    # --- client authentication (JWT) ---------------------------------------------------------
+    trusted_clients: list[dict[str, Any]] = _setting(
+        [], "CDS clients allowed to call: [{iss, jku | jwks | jwks_file, tenants?}]; empty = auth off (loopback only)"
+    )
+    trusted_clients_file: str = _setting("", "JSON file holding trusted_clients (alternative to inline)")
+    auth_discovery: bool = _setting(False, "require a JWT on GET /cds-services too (spec: SHOULD)")
+    jwt_algorithms: list[str] = _setting(["ES384", "RS384"], "CDS Hooks 2.0: ES384 and RS384; never none or HMAC")
+    jwt_clock_skew: int = _setting(5, "the sandbox rounds iat (~0.5 s early); a few seconds of skew")
+    jwt_max_lifetime: int = _setting(900, "longest token lifetime accepted (one EHR issues 900 s tokens)")
+    jwks_cache_max_age: int = _setting(3600, "cap on JWKS caching even if Cache-Control allows longer")
+    jwks_min_refresh_interval: int = _setting(60, "rate limit on JWKS refetch for an unknown kid")
+    jwks_max_bytes: int = _setting(256 * 1024, "a JWKS larger than this is refused (fail closed)")
+    redis_url: str = _setting("", "share the jti replay cache across workers/replicas (redis://127.0.0.1:6379/0)")
+
+    # --- feedback ----------------------------------------------------------------------------
+    database_url: str = _setting("sqlite:///var/feedback.sqlite3", "append-only feedback store; postgresql://… for PostgreSQL")
+
+    # --- clinical thresholds (see hooks.thresholds for defaults and sources) ------------------
+    thresholds: dict[str, Any] = _setting({}, "site overrides of clinical thresholds; defaults and sources in hooks/thresholds.py")
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment == "production"
+
+    def validate(self) -> None:
+        if self.environment not in {"development", "production"}:
+            raise ValueError("environment must be 'development' or 'production'")
+        if self.is_production and "*" in self.cors_origins:
+            raise ValueError("cors_origins '*' is only acceptable in development")
+        if self.is_production:
+            for origin in self.fhir_allowed_origins:
+                if not origin.startswith("https://"):
+                    raise ValueError(f"production requires https FHIR origins, got {origin!r}")
+        if self.fhir_read_timeout > self.fhir_call_deadline:
+            raise ValueError("fhir_read_timeout must not exceed fhir_call_deadline")
+        if any(a.upper().startswith(("HS", "NONE")) for a in self.jwt_algorithms):
+            raise ValueError("jwt_algorithms may not contain 'none' or HMAC algorithms")
+
+    def load_trusted_clients(self) -> list[dict[str, Any]]:
+        clients = list(self.trusted_clients)
+        if self.trusted_clients_file:
+            clients.extend(json.loads(Path(self.trusted_clients_file).read_text()))
+        return clients
+
+
+def _coerce(value: str, current: Any) -> Any:
+    if isinstance(current, bool):
+        return value.strip().lower() in {"1", "true", "yes", "on"}
+    if isinstance(current, int):
+        return int(value)
+    if isinstance(current, float):
+        return float(value)
+    if isinstance(current, (list, dict)):
+        if value.strip().startswith(("[", "{")):
+            return json.loads(value)
+        return [v.strip() for v in value.split(",") if v.strip()]
+    return value
+
+
+def load_settings(config_file: str | os.PathLike[str] | None = None, overrides: dict[str, Any] | None = None,
+                  environ: dict[str, str] | None = None) -> Settings:
+    """Build Settings from defaults, then file, then environment, then overrides."""
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    path = config_file or env.get(ENV_PREFIX + "CONFIG")
+    if path:
+        with open(path, "rb") as fh:
+            values.update(tomllib.load(fh))
+    names = {f.name: f for f in dataclasses.fields(Settings)}
+    defaults = Settings()
+    for name in names:
+        key = ENV_PREFIX + name.upper()
+        if key in env and name != "thresholds":
+            values[name] = _coerce(env[key], getattr(defaults, name))
+    thresholds = dict(values.get("thresholds", {}))
+    for key, raw in env.items():
+        if key.startswith(ENV_PREFIX + "THRESHOLD_"):
+            thresholds[key[len(ENV_PREFIX + "THRESHOLD_"):].lower()] = float(raw)
+    values["thresholds"] = thresholds
+    for name, value in (overrides or {}).items():
+        if name == "thresholds":
+            values["thresholds"] = {**values["thresholds"], **value}
+        else:
+            values[name] = value
+    unknown = set(values) - set(names)
+    if unknown:
+        raise ValueError(f"unknown configuration keys: {sorted(unknown)}")
+    settings = Settings(**values)
+    settings.validate()
+    return settings
+
+
+def reference() -> list[tuple[str, Any, str]]:
+    """(key, default, reason) for every setting — the README's configuration table is built from this."""
+    defaults = Settings()
+    return [(f.name, getattr(defaults, f.name), f.metadata["reason"]) for f in dataclasses.fields(Settings)]

@@ -1,0 +1,87 @@
+"""Typed errors with stable codes, mapped to HTTP in one handler (see app.py).
+
+    CDSError                       (base; never leaves as a 500 with a trace)
+    ├── BadRequest           400   malformed JSON, schema violation, hook mismatch
+    ├── Unauthorized         401   bad or missing client JWT (bare body, no detail)
+    ├── NotFound             404   unknown service
+    ├── MethodNotAllowed     405
+    ├── PayloadTooLarge      413
+    ├── UnsupportedMediaType 415
+    └── PrefetchUnavailable  412   required prefetch key could not be obtained
+
+    FHIRAccessError                (internal: an outbound FHIR request failed; becomes 412 or "unavailable")
+    └── FHIRTargetRefused          fhirServer or a link is not allowed (allowlist, SSRF ranges, origin)
+
+Every non-2xx body is a FHIR OperationOutcome; messages never include tokens or request bodies.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class CDSError(Exception):
+    status = 500
+    code = "exception"  # FHIR IssueType
+    error_id = "internal"
+
+    def __init__(self, message: str, *, expression: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.expression = expression
+
+    def outcome(self) -> dict[str, Any]:
+        issue: dict[str, Any] = {
+            "severity": "error",
+            "code": self.code,
+            "details": {"coding": [{"system": "https://backpain-cds.example.org/CodeSystem/error", "code": self.error_id}]},
+            "diagnostics": self.message,
+        }
+        if self.expression:
+            issue["expression"] = [self.expression]
+        return {"resourceType": "OperationOutcome", "issue": [issue]}
+
+
+class BadRequest(CDSError):
+    status, code, error_id = 400, "invalid", "bad-request"
+
+
+class Unauthorized(CDSError):
+    status, code, error_id = 401, "login", "unauthorized"
+
+    def __init__(self, reason: str = "unauthorized") -> None:
+        # The reason is for the log only; the response carries no detail.
+        super().__init__("unauthorized")
+        self.reason = reason
+
+
+class NotFound(CDSError):
+    status, code, error_id = 404, "not-found", "not-found"
+
+
+class MethodNotAllowed(CDSError):
+    status, code, error_id = 405, "not-supported", "method-not-allowed"
+
+
+class PayloadTooLarge(CDSError):
+    status, code, error_id = 413, "too-costly", "payload-too-large"
+
+
+class UnsupportedMediaType(CDSError):
+    status, code, error_id = 415, "not-supported", "unsupported-media-type"
+
+
+class PrefetchUnavailable(CDSError):
+    status, code, error_id = 412, "incomplete", "prefetch-unavailable"
+
+    def __init__(self, key: str, reason: str) -> None:
+        super().__init__(f"prefetch '{key}' is missing and could not be fetched: {reason}", expression=f"prefetch.{key}")
+        self.key = key
+
+
+class FHIRAccessError(Exception):
+    """An outbound FHIR request failed (timeout, status, size, non-JSON, deadline)."""
+
+
+class FHIRTargetRefused(FHIRAccessError):
+    """The target URL is not allowed (allowlist, address range, origin of a next link, redirect)."""

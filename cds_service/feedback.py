@@ -1,0 +1,195 @@
+"""Append-only feedback store: SQLite (WAL, synchronous=FULL) by default, PostgreSQL when configured.
+
+A feedback record is committed before the 200 is sent, so an acknowledged record survives the process being
+killed right after. Issued cards (uuid → service, topic, indicator) are recorded too, so the summary can count
+outcomes per card topic; that write happens after the response is built, off the clinical path, and its loss
+only makes a topic show as "unknown".
+"""
+
+from __future__ import annotations
+
+import abc
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+_SCHEMA = [
+    """CREATE TABLE IF NOT EXISTS feedback (
+        id {pk},
+        service_id TEXT NOT NULL,
+        card_uuid TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        accepted_suggestions TEXT NOT NULL,
+        override_system TEXT, override_code TEXT, override_display TEXT,
+        user_comment TEXT,
+        outcome_timestamp TEXT NOT NULL,
+        received_at TEXT NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS feedback_card ON feedback (card_uuid)",
+    """CREATE TABLE IF NOT EXISTS issued_cards (
+        card_uuid TEXT PRIMARY KEY,
+        service_id TEXT NOT NULL,
+        topic TEXT NOT NULL,
+        indicator TEXT NOT NULL,
+        issued_at TEXT NOT NULL)""",
+]
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def _rows(service_id: str, items: Iterable[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    received = _now()
+    rows = []
+    for item in items:
+        override = item.get("overrideReason") or {}
+        reason = override.get("reason") or {}
+        rows.append((service_id, item["card"], item["outcome"],
+                     json.dumps([s["id"] for s in item.get("acceptedSuggestions") or []]),
+                     reason.get("system"), reason.get("code"), reason.get("display"), override.get("userComment"),
+                     item["outcomeTimestamp"], received))
+    return rows
+
+
+class FeedbackStore(abc.ABC):
+    """Interface: ``append`` (durable on return), ``record_cards``, ``summary``, ``count``."""
+
+    placeholder = "?"
+
+    def append(self, service_id: str, items: list[dict[str, Any]]) -> int:
+        rows = _rows(service_id, items)
+        ph = ",".join([self.placeholder] * 10)
+        self._execute_many(
+            f"INSERT INTO feedback (service_id, card_uuid, outcome, accepted_suggestions, override_system, override_code, "
+            f"override_display, user_comment, outcome_timestamp, received_at) VALUES ({ph})", rows)
+        return len(rows)
+
+    def record_cards(self, service_id: str, cards: list[dict[str, Any]]) -> None:
+        issued = _now()
+        rows = [(c["uuid"], service_id, c["source"].get("topic", {}).get("code", "unknown"), c["indicator"], issued)
+                for c in cards]
+        if rows:
+            ph = ",".join([self.placeholder] * 5)
+            self._execute_many(f"INSERT INTO issued_cards (card_uuid, service_id, topic, indicator, issued_at) VALUES ({ph}) "
+                               f"ON CONFLICT (card_uuid) DO NOTHING", rows)
+
+    def summary(self, service_id: str | None = None) -> list[dict[str, Any]]:
+        where = f"WHERE f.service_id = {self.placeholder}" if service_id else ""
+        sql = (f"SELECT COALESCE(c.topic, 'unknown'), f.outcome, COALESCE(f.override_code, ''), COUNT(*) "
+               f"FROM feedback f LEFT JOIN issued_cards c ON c.card_uuid = f.card_uuid {where} "
+               f"GROUP BY 1, 2, 3 ORDER BY 1, 2, 3")
+        rows = self._query(sql, (service_id,) if service_id else ())
+        return [{"topic": t, "outcome": o, "overrideReason": r or None, "count": int(n)} for t, o, r, n in rows]
+
+    def count(self) -> int:
+        return int(self._query("SELECT COUNT(*) FROM feedback", ())[0][0])
+
+    def card_uuids(self) -> list[str]:
+        return [r[0] for r in self._query("SELECT card_uuid FROM feedback ORDER BY id", ())]
+
+    @abc.abstractmethod
+    def _execute_many(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        """Run ``sql`` for every row in one committed transaction."""
+
+    @abc.abstractmethod
+    def _query(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        """Return all rows of a read query."""
+
+    def close(self) -> None:
+        pass
+
+
+class SQLiteFeedbackStore(FeedbackStore):
+    def __init__(self, path: str) -> None:
+        self.path = path
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        conn = self._conn()
+        for stmt in _SCHEMA:
+            conn.execute(stmt.format(pk="INTEGER PRIMARY KEY AUTOINCREMENT"))
+        conn.commit()
+
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")  # durable at commit, not only at checkpoint
+            conn.execute("PRAGMA busy_timeout=30000")
+            self._local.conn = conn
+        return conn
+
+    def _execute_many(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.executemany(sql, rows)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def _query(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        return self._conn().execute(sql, params).fetchall()
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+
+class PostgresFeedbackStore(FeedbackStore):
+    placeholder = "%s"
+
+    def __init__(self, url: str) -> None:
+        import psycopg  # optional dependency: pip install 'backpain-cds[postgres]'
+
+        self._psycopg = psycopg
+        self.url = url
+        self._local = threading.local()
+        with self._connect() as conn:
+            for stmt in _SCHEMA:
+                conn.execute(stmt.format(pk="BIGSERIAL PRIMARY KEY"))
+
+    def _connect(self) -> Any:
+        return self._psycopg.connect(self.url, connect_timeout=5)
+
+    def _conn(self) -> Any:
+        conn = getattr(self._local, "conn", None)
+        if conn is None or conn.closed:
+            conn = self._connect()
+            self._local.conn = conn
+        return conn
+
+    def _execute_many(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        conn = self._conn()
+        with conn.transaction(), conn.cursor() as cur:
+            cur.executemany(sql, rows)
+
+    def _query(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        conn = self._conn()
+        with conn.transaction(), conn.cursor() as cur:
+            cur.execute(sql, params)
+            return list(cur.fetchall())
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+
+
+def open_store(database_url: str) -> FeedbackStore:
+    scheme = urlsplit(database_url).scheme
+    if scheme in ("postgresql", "postgres"):
+        return PostgresFeedbackStore(database_url)
+    if scheme == "sqlite":
+        path = database_url[len("sqlite:///"):] if database_url.startswith("sqlite:///") else database_url[len("sqlite://"):]
+        return SQLiteFeedbackStore(path or ":memory:")
+    raise ValueError("database_url must be sqlite:///path or postgresql://…")

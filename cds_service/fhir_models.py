@@ -1,0 +1,85 @@
+"""fhir.resources (R4B) where it adds value: validating the resources that drive a finding.
+
+Real clients send imperfect FHIR (the public sandbox sends ``category`` and ``reasonCode`` of a draft
+MedicationRequest as single objects instead of arrays). :func:`normalised` fixes what is unambiguous —
+a single value where the model has a list — guided by the model's own field definitions, then
+:func:`is_valid` asks the model. Results are cached per resource object for the duration of a call.
+"""
+
+from __future__ import annotations
+
+import importlib
+import typing
+from functools import lru_cache
+from typing import Any
+
+from pydantic import ValidationError
+
+
+@lru_cache(maxsize=64)
+def model_class(resource_type: str) -> Any:
+    try:
+        module = importlib.import_module(f"fhir.resources.R4B.{resource_type.lower()}")
+        return getattr(module, resource_type)
+    except (ImportError, AttributeError):
+        return None
+
+
+@lru_cache(maxsize=2048)
+def _field_info(cls: Any) -> dict[str, tuple[bool, Any]]:
+    """field alias → (is_list, element model class or None)."""
+    out: dict[str, tuple[bool, Any]] = {}
+    for name, f in cls.model_fields.items():
+        ann = f.annotation
+        is_list = False
+        inner = ann
+        for _ in range(3):  # unwrap Optional[...] / List[...]
+            origin = typing.get_origin(inner)
+            args = [a for a in typing.get_args(inner) if a is not type(None)]
+            if origin in (list, typing.List) and args:  # noqa: UP006
+                is_list = True
+                inner = args[0]
+            elif origin is typing.Union and args:
+                inner = args[0]
+            else:
+                break
+        element = inner if isinstance(inner, type) and hasattr(inner, "model_fields") else None
+        out[f.alias or name] = (is_list, element)
+    return out
+
+
+def _normalise(value: dict[str, Any], cls: Any) -> dict[str, Any]:
+    fields = _field_info(cls)
+    out: dict[str, Any] = {}
+    for key, item in value.items():
+        info = fields.get(key)
+        if info is None:
+            out[key] = item
+            continue
+        is_list, element = info
+        if is_list and not isinstance(item, list) and item is not None:
+            item = [item]
+        if element is not None and key not in ("contained",):
+            if isinstance(item, list):
+                item = [_normalise(i, element) if isinstance(i, dict) else i for i in item]
+            elif isinstance(item, dict):
+                item = _normalise(item, element)
+        out[key] = item
+    return out
+
+
+def normalised(resource: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``resource`` with single values wrapped where the R4 model expects a list."""
+    cls = model_class(str(resource.get("resourceType", "")))
+    return _normalise(resource, cls) if cls is not None else resource
+
+
+def is_valid(resource: dict[str, Any]) -> bool:
+    cls = model_class(str(resource.get("resourceType", "")))
+    if cls is None:
+        return False
+    try:
+        cls.model_validate(normalised(resource))
+    except (ValidationError, ValueError, TypeError):
+        return False
+    return True

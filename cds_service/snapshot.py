@@ -1,0 +1,531 @@
+"""PatientSnapshot: frozen, normalised facts read from the resolved prefetch and the draft orders.
+
+Facts are extracted from plain JSON, one entry at a time (no whole-Bundle model validation: one bad entry
+only skips itself, counted by type). Entries for another patient are ignored. Nothing here knows about back
+pain: every fact carries the value sets it belongs to, and the clinical rules (``hooks``) interpret them.
+Reads R4 shapes, and the DSTU2/STU3 ``MedicationOrder`` (``dateWritten``) that older servers return.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from types import MappingProxyType
+from typing import Any
+
+from .durations import (FuzzyDate, doses_per_day, duration_days, exact_date, last_day, parse_date)
+from .prefetch import bare_id
+from .terminology import SNOMED, Match, Terminology
+
+log = logging.getLogger("backpain_cds.snapshot")
+
+ROUTE_VALUESET = "medication-routes"
+
+# Dose-form and free-text route words → (route class, label). Order matters: local forms first.
+_ROUTE_WORDS: list[tuple[re.Pattern[str], str, str]] = [
+    (re.compile(p, re.I), cls, label) for p, cls, label in [
+        (r"ophthalm|eye drop|\bocular\b|intraocular|intravitreal", "local", "ophthalmic"),
+        (r"epidural|caudal|intrathecal|intra-?articular|perineural|paravertebral|intradiscal|intralesional|"
+         r"intrabursal|periarticular|intrasynovial|intratendinous|intraspinal", "local", "local injection"),
+        (r"topical|cream|ointment|\bgel\b|lotion|\botic\b|\bfoam\b|dental|paste|\benema\b", "local", "topical"),
+        (r"inhal|nebuli", "local", "inhaled"),
+        (r"nasal", "nasal", "intranasal"),
+        (r"transdermal|\bpatch\b", "transdermal", "transdermal"),
+        (r"rectal|suppositor", "rectal", "rectal"),
+        (r"intravenous|\bi\.?v\.?\b", "iv", "IV"),
+        (r"intramuscular|\bi\.?m\.?\b", "im", "IM"),
+        (r"subcutaneous|\bs\.?c\.?\b|\bsq\b", "sc", "SC"),
+        (r"injection|injectable|syringe|cartridge|\bvial\b|auto-?injector", "parenteral", "injection"),
+        (r"\boral\b|tablet|capsule|by mouth|\bp\.?o\.?\b|syrup|elixir|chewable|lozenge|sublingual|buccal", "oral", "oral"),
+    ]
+]
+_ROUTE_LABELS = {"oral": "oral", "iv": "IV", "im": "IM", "sc": "SC", "parenteral": "injection", "nasal": "intranasal",
+                 "rectal": "rectal", "transdermal": "transdermal", "local": "local"}
+_STRENGTH = re.compile(r"(\d+(?:\.\d+)?)\s*MG(?:\s*/\s*(\d+(?:\.\d+)?)?\s*(ML|ACTUAT))?", re.I)
+_COUNT_UNITS = {"tab", "tabs", "tablet", "tablets", "{tbl}", "{tablet}", "{pill}", "pill", "cap", "caps", "capsule",
+                "capsules", "{cap}", "{capsule}", "1", "{each}", "each", "ea", "{dose}", "dose"}
+
+# Statuses that mean "not real" for exposure; drafts outside context.draftOrders are not orders yet.
+_MED_REQUEST_IGNORED = {"cancelled", "entered-in-error", "draft", "stopped", "unknown"}
+_MED_EVENT_IGNORED = {"entered-in-error", "not-done", "not-taken", "stopped", "unknown", "intended"}
+_ORDER_IGNORED = {"entered-in-error", "revoked", "not-done"}
+
+
+@dataclass(frozen=True)
+class ConditionFact:
+    ref: str
+    display: str
+    valuesets: frozenset[str]
+    active: bool
+    onset: FuzzyDate | None
+    recorded: FuzzyDate | None
+
+    @property
+    def start(self) -> FuzzyDate | None:
+        return self.onset or self.recorded
+
+
+@dataclass(frozen=True)
+class ObservationFact:
+    ref: str
+    display: str
+    valuesets: frozenset[str]
+    value: float | None
+    unit: str
+    effective: FuzzyDate | None
+
+
+@dataclass(frozen=True)
+class MedicationCourse:
+    ref: str  # "MedicationRequest/123"
+    display: str
+    ingredients: frozenset[str]
+    classes: frozenset[str]  # value-set ids (drug classes)
+    matched_by: str  # "code" | "text"
+    route: str | None  # oral | iv | im | sc | parenteral | nasal | rectal | transdermal | local | None
+    route_label: str
+    start: date | None
+    end: date | None  # planned last day, inclusive
+    end_basis: str  # how the end was computed ("10-day supply", "boundsPeriod.end", …)
+    status: str
+    in_draft_orders: bool
+    is_administration: bool
+    single_dose_mg: float | None
+    daily_dose_mg: float | None
+    reason_valuesets: frozenset[str] = frozenset()
+    reason_refs: tuple[str, ...] = ()
+
+    @property
+    def route_text(self) -> str:
+        return self.route_label or "route not recorded"
+
+
+@dataclass(frozen=True)
+class OrderFact:
+    ref: str
+    display: str
+    valuesets: frozenset[str]
+    status: str
+    when: FuzzyDate | None
+    in_draft_orders: bool
+    codes: tuple[tuple[str, str], ...] = ()
+    reason_valuesets: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class AllergyFact:
+    ref: str
+    display: str
+    valuesets: frozenset[str]
+    ingredients: frozenset[str]
+
+
+@dataclass(frozen=True)
+class PatientSnapshot:
+    patient_id: str
+    today: date
+    birth_date: date | None
+    sex: str | None
+    conditions: tuple[ConditionFact, ...]
+    observations: tuple[ObservationFact, ...]
+    courses: tuple[MedicationCourse, ...]
+    orders: tuple[OrderFact, ...]
+    allergies: tuple[AllergyFact, ...]
+    selections: tuple[str, ...]
+    resources: Mapping[str, dict[str, Any]]  # raw draft orders and every resource a fact came from
+    skipped: Mapping[str, int]  # invalid entries by resourceType
+    unavailable: frozenset[str]  # optional prefetch keys that could not be obtained
+    unsupported: Mapping[str, int] = field(default_factory=dict)  # resource types seen but not read
+
+    @property
+    def age(self) -> int | None:
+        if self.birth_date is None:
+            return None
+        b, t = self.birth_date, self.today
+        return t.year - b.year - ((t.month, t.day) < (b.month, b.day))
+
+    @property
+    def resource_count(self) -> int:
+        return len(self.resources)
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+def _first(value: Any) -> Any:
+    items = _as_list(value)
+    return items[0] if items else None
+
+
+def _str(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+class _Builder:
+    def __init__(self, terminology: Terminology, patient_id: str, today: date) -> None:
+        self.t = terminology
+        self.patient_id = patient_id
+        self.today = today
+        self.conditions: list[ConditionFact] = []
+        self.observations: list[ObservationFact] = []
+        self.courses: list[MedicationCourse] = []
+        self.orders: list[OrderFact] = []
+        self.allergies: list[AllergyFact] = []
+        self.resources: dict[str, dict[str, Any]] = {}
+        self.medications: dict[str, dict[str, Any]] = {}
+        self.skipped: Counter[str] = Counter()
+        self.unsupported: Counter[str] = Counter()
+        self.patient: dict[str, Any] | None = None
+
+    # -- patient scoping ------------------------------------------------------------------------
+    def _for_other_patient(self, resource: dict[str, Any]) -> bool:
+        ref = resource.get("subject") or resource.get("patient")
+        reference = ref.get("reference") if isinstance(ref, dict) else None
+        if not isinstance(reference, str) or "Patient/" not in reference:
+            return False  # no subject: the prefetch was for this patient (liberal)
+        return reference.rsplit("Patient/", 1)[1].split("/")[0] != self.patient_id
+
+    # -- medications -----------------------------------------------------------------------------
+    def _medication_concept(self, resource: dict[str, Any]) -> Any:
+        concept = resource.get("medicationCodeableConcept")
+        if concept is not None:
+            return concept
+        ref = resource.get("medicationReference")
+        reference = ref.get("reference") if isinstance(ref, dict) else None
+        if isinstance(reference, str):
+            if reference.startswith("#"):
+                for contained in _as_list(resource.get("contained")):
+                    if isinstance(contained, dict) and contained.get("id") == reference[1:]:
+                        return contained.get("code")
+            target = self.medications.get(_local_reference(reference))
+            if target is not None:
+                return target.get("code")
+            if isinstance(ref.get("display"), str):
+                return {"text": ref["display"]}
+        return None
+
+    def _route(self, dosage: Any, match: Match, display: str) -> tuple[str | None, str]:
+        route = dosage.get("route") if isinstance(dosage, dict) else None
+        if isinstance(route, dict):
+            for coding in _as_list(route.get("coding")):
+                if isinstance(coding, dict) and isinstance(coding.get("code"), str):
+                    for concept in self.t.concepts_for(_str(coding.get("system")) or SNOMED, coding["code"]):
+                        if concept.valueset == ROUTE_VALUESET and concept.route_class:
+                            return concept.route_class, _ROUTE_LABELS.get(concept.route_class, concept.display)
+            words = " ".join(_str(c.get("display")) for c in _as_list(route.get("coding")) if isinstance(c, dict))
+            words = f"{_str(route.get('text'))} {words}".strip()
+            for pattern, cls, label in _ROUTE_WORDS:
+                if words and pattern.search(words):
+                    return cls, label if cls == "local" else _ROUTE_LABELS[cls]
+        if match.route_class:
+            return match.route_class, _ROUTE_LABELS.get(match.route_class, match.route_class)
+        for pattern, cls, label in _ROUTE_WORDS:
+            if display and pattern.search(display):
+                return cls, label if cls == "local" else _ROUTE_LABELS[cls]
+        return None, ""
+
+    @staticmethod
+    def _dose_mg(dosage: Any, display: str) -> tuple[float | None, float | None, str | None]:
+        """(mg per administration, administrations per day, count-unit of the dose when not mass)."""
+        if not isinstance(dosage, dict):
+            return None, None, None
+        per_day = doses_per_day(dosage.get("timing"))
+        dose = None
+        for dr in _as_list(dosage.get("doseAndRate")):
+            if isinstance(dr, dict) and isinstance(dr.get("doseQuantity"), dict):
+                dose = dr["doseQuantity"]
+                break
+        if dose is None and isinstance(dosage.get("doseQuantity"), dict):  # DSTU2/STU3 and MedicationAdministration
+            dose = dosage["doseQuantity"]
+        if dose is None and isinstance(dosage.get("dose"), dict):
+            dose = dosage["dose"]
+        if not isinstance(dose, dict) or not isinstance(dose.get("value"), (int, float)):
+            return None, per_day, None
+        value = float(dose["value"])
+        unit = _str(dose.get("code") or dose.get("unit")).strip()
+        lower = unit.lower()
+        if lower == "mg":
+            return value, per_day, None
+        if lower == "g":
+            return value * 1000, per_day, None
+        strength = _STRENGTH.search(display or "")
+        if strength:
+            mg = float(strength.group(1))
+            per = strength.group(3)
+            if lower in _COUNT_UNITS and not per:
+                return value * mg, per_day, lower
+            if lower == "ml" and per and per.upper() == "ML":
+                volume = float(strength.group(2) or 1)
+                return value * mg / volume, per_day, None
+        return None, per_day, lower or None
+
+    def add_medication(self, resource: dict[str, Any], rtype: str, in_draft: bool) -> None:
+        status = _str(resource.get("status"))
+        ignored = _MED_REQUEST_IGNORED if rtype in ("MedicationRequest", "MedicationOrder") else _MED_EVENT_IGNORED
+        if not in_draft and status in ignored:
+            return
+        concept = self._medication_concept(resource)
+        match = self.t.match(concept)
+        if not match:
+            return  # unrecognised drug: no fact, so no rule can fire on it
+        ref = f"{rtype}/{resource.get('id')}"
+        display = match.display
+        administration = rtype == "MedicationAdministration"
+        dosage = resource.get("dosage") if administration else _first(resource.get("dosageInstruction") or resource.get("dosage"))
+        route, route_label = self._route(dosage, match, display)
+        single, per_day, count_unit = self._dose_mg(dosage, display)
+        start, end, basis = self._course_dates(resource, rtype, dosage, per_day, count_unit, in_draft)
+        daily = single * per_day if single is not None and per_day else (single if administration else None)
+        reasons = self._reasons(resource)
+        reason_refs = tuple(_str(r.get("reference")) for r in _as_list(resource.get("reasonReference")) if isinstance(r, dict))
+        self.resources[ref] = resource
+        self.courses.append(MedicationCourse(
+            ref=ref, display=display, ingredients=match.ingredients, classes=match.valuesets, matched_by=match.by,
+            route=route, route_label=route_label, start=start, end=end, end_basis=basis, status=status or "unknown",
+            in_draft_orders=in_draft, is_administration=administration, single_dose_mg=single, daily_dose_mg=daily,
+            reason_valuesets=reasons, reason_refs=reason_refs))
+
+    def _reasons(self, resource: dict[str, Any]) -> frozenset[str]:
+        reasons: set[str] = set()
+        for rc in _as_list(resource.get("reasonCode")):
+            reasons |= self.t.match(rc, text_fallback=False).valuesets
+        return frozenset(reasons)
+
+    def _course_dates(self, resource: dict[str, Any], rtype: str, dosage: Any, per_day: float | None,
+                      count_unit: str | None, in_draft: bool) -> tuple[date | None, date | None, str]:
+        if rtype == "MedicationAdministration" or rtype == "MedicationStatement":
+            period = resource.get("effectivePeriod")
+            if isinstance(period, dict):
+                start, end = exact_date(period.get("start")), exact_date(period.get("end"))
+                if end is not None:
+                    return start, end, "recorded period"
+                if start is not None:
+                    return self._planned_end(start, resource, dosage, per_day, count_unit, administered=rtype)
+                return None, None, ""
+            when = exact_date(resource.get("effectiveDateTime") or resource.get("dateAsserted"))
+            if rtype == "MedicationAdministration":
+                return when, when, "administration"
+            if when is None:
+                return None, None, ""
+            return self._planned_end(when, resource, dosage, per_day, count_unit, administered=rtype)
+        repeat = dosage.get("timing", {}).get("repeat") if isinstance(dosage, dict) and isinstance(dosage.get("timing"), dict) else None
+        repeat = repeat if isinstance(repeat, dict) else {}
+        dispense = resource.get("dispenseRequest") if isinstance(resource.get("dispenseRequest"), dict) else {}
+        validity = dispense.get("validityPeriod") if isinstance(dispense.get("validityPeriod"), dict) else {}
+        bounds = repeat.get("boundsPeriod") if isinstance(repeat.get("boundsPeriod"), dict) else {}
+        start = (exact_date(bounds.get("start")) or exact_date(resource.get("authoredOn"))
+                 or exact_date(resource.get("dateWritten")) or exact_date(validity.get("start")))
+        if start is None and in_draft:
+            start = self.today  # a draft being ordered now starts today
+        if start is None:
+            return None, None, ""
+        return self._planned_end(start, resource, dosage, per_day, count_unit, administered=None)
+
+    def _planned_end(self, start: date, resource: dict[str, Any], dosage: Any, per_day: float | None,
+                     count_unit: str | None, administered: str | None) -> tuple[date, date | None, str]:
+        timing = dosage.get("timing") if isinstance(dosage, dict) else None
+        repeat = timing.get("repeat") if isinstance(timing, dict) and isinstance(timing.get("repeat"), dict) else {}
+        bounds = repeat.get("boundsPeriod") if isinstance(repeat.get("boundsPeriod"), dict) else {}
+        end = exact_date(bounds.get("end"))
+        if end is not None:
+            return start, end, "boundsPeriod.end"
+        days = duration_days(repeat.get("boundsDuration"))
+        if days:
+            return start, last_day(start, days), f"{_fmt_days(days)} duration"
+        dispense = resource.get("dispenseRequest") if isinstance(resource.get("dispenseRequest"), dict) else {}
+        days = duration_days(dispense.get("expectedSupplyDuration"))
+        if days:
+            return start, last_day(start, days), f"{_fmt_days(days)} supply"
+        quantity = dispense.get("quantity") if isinstance(dispense.get("quantity"), dict) else None
+        if quantity and per_day and count_unit is not None:
+            q_unit = _str(quantity.get("code") or quantity.get("unit")).lower()
+            per_admin = None
+            for dr in _as_list(dosage.get("doseAndRate")) if isinstance(dosage, dict) else []:
+                if isinstance(dr, dict) and isinstance(dr.get("doseQuantity"), dict):
+                    per_admin = dr["doseQuantity"].get("value")
+            if (q_unit in _COUNT_UNITS or q_unit == count_unit) and isinstance(quantity.get("value"), (int, float)) \
+                    and isinstance(per_admin, (int, float)) and per_admin > 0:
+                days = quantity["value"] / (per_admin * per_day)
+                return start, last_day(start, days), f"{_fmt_days(days)} supply (quantity ÷ doses per day)"
+        count = repeat.get("count")
+        if isinstance(count, int) and count > 0 and per_day:
+            days = count / per_day
+            return start, last_day(start, days), f"{count} doses"
+        validity = dispense.get("validityPeriod") if isinstance(dispense.get("validityPeriod"), dict) else {}
+        end = exact_date(validity.get("end"))
+        if end is not None:
+            return start, end, "validityPeriod.end"
+        return start, None, ""
+
+    # -- everything else ------------------------------------------------------------------------
+    def add_condition(self, resource: dict[str, Any]) -> None:
+        if not isinstance(resource.get("code"), dict):
+            raise ValueError("Condition without code")
+        clinical = _codes_of(resource.get("clinicalStatus"))
+        verified = _codes_of(resource.get("verificationStatus"))
+        if verified & {"refuted", "entered-in-error"}:
+            return
+        # R4 coded status, or the STU3/DSTU2 plain string.
+        if isinstance(resource.get("clinicalStatus"), str):
+            clinical = {resource["clinicalStatus"]}
+        active = bool(clinical & {"active", "recurrence", "relapse"}) or (not clinical and "abatementDateTime" not in resource)
+        match = self.t.match(resource["code"], text_fallback=False)
+        ref = f"Condition/{resource.get('id')}"
+        self.resources[ref] = resource
+        self.conditions.append(ConditionFact(
+            ref=ref, display=match.display or "condition", valuesets=match.valuesets, active=active,
+            onset=parse_date(resource.get("onsetDateTime") or (resource.get("onsetPeriod") or {}).get("start")),
+            recorded=parse_date(resource.get("recordedDate") or resource.get("dateRecorded") or resource.get("assertedDate"))))
+
+    def add_observation(self, resource: dict[str, Any]) -> None:
+        if _str(resource.get("status")) in {"entered-in-error", "cancelled"}:
+            return
+        match = self.t.match(resource.get("code"), text_fallback=False)
+        if not match:
+            return
+        vq = resource.get("valueQuantity")
+        value = vq.get("value") if isinstance(vq, dict) else None
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            value = None
+        effective = parse_date(resource.get("effectiveDateTime") or (resource.get("effectivePeriod") or {}).get("start")
+                               or resource.get("issued"))
+        ref = f"Observation/{resource.get('id')}"
+        self.resources[ref] = resource
+        self.observations.append(ObservationFact(ref, match.display, match.valuesets, value,
+                                                 _str(vq.get("code") or vq.get("unit")) if isinstance(vq, dict) else "",
+                                                 effective))
+
+    def add_order(self, resource: dict[str, Any], rtype: str, in_draft: bool) -> None:
+        status = _str(resource.get("status"))
+        if status in _ORDER_IGNORED:
+            return
+        concepts = resource.get("procedureCode") if rtype == "ImagingStudy" else [resource.get("code")]
+        valuesets: set[str] = set()
+        display = ""
+        codes: list[tuple[str, str]] = []
+        for concept in _as_list(concepts):
+            match = self.t.match(concept, text_fallback=False)
+            valuesets |= match.valuesets
+            display = display or match.display
+            if isinstance(concept, dict):
+                codes.extend((_str(c.get("system")), _str(c.get("code"))) for c in _as_list(concept.get("coding")) if isinstance(c, dict))
+        when = (parse_date(resource.get("authoredOn")) or parse_date(resource.get("occurrenceDateTime"))
+                or parse_date(resource.get("performedDateTime")) or parse_date((resource.get("performedPeriod") or {}).get("start"))
+                or parse_date(resource.get("started")) or parse_date(resource.get("effectiveDateTime"))
+                or parse_date(resource.get("issued")))
+        if when is None and in_draft:
+            when = FuzzyDate(self.today, self.today)
+        ref = f"{rtype}/{resource.get('id')}"
+        self.resources[ref] = resource
+        if valuesets or in_draft:
+            self.orders.append(OrderFact(ref, display or rtype, frozenset(valuesets), status or "unknown", when, in_draft,
+                                        tuple(codes), self._reasons(resource)))
+
+    def add_allergy(self, resource: dict[str, Any]) -> None:
+        if _codes_of(resource.get("verificationStatus")) & {"refuted", "entered-in-error"}:
+            return
+        if _codes_of(resource.get("clinicalStatus")) & {"inactive", "resolved"}:
+            return
+        match = self.t.match(resource.get("code"))
+        if match:
+            ref = f"AllergyIntolerance/{resource.get('id')}"
+            self.resources[ref] = resource
+            self.allergies.append(AllergyFact(ref, match.display, match.valuesets, match.ingredients))
+
+    def add(self, resource: Any, in_draft: bool = False) -> None:
+        if not isinstance(resource, dict):
+            self.skipped["(not an object)"] += 1
+            return
+        rtype = resource.get("resourceType")
+        if not isinstance(rtype, str):
+            self.skipped["(no resourceType)"] += 1
+            return
+        try:
+            if rtype == "Patient":
+                if bare_id(_str(resource.get("id"))) in (self.patient_id, ""):
+                    self.patient = resource
+                return
+            if self._for_other_patient(resource):
+                return
+            if in_draft and rtype in ("MedicationRequest", "MedicationOrder", "ServiceRequest"):
+                self.resources[f"{rtype}/{resource.get('id')}"] = resource
+            if rtype in ("MedicationRequest", "MedicationStatement", "MedicationAdministration", "MedicationOrder"):
+                self.add_medication(resource, rtype, in_draft)
+            elif rtype == "Condition":
+                self.add_condition(resource)
+            elif rtype == "Observation":
+                self.add_observation(resource)
+            elif rtype in ("ServiceRequest", "Procedure", "ImagingStudy", "DiagnosticReport"):
+                self.add_order(resource, rtype, in_draft)
+            elif rtype == "AllergyIntolerance":
+                self.add_allergy(resource)
+            elif rtype not in ("Medication", "OperationOutcome"):
+                self.unsupported[rtype] += 1
+        except (TypeError, ValueError, AttributeError, KeyError, IndexError) as exc:
+            self.skipped[rtype] += 1
+            log.info("skipped invalid entry", extra={"resource": f"{rtype}/{_str(resource.get('id'))}",
+                                                      "error": type(exc).__name__})
+
+
+def _local_reference(reference: str) -> str:
+    """``http://x/fhir/Medication/7/_history/2`` → ``Medication/7``."""
+    parts = reference.split("/_history")[0].rstrip("/").split("/")
+    return "/".join(parts[-2:])
+
+
+def _codes_of(concept: Any) -> set[str]:
+    if not isinstance(concept, dict):
+        return set()
+    return {c.get("code") for c in _as_list(concept.get("coding")) if isinstance(c, dict) and isinstance(c.get("code"), str)}
+
+
+def _fmt_days(days: float) -> str:
+    return f"{days:g}-day"
+
+
+def iter_resources(value: Any, limit: int) -> Iterator[Any]:
+    """Resources of a prefetch value (a resource or a Bundle), at most ``limit`` entries."""
+    if not isinstance(value, dict):
+        return
+    if value.get("resourceType") == "Bundle":
+        for i, entry in enumerate(_as_list(value.get("entry"))):
+            if i >= limit:
+                log.warning("bundle entry cap reached", extra={"cap": limit})
+                return
+            yield entry.get("resource") if isinstance(entry, dict) else None
+    else:
+        yield value
+
+
+def build_snapshot(*, context: dict[str, Any], prefetch: Mapping[str, Any], terminology: Terminology, today: date,
+                   unavailable: frozenset[str] = frozenset(), max_entries: int = 10_000) -> PatientSnapshot:
+    patient_id = bare_id(_str(context.get("patientId")))
+    b = _Builder(terminology, patient_id, today)
+    values = [v for v in prefetch.values() if isinstance(v, dict)]
+    # Medication resources first, so medicationReference can be resolved whatever the key order.
+    for value in values:
+        for resource in iter_resources(value, max_entries):
+            if isinstance(resource, dict) and resource.get("resourceType") == "Medication" and resource.get("id"):
+                b.medications[f"Medication/{resource['id']}"] = resource
+    for value in values:
+        for resource in iter_resources(value, max_entries):
+            b.add(resource)
+    drafts = context.get("draftOrders")
+    for resource in iter_resources(drafts, max_entries):
+        b.add(resource, in_draft=True)
+    patient = b.patient or {}
+    return PatientSnapshot(
+        patient_id=patient_id, today=today, birth_date=exact_date(patient.get("birthDate")),
+        sex=patient.get("gender") if isinstance(patient.get("gender"), str) else None,
+        conditions=tuple(b.conditions), observations=tuple(b.observations), courses=tuple(b.courses),
+        orders=tuple(b.orders), allergies=tuple(b.allergies),
+        selections=tuple(s for s in _as_list(context.get("selections")) if isinstance(s, str)),
+        resources=MappingProxyType(b.resources), skipped=MappingProxyType(dict(b.skipped)),
+        unavailable=unavailable, unsupported=MappingProxyType(dict(b.unsupported)))

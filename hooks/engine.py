@@ -1,0 +1,80 @@
+"""The clinical half of a hook call: snapshot → rules → findings → cards."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cds_service.cards import CardRenderer
+from cds_service.fhir_models import is_valid
+from cds_service.registry import CallResult, HookCall
+from cds_service.snapshot import build_snapshot
+from cds_service.terminology import Terminology
+
+from .findings import Finding, RuleContext
+from .thresholds import Thresholds
+
+log = logging.getLogger("backpain_cds.engine")
+
+Rule = Callable[[RuleContext], list[Finding]]
+VALUESETS_DIR = Path(__file__).resolve().parent / "valuesets"
+SEVERITY = {"critical": 0, "warning": 1, "info": 2}
+
+# One problem, one card: a topic on the left silences the topics on the right in the same response.
+SUPERSEDES = {
+    "ketorolac-duration": ("ketorolac-oral-start",),  # its detail states the oral-start fact
+    "ketorolac-contraindication": ("ketorolac-oral-start", "ketorolac-dose"),
+    "imaging-red-flags": ("referral-spine", "imaging-repeat"),  # the red-flag card carries the referral
+}
+
+
+@dataclass(frozen=True)
+class Knowledge:
+    terminology: Terminology
+    renderer: CardRenderer
+    thresholds: Thresholds
+    max_entries: int = 10_000
+
+    @classmethod
+    def load(cls, threshold_overrides: dict[str, Any] | None = None, renderer: CardRenderer | None = None,
+             max_entries: int = 10_000) -> Knowledge:
+        return cls(Terminology.load_dir(VALUESETS_DIR), renderer or CardRenderer(),
+                   Thresholds.from_config(threshold_overrides), max_entries)
+
+
+def focus_of(call: HookCall, draft_refs: Sequence[str]) -> frozenset[str]:
+    if call.hook == "order-select":
+        selections = call.context.get("selections")
+        return frozenset(s for s in selections if isinstance(s, str)) if isinstance(selections, list) else frozenset()
+    if call.hook == "order-sign":
+        return frozenset(draft_refs)
+    return frozenset()
+
+
+def evaluate(call: HookCall, rules: Sequence[Rule], knowledge: Knowledge) -> CallResult:
+    snapshot = build_snapshot(context=call.context, prefetch=call.prefetch, terminology=knowledge.terminology,
+                              today=call.today, unavailable=call.unavailable, max_entries=knowledge.max_entries)
+    drafts = [c.ref for c in snapshot.courses if c.in_draft_orders] + [o.ref for o in snapshot.orders if o.in_draft_orders]
+    ctx = RuleContext(snapshot, call.hook, knowledge.thresholds, focus_of(call, drafts))
+    findings = [f for rule in rules for f in rule(ctx)]
+    topics = {f.topic for f in findings}
+    silenced = {t for topic in topics for t in SUPERSEDES.get(topic, ())}
+    kept: list[Finding] = []
+    invalid: set[str] = set()
+    for f in findings:
+        if f.topic in silenced:
+            continue
+        bad = [ref for ref in f.sources if ref in snapshot.resources and not is_valid(snapshot.resources[ref])]
+        if bad:
+            invalid.update(bad)
+            log.info("finding dropped: driving resource invalid", extra={"topic": f.topic, "resources": sorted(bad)})
+            continue
+        kept.append(f)
+    kept.sort(key=lambda f: SEVERITY[f.indicator])
+    cards = [knowledge.renderer.render(f) for f in kept]
+    stats = {"resources": snapshot.resource_count, "skipped": sum(snapshot.skipped.values()),
+             "invalid_driving": len(invalid), "cards": len(cards), "topics": [f.topic for f in kept]}
+    return CallResult(cards, stats)

@@ -1,0 +1,208 @@
+"""Imaging and referral triggers (ACR Appropriateness Criteria Low Back Pain 2021, ACP/APS 2007, NICE NG59)."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from .. import suggestions as sx
+from ..clinical import (CROSS_SECTIONAL, EMERGENCY, LUMBAR_IMAGING, SPINE_REFERRAL, RedFlag, back_pain_context,
+                        conservative_care, draft_orders, episode, fmt_date, prior_orders, red_flags)
+from ..findings import Finding, RuleContext, Suggestion
+
+# work-up → (study, priority)
+WORKUP = {
+    "mri-emergency": ("mri", "stat"),
+    "mri-contrast-urgent": ("mri-contrast", "stat"),
+    "mri-contrast": ("mri-contrast", "urgent"),
+    "mri": ("mri", "urgent"),
+    "xray": ("xray", "routine"),
+}
+WORKUP_ORDER = ["mri-emergency", "mri-contrast-urgent", "mri-contrast", "mri", "xray"]
+WORKUP_SHORT = {
+    "mri-emergency": "emergency MRI and same-day spine surgery referral",
+    "mri-contrast-urgent": "urgent MRI with contrast and same-day spine referral",
+    "mri-contrast": "MRI with and without contrast",
+    "mri": "MRI and spine referral",
+    "xray": "lumbar radiographs",
+}
+WORKUP_TEXT = {
+    "mri-emergency": "emergency MRI lumbar spine without contrast (CPT 72148) and same-day spine surgery referral",
+    "mri-contrast-urgent": "urgent MRI lumbar spine without and with contrast (CPT 72158) and same-day spine referral",
+    "mri-contrast": "MRI lumbar spine without and with contrast (CPT 72158)",
+    "mri": "MRI lumbar spine without contrast (CPT 72148) and spine referral",
+    "xray": "lumbar spine radiographs first (CPT 72100)",
+}
+
+
+def imaging_early(ctx: RuleContext) -> list[Finding]:
+    """When: a lumbar imaging order (MRI, CT, radiographs) is being ordered for back pain, the episode started
+    no more than 42 days ago for certain (every back-pain condition dated), and no red flag of either tier.
+    Then: warning (ACR 2021 var. 1–2; Choosing Wisely); suggest cancelling the imaging and referring to
+    physiotherapy, reassessing at 6 weeks. Unknown onset → no card.
+    """
+    if not ctx.ordering:
+        return []
+    s, t = ctx.snapshot, ctx.thresholds
+    orders = draft_orders(s, LUMBAR_IMAGING, ctx.focus)
+    if not orders:
+        return []
+    ep = episode(s)
+    if ep is None or not ep.certainly_within(s.today, t.imaging_early_days) or red_flags(s, t):
+        return []
+    assert ep.earliest_start is not None
+    reassess = ep.earliest_start + timedelta(days=int(t.imaging_early_days))
+    values = {"orders": "; ".join(o.display for o in orders), "episode_start": ep.start_text,
+              "episode_days": (s.today - ep.earliest_start).days, "weeks": int(t.imaging_early_days) // 7,
+              "reassess": fmt_date(reassess), "conditions": ", ".join(c.display for c in ep.conditions)}
+    deletes = tuple(sx.delete(o.ref, f"Cancel {o.display}") for o in orders)
+    physio = sx.referral(s.patient_id, "physio", "routine", f"Acute low back pain without red flags; reassess on {reassess.isoformat()}",
+                         sx.back_pain_reason())
+    return [Finding("imaging-early", "warning", values, tuple(o.ref for o in orders) + tuple(c.ref for c in ep.conditions),
+                    (Suggestion("physio", deletes + (physio,), recommended=True), Suggestion("cancel", deletes)))]
+
+
+def _addressed(ctx: RuleContext, flags: list[RedFlag]) -> bool:
+    """Imaging or a spine referral is already under way (drafted now, or on record since the first flag)."""
+    s = ctx.snapshot
+    if ctx.ordering and draft_orders(s, LUMBAR_IMAGING | SPINE_REFERRAL):
+        return True
+    since = min((f.since for f in flags if f.since), default=None)
+    return bool(prior_orders(s, LUMBAR_IMAGING | SPINE_REFERRAL, since))
+
+
+def imaging_red_flags(ctx: RuleContext) -> list[Finding]:
+    """When: a back-pain patient has red flags — emergency tier (cauda equina signs, severe/progressive motor
+    deficit, suspected spinal infection) or prompt tier (cancer or its history, unexplained weight loss,
+    immunosuppression, fracture risk, other neurologic findings) — and no lumbar imaging or spine referral is
+    under way (none drafted now, none on record since the flag).
+    Then: critical (emergency tier) or warning (prompt tier), naming each flag and its record; suggest the
+    indicated study (MRI without contrast for neurologic emergencies, MRI with and without contrast for cancer
+    or infection, radiographs for fracture risk) and a spine referral.
+    """
+    s, t = ctx.snapshot, ctx.thresholds
+    ep = episode(s)
+    drafts = [c.ref for c in s.courses if c.in_draft_orders] + [o.ref for o in s.orders if o.in_draft_orders]
+    if not back_pain_context(s, ep, drafts):
+        return []
+    flags = red_flags(s, t)
+    if not flags or _addressed(ctx, flags):
+        return []
+    emergency = any(f.tier == EMERGENCY for f in flags)
+    workup = min({f.workup for f in flags}, key=WORKUP_ORDER.index)
+    study, priority = WORKUP[workup]
+    age_note = _age_note(ctx, flags)
+    values = {"flags": "\n".join(f"- **{f.label}** — {f.display} ({f.record}{', since ' + fmt_date(f.since) if f.since else ''})"
+                                 for f in flags),
+              "first_flag": flags[0].label if not emergency else next(f.label for f in flags if f.tier == EMERGENCY),
+              "workup": WORKUP_TEXT[workup], "workup_short": WORKUP_SHORT[workup], "age_note": age_note}
+    reason = sx.back_pain_reason()
+    note = "Red flags: " + "; ".join(sorted({f.label for f in flags}))
+    actions = [sx.imaging(s.patient_id, study, priority, note, reason)]
+    referral_priority = "stat" if emergency else "urgent"
+    if workup != "xray":
+        actions.append(sx.referral(s.patient_id, "neurosurgeon" if emergency else "orthopaedic", referral_priority, note, reason))
+    options = [Suggestion(f"order-{workup}", tuple(actions), recommended=True)]
+    if len(actions) > 1:
+        options.append(Suggestion("imaging-only", (actions[0],)))
+    elif workup == "xray":
+        options.append(Suggestion("refer", (sx.referral(s.patient_id, "orthopaedic", "urgent", note, reason),)))
+    return [Finding("imaging-red-flags", "critical" if emergency else "warning", values, tuple(f.record for f in flags),
+                    tuple(options), variant="emergency" if emergency else "prompt")]
+
+
+def _age_note(ctx: RuleContext, flags: list[RedFlag]) -> str:
+    s, t = ctx.snapshot, ctx.thresholds
+    if s.age is None or not any(f.kind in ("rf-fracture-risk", "rf-malignancy") for f in flags):
+        return ""
+    threshold = t.fracture_risk_age_male if s.sex == "male" else t.fracture_risk_age_female if s.sex == "female" else None
+    if threshold is not None and s.age >= threshold:
+        return f"\n\nAge {s.age} ({s.sex}) adds weight to the fracture/cancer risk."
+    return ""
+
+
+def imaging_persistent_radicular(ctx: RuleContext) -> list[Finding]:
+    """When (patient-view): a radicular back-pain episode started more than 42 days ago for certain, conservative
+    therapy is on record (NSAID, acetaminophen, muscle relaxant, duloxetine, physical therapy), no lumbar MRI/CT in
+    the last 12 months, and no red flag (the red-flag card covers those patients).
+    Then: info — MRI is appropriate if the patient is a candidate for surgery or epidural steroid injection; suggest
+    MRI lumbar spine without contrast and a spine referral. On order hooks an MRI being ordered is appropriate: no card.
+    """
+    if ctx.ordering:
+        return []
+    s, t = ctx.snapshot, ctx.thresholds
+    ep = episode(s)
+    if ep is None or not ep.radicular or not ep.certainly_older(s.today, t.persistent_radicular_days):
+        return []
+    therapy = conservative_care(s, t)
+    if not therapy or red_flags(s, t):
+        return []
+    cutoff = s.today - timedelta(days=t.imaging_repeat_days)
+    if prior_orders(s, CROSS_SECTIONAL, cutoff):
+        return []
+    assert ep.latest_start is not None
+    values = {"episode_start": ep.start_text, "weeks": (s.today - ep.latest_start).days // 7,
+              "conditions": ", ".join(c.display for c in ep.conditions if c.valuesets & {"lbp-radicular"}),
+              "therapy": "\n".join(f"- {x}" for x in therapy[:6])}
+    reason = sx.back_pain_reason()
+    note = "Radicular pain > 6 weeks despite conservative care; candidate for surgery or epidural steroid injection?"
+    return [Finding("imaging-persistent-radicular", "info", values, tuple(c.ref for c in ep.conditions),
+                    (Suggestion("order-mri", (sx.imaging(s.patient_id, "mri", "routine", note, reason),), recommended=True),
+                     Suggestion("refer", (sx.referral(s.patient_id, "orthopaedic", "routine", note, reason),))))]
+
+
+def imaging_repeat(ctx: RuleContext) -> list[Finding]:
+    """When: a lumbar MRI/CT is being ordered, a lumbar MRI/CT was done or ordered in the last 12 months, and no
+    red flag has been recorded since that imaging (an undated red flag counts as possibly new: no card).
+    Then: info — do not repeat MRI without new neurological findings or a surgical question; suggest cancelling.
+    """
+    if not ctx.ordering:
+        return []
+    s, t = ctx.snapshot, ctx.thresholds
+    orders = draft_orders(s, CROSS_SECTIONAL, ctx.focus)
+    if not orders:
+        return []
+    cutoff = s.today - timedelta(days=t.imaging_repeat_days)
+    prior = [o for o in prior_orders(s, CROSS_SECTIONAL, cutoff) if o.when is not None]
+    if not prior:
+        return []
+    last = max(prior, key=lambda o: o.when.latest)  # type: ignore[union-attr]
+    last_date: date = last.when.latest  # type: ignore[union-attr]
+    if any(f.since is None or f.since >= last_date for f in red_flags(s, t)):
+        return []
+    values = {"orders": "; ".join(o.display for o in orders), "prior": f"{last.display} ({last.when}, {last.ref})",
+              "months": int(t.imaging_repeat_days // 30)}
+    deletes = tuple(sx.delete(o.ref, f"Cancel {o.display}") for o in orders)
+    return [Finding("imaging-repeat", "info", values, tuple(o.ref for o in orders) + (last.ref,),
+                    (Suggestion("cancel", deletes, recommended=True),))]
+
+
+def referral_spine(ctx: RuleContext) -> list[Finding]:
+    """When (patient-view): a radicular back-pain condition and either a severe or progressive motor deficit with no
+    spine referral on record (refer within 2 weeks), or an episode of 12 weeks or more for certain with no spine or
+    pain-management referral on record (specialist assessment by 3 months).
+    Then: warning; suggest a referral ServiceRequest (neurosurgeon, orthopaedic surgeon, pain management).
+    """
+    if ctx.ordering:
+        return []
+    s, t = ctx.snapshot, ctx.thresholds
+    ep = episode(s)
+    if ep is None or not ep.radicular or prior_orders(s, SPINE_REFERRAL):
+        return []
+    deficit = [f for f in red_flags(s, t) if f.kind == "rf-motor-deficit"]
+    if deficit:
+        values = {"why": f"severe or progressive motor deficit: {deficit[0].display} ({deficit[0].record})",
+                  "when": "within 2 weeks", "episode_start": ep.start_text}
+        priority, variant = "urgent", "deficit"
+    elif ep.certainly_older(s.today, t.referral_radicular_days - 1):
+        assert ep.latest_start is not None
+        values = {"why": f"radicular pain for {(s.today - ep.latest_start).days // 7} weeks or more with no specialist referral",
+                  "when": "now (specialist assessment by 3 months)", "episode_start": ep.start_text}
+        priority, variant = "routine", "persistent"
+    else:
+        return []
+    values["conditions"] = ", ".join(c.display for c in ep.conditions if "lbp-radicular" in c.valuesets)
+    reason = sx.back_pain_reason()
+    note = "Radicular low back pain: " + values["why"]
+    options = tuple(Suggestion(f"refer-{kind}", (sx.referral(s.patient_id, kind, priority, note, reason),), recommended=i == 0)
+                    for i, kind in enumerate(("orthopaedic", "neurosurgeon", "pain")))
+    return [Finding("referral-spine", "warning", values, tuple(c.ref for c in ep.conditions), options, variant=variant)]

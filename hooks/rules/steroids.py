@@ -1,0 +1,62 @@
+"""Systemic corticosteroids for back pain (ACP 2017, NICE NG59, Cochrane 2022)."""
+
+from __future__ import annotations
+
+from cds_service.snapshot import MedicationCourse
+
+from .. import suggestions as sx
+from ..clinical import BACK_PAIN, back_pain_context, episode
+from ..findings import Finding, RuleContext, Suggestion
+from .ketorolac import nsaid_contraindications
+
+SYSTEMIC_STEROID_ROUTES = frozenset({"oral", "iv", "im", "sc", "parenteral"})
+OTHER_INDICATIONS = frozenset({"steroid-other-indication"})
+
+
+def is_systemic_steroid(c: MedicationCourse) -> bool:
+    """Oral, IV/IM/SC, or a parenteral product with no route. Epidural, caudal, intra-articular, perineural and
+    paravertebral use is local (a different recommendation). Route not readable → not systemic (no card)."""
+    return "systemic-corticosteroids" in c.classes and c.route in SYSTEMIC_STEROID_ROUTES
+
+
+def systemic_steroid_back_pain(ctx: RuleContext) -> list[Finding]:
+    """When: a systemic corticosteroid is being ordered (order-select/sign), or an active systemic course exists
+    (patient-view), AND there is an active back-pain condition or the order's reason is back pain, AND no other
+    steroid indication (asthma/COPD, inflammatory arthritis, lupus, PMR/GCA, adrenal insufficiency, IBD, gout,
+    transplant, active cancer, MS, anaphylaxis…) among active conditions or the order's reasons.
+    Then: warning — systemic steroids should not be prescribed for low back pain, even radicular; suggest removing
+    the order and naproxen (if no NSAID contraindication) or a physiotherapy referral.
+    """
+    s = ctx.snapshot
+    if ctx.ordering:
+        courses = [c for c in s.courses if c.in_draft_orders and c.ref in ctx.focus and is_systemic_steroid(c)]
+    else:
+        courses = [c for c in s.courses if not c.in_draft_orders and is_systemic_steroid(c)
+                   and c.status in ("active", "on-hold") and (c.end is None or c.end >= s.today)]
+    if not courses:
+        return []
+    ep = episode(s)
+    if not back_pain_context(s, ep, [c.ref for c in courses]):
+        return []
+    other = [c for c in s.conditions if c.active and c.valuesets & OTHER_INDICATIONS]
+    if other or any(c.reason_valuesets & OTHER_INDICATIONS for c in courses):
+        return []
+    reasons = [c.display for c in ep.conditions] if ep else []
+    reasons += sorted({"order reason: back pain" for c in courses if c.reason_valuesets & BACK_PAIN})
+    values = {"orders": "; ".join(f"{c.display} ({c.route_text})" for c in courses),
+              "conditions": ", ".join(reasons) or "back pain",
+              "radicular": " (radicular)" if ep and ep.radicular else ""}
+    removal = tuple(sx.delete(c.ref, f"Remove the steroid order ({c.display})") if c.in_draft_orders
+                    else sx.stop(s.resources[c.ref], f"Stop {c.display}") for c in courses
+                    if c.in_draft_orders or c.ref.startswith("MedicationRequest/"))
+    options: list[Suggestion] = []
+    if removal:
+        if not nsaid_contraindications(s, ctx):
+            options.append(Suggestion("replace-naproxen", removal + (sx.medication_order(s.patient_id, "naproxen", sx.back_pain_reason()),),
+                                      recommended=True))
+        options.append(Suggestion("physio", removal + (sx.referral(s.patient_id, "physio", "routine",
+                                                                    "Low back pain: active physiotherapy instead of systemic steroids",
+                                                                    sx.back_pain_reason()),), recommended=not options))
+        options.append(Suggestion("remove", removal))
+    return [Finding("systemic-steroid-back-pain", "warning", values, tuple(c.ref for c in courses) + tuple(c.ref for c in (ep.conditions if ep else ())),
+                    tuple(options), variant="" if ctx.ordering else "active")]

@@ -1,0 +1,62 @@
+"""The backpain-cds services: one definition per CDS service (id, hook, prefetch, rules)."""
+
+from __future__ import annotations
+
+from functools import partial
+
+from cds_service.prefetch import PrefetchTemplate
+from cds_service.registry import ServiceDefinition
+
+from .engine import Knowledge, evaluate
+from .rules.imaging import (imaging_early, imaging_persistent_radicular, imaging_red_flags, imaging_repeat,
+                            referral_spine)
+from .rules.ketorolac import ketorolac_contraindication, ketorolac_dose, ketorolac_duration, ketorolac_oral_start
+from .rules.steroids import systemic_steroid_back_pain
+
+_LABS = ",".join(f"http://loinc.org|{c}" for c in (
+    "98979-8", "62238-1", "33914-3", "77147-7", "48642-3", "48643-1", "88293-6", "88294-4", "50044-7", "70969-1",
+    "69405-9", "50210-4", "94677-2", "98980-6",  # eGFR
+    "2160-0", "38483-4", "14682-9", "77140-2", "35203-9",  # serum creatinine
+    "29463-7", "3141-9", "3142-7", "8350-1", "8351-9"))  # body weight
+
+# Keys `patient`, `conditions` and `medications` are the names the public CDS Hooks sandbox uses.
+# 2.0 tokens only: no {{today()}}, so date windows (last 30 days, 12 months) are applied by the snapshot.
+PREFETCH = (
+    PrefetchTemplate("patient", "Patient/{{context.patientId}}"),
+    PrefetchTemplate("conditions", "Condition?patient={{context.patientId}}"),
+    PrefetchTemplate("medications", "MedicationRequest?patient={{context.patientId}}"),
+    PrefetchTemplate("medicationStatements", "MedicationStatement?patient={{context.patientId}}", required=False),
+    PrefetchTemplate("medicationAdministrations", "MedicationAdministration?patient={{context.patientId}}", required=False),
+    PrefetchTemplate("labs", "Observation?patient={{context.patientId}}&code=" + _LABS, required=False),
+    PrefetchTemplate("serviceRequests", "ServiceRequest?patient={{context.patientId}}"),
+    PrefetchTemplate("procedures", "Procedure?patient={{context.patientId}}", required=False),
+    PrefetchTemplate("imagingStudies", "ImagingStudy?patient={{context.patientId}}", required=False),
+    PrefetchTemplate("allergies", "AllergyIntolerance?patient={{context.patientId}}", required=False),
+)
+
+PATIENT_VIEW_RULES = (ketorolac_duration, systemic_steroid_back_pain, imaging_red_flags, imaging_persistent_radicular,
+                      referral_spine)
+ORDER_RULES = (ketorolac_duration, ketorolac_contraindication, ketorolac_dose, ketorolac_oral_start,
+               systemic_steroid_back_pain, imaging_red_flags, imaging_early, imaging_repeat)
+
+
+def build_services(knowledge: Knowledge) -> list[ServiceDefinition]:
+    return [
+        ServiceDefinition(
+            id="backpain-patient-view", hook="patient-view",
+            title="Low back pain: standing problems",
+            description="Flags ketorolac past its 5-day combined limit, active systemic steroids for back pain, "
+                        "red flags needing urgent imaging or referral, persistent radicular pain and overdue spine referral.",
+            prefetch=PREFETCH, evaluate=partial(evaluate, rules=PATIENT_VIEW_RULES, knowledge=knowledge)),
+        ServiceDefinition(
+            id="backpain-order-select", hook="order-select",
+            title="Low back pain: order advice",
+            description="While ordering: ketorolac duration, dose, route and contraindications; systemic steroids for "
+                        "back pain; lumbar imaging in the first 6 weeks, with red flags, or repeated within 12 months.",
+            prefetch=PREFETCH, evaluate=partial(evaluate, rules=ORDER_RULES, knowledge=knowledge)),
+        ServiceDefinition(
+            id="backpain-order-sign", hook="order-sign",
+            title="Low back pain: order check before signing",
+            description="Before signing: the same checks as order advice, over every draft order.",
+            prefetch=PREFETCH, evaluate=partial(evaluate, rules=ORDER_RULES, knowledge=knowledge)),
+    ]

@@ -1,0 +1,153 @@
+"""Suggestion actions whose resources are valid FHIR R4 (built and validated with fhir.resources R4B models).
+
+R4B is wire-compatible with R4 for MedicationRequest and ServiceRequest as used here.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from fhir.resources.R4B.medicationrequest import MedicationRequest
+from pydantic import ValidationError
+from fhir.resources.R4B.servicerequest import ServiceRequest
+
+from cds_service.durations import fhir_quantity_days
+from cds_service.fhir_models import normalised
+from cds_service.terminology import CPT, LOINC, RXNORM, SNOMED
+
+UCUM = "http://unitsofmeasure.org"
+ORAL = {"system": SNOMED, "code": "26643006", "display": "Oral route"}
+
+# name → (RxNorm SCD, display, mg per dose, doses per day, instruction)
+ALTERNATIVES = {
+    "naproxen": ("198014", "Naproxen 500 MG Oral Tablet", 500, 2, "500 mg by mouth twice daily with food"),
+    "ibuprofen": ("197806", "Ibuprofen 600 MG Oral Tablet", 600, 3, "600 mg by mouth every 8 hours with food"),
+    "acetaminophen": ("198440", "Acetaminophen 500 MG Oral Tablet", 1000, 3, "1 g (2 × 500 mg) by mouth every 8 hours; max 3 g/day"),
+}
+
+# key → (system, code, display) for ServiceRequest codes
+STUDIES = {
+    "mri": [(CPT, "72148", "MRI lumbar spine without contrast"), (LOINC, "30679-5", "MR Lumbar spine WO contrast")],
+    "mri-contrast": [(CPT, "72158", "MRI lumbar spine without and with contrast"),
+                     (LOINC, "24967-2", "MR Lumbar spine WO and W contrast IV")],
+    "xray": [(CPT, "72100", "Radiographs lumbosacral spine, 2 or 3 views")],
+}
+REFERRALS = {
+    "neurosurgeon": (SNOMED, "308482002", "Referral to neurosurgeon (procedure)"),
+    "orthopaedic": (SNOMED, "308481009", "Referral to orthopedic surgeon (procedure)"),
+    "pain": (SNOMED, "306265007", "Referral to pain management specialist (procedure)"),
+    "physio": (SNOMED, "308447003", "Referral to physiotherapist (procedure)"),
+}
+IMAGING_CATEGORY = {"system": SNOMED, "code": "363679005", "display": "Imaging (procedure)"}
+REFERRAL_CATEGORY = {"system": SNOMED, "code": "3457005", "display": "Patient referral (procedure)"}
+
+
+def _valid(model: Any, resource: dict[str, Any]) -> dict[str, Any]:
+    """Validate with the R4B model and return the JSON form (raises if the resource is not valid FHIR)."""
+    return model.model_validate(resource).model_dump(mode="json", exclude_none=True)
+
+
+def delete(ref: str, description: str) -> dict[str, Any]:
+    return {"type": "delete", "description": description, "resourceId": ref}
+
+
+def medication_order(patient_id: str, name: str, reason: dict[str, Any] | None = None) -> dict[str, Any]:
+    code, display, mg, per_day, text = ALTERNATIVES[name]
+    per_dose_unit = mg
+    resource: dict[str, Any] = {
+        "resourceType": "MedicationRequest", "status": "draft", "intent": "order",
+        "subject": {"reference": f"Patient/{patient_id}"},
+        "medicationCodeableConcept": {"coding": [{"system": RXNORM, "code": code, "display": display}], "text": display},
+        "dosageInstruction": [{
+            "text": text, "route": {"coding": [ORAL]},
+            "timing": {"repeat": {"frequency": per_day, "period": 1, "periodUnit": "d"}},
+            "doseAndRate": [{"doseQuantity": {"value": per_dose_unit, "unit": "mg", "system": UCUM, "code": "mg"}}],
+        }],
+    }
+    if reason:
+        resource["reasonCode"] = [reason]
+    return {"type": "create", "description": f"Order {display.lower()}: {text}", "resource": _valid(MedicationRequest, resource)}
+
+
+def service_request(patient_id: str, codes: list[tuple[str, str, str]], *, category: dict[str, str], priority: str,
+                    note: str, reason: dict[str, Any] | None = None) -> dict[str, Any]:
+    resource: dict[str, Any] = {
+        "resourceType": "ServiceRequest", "status": "draft", "intent": "order", "priority": priority,
+        "category": [{"coding": [category]}],
+        "code": {"coding": [{"system": s, "code": c, "display": d} for s, c, d in codes], "text": codes[0][2]},
+        "subject": {"reference": f"Patient/{patient_id}"},
+        "note": [{"text": note}],
+    }
+    if reason:
+        resource["reasonCode"] = [reason]
+    return {"type": "create", "description": f"Order {codes[0][2]} ({priority})", "resource": _valid(ServiceRequest, resource)}
+
+
+def imaging(patient_id: str, study: str, priority: str, note: str, reason: dict[str, Any] | None = None) -> dict[str, Any]:
+    return service_request(patient_id, STUDIES[study], category=IMAGING_CATEGORY, priority=priority, note=note, reason=reason)
+
+
+def referral(patient_id: str, kind: str, priority: str, note: str, reason: dict[str, Any] | None = None) -> dict[str, Any]:
+    return service_request(patient_id, [REFERRALS[kind]], category=REFERRAL_CATEGORY, priority=priority, note=note, reason=reason)
+
+
+def update(resource: dict[str, Any], description: str, change: Any) -> dict[str, Any] | None:
+    """An update action carrying the whole resource with ``change(copy)`` applied, validated.
+
+    None when the record itself is not valid FHIR even after normalisation: no update is offered then.
+    """
+    changed = copy.deepcopy(normalised(resource))
+    change(changed)
+    try:
+        return {"type": "update", "description": description, "resource": _valid(MedicationRequest, changed)}
+    except (ValidationError, ValueError, TypeError):
+        return None
+
+
+def bounded_duration(resource: dict[str, Any], days: int, per_day: float | None) -> dict[str, Any] | None:
+    def apply(r: dict[str, Any]) -> None:
+        dispense = r.setdefault("dispenseRequest", {})
+        dispense["expectedSupplyDuration"] = fhir_quantity_days(days)
+        quantity = dispense.get("quantity")
+        dose = _dose_value(r)
+        if isinstance(quantity, dict) and per_day and dose:
+            quantity["value"] = int(round(days * per_day * dose))
+        for dosage in r.get("dosageInstruction") or []:
+            repeat = (dosage.get("timing") or {}).get("repeat")
+            if isinstance(repeat, dict) and ("boundsPeriod" in repeat or "boundsDuration" in repeat):
+                repeat.pop("boundsPeriod", None)
+                repeat["boundsDuration"] = fhir_quantity_days(days)
+    return update(resource, f"Limit the ketorolac order to {days} day{'s' if days != 1 else ''}", apply)
+
+
+def stop(resource: dict[str, Any], description: str) -> dict[str, Any] | None:
+    def apply(r: dict[str, Any]) -> None:
+        r["status"] = "stopped"
+    return update(resource, description, apply)
+
+
+def set_dose(resource: dict[str, Any], mg: float, per_day: int, description: str) -> dict[str, Any] | None:
+    def apply(r: dict[str, Any]) -> None:
+        dosages = r.setdefault("dosageInstruction", [{}])
+        dosage = dosages[0]
+        dosage["doseAndRate"] = [{"doseQuantity": {"value": mg, "unit": "mg", "system": UCUM, "code": "mg"}}]
+        timing = dosage.setdefault("timing", {})
+        repeat = timing.setdefault("repeat", {})
+        repeat.update({"frequency": per_day, "period": 1, "periodUnit": "d"})
+        repeat.pop("frequencyMax", None)
+        dosage["text"] = f"{mg:g} mg every {24 // per_day} hours (max {mg * per_day:g} mg/day)"
+    return update(resource, description, apply)
+
+
+def _dose_value(resource: dict[str, Any]) -> float | None:
+    for dosage in resource.get("dosageInstruction") or []:
+        for dr in dosage.get("doseAndRate") or []:
+            value = (dr.get("doseQuantity") or {}).get("value")
+            if isinstance(value, (int, float)):
+                return float(value)
+    return None
+
+
+def back_pain_reason() -> dict[str, Any]:
+    return {"coding": [{"system": SNOMED, "code": "279039007", "display": "Low back pain (finding)"}], "text": "Low back pain"}

@@ -1,0 +1,60 @@
+"""Clinical thresholds: every number a rule uses, with its source beside it.
+
+A site overrides any of them in configuration (``[thresholds]`` in the TOML file or
+``BPCDS_THRESHOLD_<NAME>``); unknown names are refused at start-up.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+# name → (default, source)
+DEFAULTS: dict[str, tuple[float, str]] = {
+    "ketorolac_max_days": (5, "FDA ketorolac tromethamine label, boxed warning: combined oral + IV/IM use must not exceed 5 days"),
+    "ketorolac_lookback_days": (30, "rule catalogue: count ketorolac already given in the last 30 days"),
+    "ketorolac_oral_after_parenteral_hours": (48, "FDA label: oral ketorolac only as continuation of IV/IM dosing (catalogue: 48 h)"),
+    "ketorolac_oral_max_mg_day": (40, "FDA label: oral ketorolac maximum 40 mg/day"),
+    "ketorolac_parenteral_max_mg_day": (120, "FDA label: IV/IM ketorolac maximum 120 mg/day"),
+    "ketorolac_parenteral_reduced_max_mg_day": (60, "FDA label: 60 mg/day for age ≥ 65, weight < 50 kg or raised creatinine"),
+    "ketorolac_reduced_single_im_mg": (30, "FDA label: single IM dose 30 mg in the reduced-dose group"),
+    "ketorolac_reduced_single_iv_mg": (15, "FDA label: single IV dose 15 mg in the reduced-dose group"),
+    "ketorolac_reduced_dose_age": (65, "FDA label: patients ≥ 65 years"),
+    "ketorolac_reduced_dose_weight_kg": (50, "FDA label: patients < 50 kg"),
+    "ketorolac_reduced_dose_egfr": (60, "rule catalogue: eGFR < 60 as proxy for moderately elevated serum creatinine"),
+    "ketorolac_contraindicated_egfr": (30, "rule catalogue: eGFR < 30 (advanced renal impairment, FDA label contraindication)"),
+    "lab_lookback_days": (365, "rule catalogue: latest eGFR / creatinine within 12 months"),
+    "weight_lookback_days": (30, "rule catalogue: latest body weight within 30 days"),
+    "imaging_early_days": (42, "ACR Appropriateness Criteria Low Back Pain 2021 var. 1–2; Choosing Wisely: first 6 weeks"),
+    "persistent_radicular_days": (42, "ACR 2021 variant 3: radicular pain persisting > 6 weeks despite conservative care"),
+    "imaging_repeat_days": (365, "rule catalogue: lumbar MRI/CT in the last 12 months"),
+    "referral_radicular_days": (84, "NICE NG59 / National Back Pain and Radicular Pain Pathway 2017: specialist by 3 months"),
+    "conservative_care_lookback_days": (365, "project choice: evidence of conservative therapy within 12 months"),
+    "long_term_steroid_days": (90, "fracture-risk convention (≥ 3 months of systemic glucocorticoids)"),
+    "fracture_risk_age_male": (65, "rule catalogue: older age (men ≥ 65) strengthens fracture risk"),
+    "fracture_risk_age_female": (75, "rule catalogue: older age (women ≥ 75) strengthens fracture risk"),
+}
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    values: dict[str, float]
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.values[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    @classmethod
+    def from_config(cls, overrides: dict[str, Any] | None = None) -> Thresholds:
+        values = {name: default for name, (default, _) in DEFAULTS.items()}
+        for name, value in (overrides or {}).items():
+            if name not in DEFAULTS:
+                raise ValueError(f"unknown threshold {name!r}")
+            values[name] = float(value)
+        return cls(values)
+
+
+def source(name: str) -> str:
+    return DEFAULTS[name][1]
