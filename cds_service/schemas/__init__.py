@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from jsonschema import Draft202012Validator
-from jsonschema.exceptions import ValidationError
+from jsonschema.exceptions import ValidationError, best_match
 
 from ..errors import BadRequest
 
@@ -55,8 +55,10 @@ class Validators:
 
     @staticmethod
     def _raise_first(validator: Draft202012Validator, instance: Any, prefix: str = "") -> None:
-        error = next(iter(sorted(validator.iter_errors(instance), key=lambda e: (len(e.absolute_path), e.path))), None)
+        error = best_match(validator.iter_errors(instance))
         if error is not None:
+            while error.context:  # oneOf/anyOf: name the deepest field that failed
+                error = best_match(error.context)
             where = _path(error)
             where = f"{prefix}.{where}" if prefix and where != "(body)" else (prefix or where)
             raise BadRequest(_message(error, where), expression=where)

@@ -1,0 +1,123 @@
+"""``backpain-cds`` command line: serve (gunicorn), feedback summary, configuration reference."""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import ipaddress
+import json
+import logging
+import sys
+from typing import Any
+
+from .config import load_settings, reference
+
+log = logging.getLogger("backpain_cds.cli")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_bind_safety(settings: Any, host: str) -> None:
+    """Auth may be off only on loopback; elsewhere refuse unless --insecure (never in production)."""
+    has_clients = bool(settings.load_trusted_clients())
+    if has_clients or _is_loopback(host):
+        return
+    if settings.insecure and not settings.is_production:
+        log.warning("binding a non-loopback address with client authentication OFF (--insecure)")
+        return
+    raise SystemExit(f"refusing to bind {host} without trusted JWT clients; configure trusted_clients "
+                     "(or pass --insecure in development)")
+
+
+def serve(args: argparse.Namespace) -> int:
+    overrides: dict[str, Any] = {}
+    if args.host:
+        overrides["host"] = args.host
+    if args.port:
+        overrides["port"] = args.port
+    if args.workers:
+        overrides["workers"] = args.workers
+    if args.insecure:
+        overrides["insecure"] = True
+    settings = load_settings(args.config, overrides)
+    check_bind_safety(settings, settings.host)
+
+    from gunicorn.app.base import BaseApplication
+
+    from .app import create_app
+
+    class Server(BaseApplication):  # type: ignore[misc]
+        def load_config(self) -> None:
+            self.cfg.set("bind", f"{settings.host}:{settings.port}")
+            self.cfg.set("workers", settings.workers)
+            self.cfg.set("preload_app", True)
+            self.cfg.set("timeout", 30)
+            self.cfg.set("accesslog", None)  # our JSON request log says what matters, never bodies or tokens
+            self.cfg.set("limit_request_field_size", 16384)
+
+        def load(self) -> Any:
+            app = create_app(settings)
+            gc.collect()
+            gc.freeze()  # keep start-up objects out of every later collection (and shared after fork)
+            return app
+
+    print(f"backpain-cds serving on http://{settings.host}:{settings.port}/cds-services", file=sys.stderr)
+    Server().run()
+    return 0
+
+
+def feedback_summary(args: argparse.Namespace) -> int:
+    from .feedback import open_store
+
+    settings = load_settings(args.config)
+    store = open_store(settings.database_url)
+    print(json.dumps(store.summary(args.service), indent=2))
+    return 0
+
+
+def config_reference(_: argparse.Namespace) -> int:
+    print("| key | default | why |\n|---|---|---|")
+    for key, default, reason in reference():
+        print(f"| `{key}` | `{json.dumps(default)}` | {reason} |")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="backpain-cds", description="CDS Hooks 2.0 service for low back pain care")
+    parser.add_argument("--config", help="TOML configuration file (default: $BPCDS_CONFIG)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("serve", help="run the service under gunicorn")
+    p.add_argument("--host")
+    p.add_argument("--port", type=int)
+    p.add_argument("--workers", type=int)
+    p.add_argument("--insecure", action="store_true", help="allow a non-loopback bind without JWT clients (development)")
+    p.set_defaults(func=serve)
+    p = sub.add_parser("feedback-summary", help="accepted/overridden counts per card topic and override reason")
+    p.add_argument("--service")
+    p.set_defaults(func=feedback_summary)
+    p = sub.add_parser("config-reference", help="print every configuration key with its default and reason")
+    p.set_defaults(func=config_reference)
+    _register_extra(sub)
+    args = parser.parse_args(argv)
+    return int(args.func(args))
+
+
+def _register_extra(sub: Any) -> None:
+    """Commands living in other modules (replay, bench) register here when present."""
+    for module in ("sandbox_tools",):
+        try:
+            mod = __import__(f"cds_service.{module}", fromlist=["register"])
+        except ImportError:
+            continue
+        mod.register(sub)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,98 @@
+"""Shared fixtures: a pinned clock, deterministic uuids, strict outbound mocks and request builders."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import responses
+
+from cds_service import create_app
+
+FIXTURES = Path(__file__).parent / "fixtures"
+NOW = datetime(2026, 11, 22, 15, 0, tzinfo=UTC)
+PREFETCH_KEYS = ("patient", "conditions", "medications", "medicationStatements", "medicationAdministrations", "labs",
+                 "serviceRequests", "procedures", "imagingStudies", "allergies")
+PUBLIC_IP = "93.184.216.34"
+
+
+def fake_resolver(host: str, port: int) -> list[str]:
+    """Tests never touch DNS: every test host 'resolves' to a public address unless named otherwise."""
+    table = {"metadata.internal": ["169.254.169.254"], "intranet.example.org": ["10.0.0.7"],
+             "mapped.example.org": ["::ffff:127.0.0.1"], "v6local.example.org": ["fe80::1"]}
+    return table.get(host, [PUBLIC_IP])
+
+
+def sequential_uuids() -> Any:
+    counter = itertools.count(1)
+    return lambda: str(uuid.UUID(int=next(counter)))
+
+
+def sample(name: str) -> dict[str, Any]:
+    return json.loads((FIXTURES / "public-sandbox" / f"{name}.json").read_text())
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> dict[str, Any]:
+    return {"database_url": f"sqlite:///{tmp_path}/feedback.sqlite3", "validate_responses": True}
+
+
+@pytest.fixture
+def app(settings: dict[str, Any]):
+    return create_app(settings, clock=lambda: NOW, resolver=fake_resolver, uuid_factory=sequential_uuids())
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def mocked():
+    with responses.RequestsMock(assert_all_requests_are_fired=True) as rsps:
+        yield rsps
+
+
+def bundle(*resources: dict[str, Any]) -> dict[str, Any]:
+    return {"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": r} for r in resources]}
+
+
+def patient(pid: str = "p1", birth: str = "1970-05-01", gender: str = "female") -> dict[str, Any]:
+    return {"resourceType": "Patient", "id": pid, "birthDate": birth, "gender": gender}
+
+
+def hook_request(hook: str, *, pid: str = "p1", prefetch: dict[str, Any] | None = None, drafts: list[dict[str, Any]] | None = None,
+                 selections: list[str] | None = None, complete: bool = True, **extra: Any) -> dict[str, Any]:
+    """A spec-valid request; ``complete`` fills every prefetch key not given with null (no outbound fetch)."""
+    context: dict[str, Any] = {"userId": "Practitioner/u1", "patientId": pid}
+    if hook in ("order-select", "order-sign"):
+        context["draftOrders"] = bundle(*(drafts or []))
+        context["draftOrders"]["type"] = "collection"
+    if hook == "order-select":
+        context["selections"] = selections if selections is not None else [f"{d['resourceType']}/{d['id']}" for d in drafts or []]
+    given = copy.deepcopy(prefetch or {})
+    given.setdefault("patient", patient(pid))
+    if complete:
+        for key in PREFETCH_KEYS:
+            given.setdefault(key, None)
+    body = {"hook": hook, "hookInstance": "d1577c69-dfbe-44ad-ba6d-3e05e953b2ea", "context": context, "prefetch": given}
+    body.update(extra)
+    return body
+
+
+SERVICE = {"patient-view": "backpain-patient-view", "order-select": "backpain-order-select", "order-sign": "backpain-order-sign"}
+
+
+def call(client, body: dict[str, Any], service: str | None = None):
+    return client.post(f"/cds-services/{service or SERVICE[body['hook']]}", json=body)
+
+
+def topics(resp) -> list[tuple[str, str]]:
+    assert resp.status_code == 200, resp.get_json()
+    return [(c["source"]["topic"]["code"], c["indicator"]) for c in resp.get_json()["cards"]]
