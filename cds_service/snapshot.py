@@ -40,7 +40,7 @@ _ROUTE_WORDS: list[tuple[re.Pattern[str], str, str]] = [
         (r"intramuscular|\bi\.?m\.?\b", "im", "IM"),
         (r"subcutaneous|\bs\.?c\.?\b|\bsq\b", "sc", "SC"),
         (r"injection|injectable|syringe|cartridge|\bvial\b|auto-?injector", "parenteral", "injection"),
-        (r"\boral\b|tablet|capsule|by mouth|\bp\.?o\.?\b|syrup|elixir|chewable|lozenge|sublingual|buccal", "oral", "oral"),
+        (r"\boral\b|tablet|\btabs?\b|capsule|\bcaps?\b|by mouth|\bp\.?o\.?\b|syrup|elixir|chewable|lozenge|sublingual|buccal", "oral", "oral"),
     ]
 ]
 _ROUTE_LABELS = {"oral": "oral", "iv": "IV", "im": "IM", "sc": "SC", "parenteral": "injection", "nasal": "intranasal",
