@@ -21,6 +21,7 @@ lint: $(STAMP)
 test: $(STAMP)  ## set up and run every test
 	$(VENV)/bin/ruff check cds_service hooks tests scripts sandbox
 	$(PY) -m pytest -q
+	$(VENV)/bin/backpain-cds replay --no-colour sandbox/patients
 
 bench: $(STAMP)
 	$(VENV)/bin/backpain-cds bench

@@ -26,8 +26,15 @@ from werkzeug.exceptions import HTTPException
 
 from .auth import Authenticator, TrustedClient
 from .config import Settings, load_settings
-from .errors import (BadRequest, CDSError, MethodNotAllowed, NotFound, PayloadTooLarge, Unauthorized,
-                     UnsupportedMediaType)
+from .errors import (
+    BadRequest,
+    CDSError,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    Unauthorized,
+    UnsupportedMediaType,
+)
 from .feedback import FeedbackStore, open_store
 from .fhir_client import Deadline, FHIRClient, Resolver, system_resolver
 from .logs import configure_logging
@@ -92,6 +99,7 @@ def create_app(settings: Settings | dict[str, Any] | None = None, *, services: l
     configure_logging(settings.log_level)
     if services is None:
         from hooks import Knowledge, build_services  # the clinical content of this product
+
         from .cards import CardRenderer
 
         knowledge = Knowledge.load(settings.thresholds, CardRenderer(uuid_factory=uuid_factory), settings.max_bundle_entries)

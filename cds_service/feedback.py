@@ -100,8 +100,8 @@ class FeedbackStore(abc.ABC):
     def _query(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         """Return all rows of a read query."""
 
-    def close(self) -> None:
-        pass
+    def close(self) -> None:  # noqa: B027 - optional hook: backends with connections override it
+        """Release connections held by this store."""
 
 
 class SQLiteFeedbackStore(FeedbackStore):

@@ -17,7 +17,7 @@ from datetime import date
 from types import MappingProxyType
 from typing import Any
 
-from .durations import (FuzzyDate, doses_per_day, duration_days, exact_date, last_day, parse_date)
+from .durations import FuzzyDate, doses_per_day, duration_days, exact_date, last_day, parse_date
 from .prefetch import bare_id
 from .terminology import SNOMED, Match, Terminology
 

@@ -8,9 +8,19 @@ from cds_service.prefetch import PrefetchTemplate
 from cds_service.registry import ServiceDefinition
 
 from .engine import Knowledge, evaluate
-from .rules.imaging import (imaging_early, imaging_persistent_radicular, imaging_red_flags, imaging_repeat,
-                            referral_spine)
-from .rules.ketorolac import ketorolac_contraindication, ketorolac_dose, ketorolac_duration, ketorolac_oral_start
+from .rules.imaging import (
+    imaging_early,
+    imaging_persistent_radicular,
+    imaging_red_flags,
+    imaging_repeat,
+    referral_spine,
+)
+from .rules.ketorolac import (
+    ketorolac_contraindication,
+    ketorolac_dose,
+    ketorolac_duration,
+    ketorolac_oral_start,
+)
 from .rules.steroids import systemic_steroid_back_pain
 
 _LABS = ",".join(f"http://loinc.org|{c}" for c in (

@@ -9,8 +9,8 @@ import copy
 from typing import Any
 
 from fhir.resources.R4B.medicationrequest import MedicationRequest
-from pydantic import ValidationError
 from fhir.resources.R4B.servicerequest import ServiceRequest
+from pydantic import ValidationError
 
 from cds_service.durations import fhir_quantity_days
 from cds_service.fhir_models import normalised

@@ -6,12 +6,19 @@ from datetime import date
 
 import pytest
 
-from cds_service.durations import (FuzzyDate, calendar_days, doses_per_day, duration_days, last_day, parse_date,
-                                   span_days)
+from cds_service.durations import (
+    FuzzyDate,
+    calendar_days,
+    doses_per_day,
+    duration_days,
+    last_day,
+    parse_date,
+    span_days,
+)
 from cds_service.snapshot import build_snapshot
-from hooks.engine import VALUESETS_DIR
 from cds_service.terminology import Terminology
-from tests.factories import RXNORM, SNOMED, ICD10, condition, med_admin, med_request
+from hooks.engine import VALUESETS_DIR
+from tests.factories import ICD10, RXNORM, SNOMED, condition, med_admin, med_request
 
 TODAY = date(2026, 11, 22)
 

@@ -144,8 +144,8 @@ SANDBOX_SERVICES = {"patient-view": "backpain-patient-view", "order-select": "ba
 def _serve_missing_keys(mocked, body):
     """The sandbox's FHIR server answers our fallback searches for the keys its prefetch did not carry."""
     base = body["fhirServer"]
-    from hooks.services import PREFETCH
     from cds_service.prefetch import render
+    from hooks.services import PREFETCH
 
     for template in PREFETCH:
         if template.key not in (body.get("prefetch") or {}):

@@ -5,9 +5,25 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import bundle, call, hook_request, patient, topics
-from tests.factories import (CPT, DEXAMETHASONE_INJ, ICD10, KETOROLAC_INJ, KETOROLAC_ORAL, LBP, MRI_LUMBAR, PREDNISONE,
-                             SCIATICA, SNOMED, XR_LUMBAR, condition, draft, med_admin, med_request, observation,
-                             service_request)
+from tests.factories import (
+    CPT,
+    DEXAMETHASONE_INJ,
+    ICD10,
+    KETOROLAC_INJ,
+    KETOROLAC_ORAL,
+    LBP,
+    MRI_LUMBAR,
+    PREDNISONE,
+    SCIATICA,
+    SNOMED,
+    XR_LUMBAR,
+    condition,
+    draft,
+    med_admin,
+    med_request,
+    observation,
+    service_request,
+)
 
 LBP_RECENT = condition("lbp", *LBP, onset="2026-11-02")  # 20 days ago
 

@@ -5,8 +5,20 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 from .. import suggestions as sx
-from ..clinical import (CROSS_SECTIONAL, EMERGENCY, LUMBAR_IMAGING, SPINE_REFERRAL, RedFlag, back_pain_context,
-                        conservative_care, draft_orders, episode, fmt_date, prior_orders, red_flags)
+from ..clinical import (
+    CROSS_SECTIONAL,
+    EMERGENCY,
+    LUMBAR_IMAGING,
+    SPINE_REFERRAL,
+    RedFlag,
+    back_pain_context,
+    conservative_care,
+    draft_orders,
+    episode,
+    fmt_date,
+    prior_orders,
+    red_flags,
+)
 from ..findings import Finding, RuleContext, Suggestion
 
 # work-up → (study, priority)

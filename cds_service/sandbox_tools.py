@@ -1,0 +1,156 @@
+"""CLI commands for testing the service as it is used: ``replay`` and ``load-patients``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from .replay import (
+    find_cases,
+    ndjson_patients,
+    prefetch_for,
+    progress_bar,
+    render_table,
+    resolve_dates,
+    resources_of,
+    run_cases,
+    today_start,
+    topic_counts,
+)
+
+DEFAULT_PATIENTS = Path(__file__).resolve().parent.parent / "sandbox" / "patients"
+
+
+def _services(discovery: dict[str, Any]) -> dict[str, Any]:
+    from .prefetch import PrefetchTemplate
+
+    out = {}
+    for s in discovery["services"]:
+        templates = tuple(PrefetchTemplate(k, q) for k, q in (s.get("prefetch") or {}).items())
+        out.setdefault(s["hook"], (s["id"], templates))
+    return out
+
+
+def _senders(args: argparse.Namespace, now: datetime) -> tuple[Callable[[str, dict[str, Any]], tuple[int, dict[str, Any]]], dict[str, Any]]:
+    if args.url:
+        base = args.url.rstrip("/")
+        session = requests.Session()
+        headers = {"Content-Type": "application/json"}
+        if args.jwt:
+            headers["Authorization"] = f"Bearer {args.jwt}"
+        discovery = session.get(f"{base}/cds-services", headers=headers, timeout=10).json()
+
+        def send_http(service_id: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+            resp = session.post(f"{base}/cds-services/{service_id}", json=body, headers=headers, timeout=30)
+            try:
+                return resp.status_code, resp.json()
+            except ValueError:
+                return resp.status_code, {}
+        return send_http, discovery
+
+    from .app import create_app
+
+    app = create_app({"database_url": "sqlite:///:memory:", "validate_responses": True, "log_level": "WARNING"},
+                     clock=lambda: now)
+    client = app.test_client()
+
+    def send_local(service_id: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        resp = client.post(f"/cds-services/{service_id}", json=body)
+        return resp.status_code, resp.get_json() or {}
+    return send_local, client.get("/cds-services").get_json()
+
+
+def replay(args: argparse.Namespace) -> int:
+    now = today_start(date.fromisoformat(args.today) if args.today else None)
+    send, discovery = _senders(args, now)
+    services = _services(discovery)
+    paths = args.paths or [str(DEFAULT_PATIENTS)]
+    ndjson_dirs = [Path(p) for p in paths if Path(p).is_dir() and any(Path(p).glob("*.ndjson"))]
+    if ndjson_dirs:
+        return _replay_population(ndjson_dirs, send, services, args)
+    cases = find_cases(paths)
+    if not cases:
+        print("no cases found (expected <name>.expected.json beside <name>.bundle.json)", file=sys.stderr)
+        return 2
+    outcomes = run_cases(cases, send, services, now=now, fhir_server=args.fhir, progress=progress_bar())
+    if args.json:
+        print(json.dumps([{"patient": o.patient, "call": o.label, "hook": o.hook, "status": o.status,
+                           "cards": [{"topic": t, "indicator": i, "summary": s} for t, i, s in o.cards],
+                           "problems": o.problems, "elapsed_ms": round(o.elapsed_ms, 2)} for o in outcomes], indent=2))
+    else:
+        print(render_table(outcomes, colour=sys.stdout.isatty() and not args.no_colour))
+        print("cards by topic: " + ", ".join(f"{k}: {v}" for k, v in sorted(topic_counts(outcomes).items())))
+    return 1 if any(o.problems for o in outcomes) else 0
+
+
+def _replay_population(dirs: list[Path], send: Any, services: dict[str, Any], args: argparse.Namespace) -> int:
+    from collections import Counter
+
+    counts: Counter[str] = Counter()
+    errors = 0
+    patients = {pid: rs for d in dirs for pid, rs in ndjson_patients(d).items()}
+    show = progress_bar()
+    service_id, templates = services["patient-view"]
+    for n, (pid, resources) in enumerate(sorted(patients.items()), 1):
+        body = {"hook": "patient-view", "hookInstance": f"00000000-0000-4000-8000-{n:012d}",
+                "context": {"userId": "Practitioner/replay", "patientId": pid}, "prefetch": prefetch_for(templates, resources, pid)}
+        status, data = send(service_id, body)
+        if status != 200:
+            errors += 1
+        for c in data.get("cards", []) if status == 200 else []:
+            counts[f"{c['source']['topic']['code']} ({c['indicator']})"] += 1
+        show(n, len(patients))
+    result = {"patients": len(patients), "errors": errors, "cards": dict(sorted(counts.items()))}
+    print(json.dumps(result, indent=2) if args.json else
+          f"{len(patients)} patients, {errors} errors\n" + "\n".join(f"  {k:50} {v}" for k, v in sorted(counts.items())))
+    return 1 if errors else 0
+
+
+def as_transaction(bundle: dict[str, Any]) -> dict[str, Any]:
+    """A collection Bundle → a transaction that PUTs every resource at its own id (references stay valid)."""
+    return {"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"resource": r, "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"}} for r in resources_of(bundle)]}
+
+
+def load_patients(args: argparse.Namespace) -> int:
+    now = today_start(None)
+    paths = [Path(p) for p in (args.paths or [str(DEFAULT_PATIENTS)])]
+    files = [f for p in paths for f in (sorted(p.glob("*.bundle.json")) if p.is_dir() else [p])]
+    headers = {"Content-Type": "application/fhir+json"}
+    if args.token:
+        headers["Authorization"] = f"Bearer {args.token}"
+    failures = 0
+    for f in files:
+        bundle = resolve_dates(json.loads(f.read_text()), now)
+        resp = requests.post(args.fhir.rstrip("/"), json=as_transaction(bundle), headers=headers, timeout=30, allow_redirects=False)
+        ok = resp.status_code in (200, 201)
+        failures += not ok
+        print(f"{'loaded' if ok else 'FAILED'} {f.name} → HTTP {resp.status_code}")
+    return 1 if failures else 0
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("replay", help="replay synthetic patients (or a Bulk Data NDJSON directory) through the service")
+    p.add_argument("paths", nargs="*", help="case files or directories (default: sandbox/patients)")
+    p.add_argument("--url", help="a running service base URL (default: in-process)")
+    p.add_argument("--fhir", help="send no prefetch; the service fetches from this FHIR server (load it with load-patients)")
+    p.add_argument("--jwt", help="bearer JWT for a service with client authentication on")
+    p.add_argument("--today", help="pin 'now' to this date (YYYY-MM-DD); default: the real date")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--no-colour", action="store_true")
+    p.set_defaults(func=replay)
+    p = sub.add_parser("load-patients", help="POST the synthetic patients to a FHIR server as transactions")
+    p.add_argument("--fhir", required=True, help="FHIR base URL")
+    p.add_argument("--token", help="bearer token for the FHIR server")
+    p.add_argument("paths", nargs="*")
+    p.set_defaults(func=load_patients)
+
+
+__all__ = ["as_transaction", "register", "UTC"]

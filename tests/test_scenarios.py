@@ -1,0 +1,80 @@
+"""Every synthetic patient (incl. the five seed situations) replayed through the HTTP API with a pinned clock.
+
+Expected outcomes are the hand-written sandbox/patients/*.expected.json files.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cds_service.replay import find_cases, run_cases
+from cds_service.sandbox_tools import _services
+from tests.conftest import NOW
+
+PATIENTS = Path(__file__).resolve().parent.parent / "sandbox" / "patients"
+CASES = find_cases([str(PATIENTS)])
+
+
+@pytest.fixture
+def send(client):
+    def post(service_id, body):
+        resp = client.post(f"/cds-services/{service_id}", json=body)
+        return resp.status_code, resp.get_json()
+    return post
+
+
+def test_there_are_enough_patients():
+    assert len(CASES) >= 20
+    assert {c.name[:7] for c in CASES} >= {f"0{i}-seed" for i in range(1, 6)}
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_patient_gets_the_expected_cards(client, send, case):
+    services = _services(client.get("/cds-services").get_json())
+    outcomes = run_cases([case], send, services, now=NOW)
+    assert [(o.label, o.problems) for o in outcomes if o.problems] == []
+
+
+def _cards(client, send, name, label):
+    case = next(c for c in CASES if c.name == name)
+    services = _services(client.get("/cds-services").get_json())
+    captured = {}
+
+    def spy(service_id, body):
+        status, data = send(service_id, body)
+        captured[body["hookInstance"]] = data
+        return status, data
+    call = next(c for c in case.calls if c["label"] == label)
+    case = type(case)(case.name, case.bundle_path, case.description, [call])
+    run_cases([case], spy, services, now=NOW)
+    return next(iter(captured.values()))["cards"]
+
+
+def test_seed1_card_shows_the_arithmetic(client, send):
+    card = _cards(client, send, "01-seed-spondylosis-ketorolac", "chart opened")[0]
+    assert card["summary"].startswith("Ketorolac is on day 10 (limit 5")
+    assert "| First ketorolac dose | 2026-11-13 |" in card["detail"]
+    assert "| Planned last day | 2026-11-22 |" in card["detail"]
+
+
+def test_seed3_counts_the_ed_im_dose(client, send):
+    card = _cards(client, send, "03-seed-ed-many-drugs", "oral ketorolac 5 d")[0]
+    assert "Ketorolac would run 6 days" in card["summary"]
+    assert "2026-11-21 (already given: 1 ML Ketorolac Tromethamine 30 MG/ML Injection)" in card["detail"]
+
+
+def test_seed4_names_both_red_flags_and_orders_mri_with_contrast(client, send):
+    card = _cards(client, send, "04-seed-red-flag-assessment", "chart opened")[0]
+    assert "cancer or history of cancer" in card["detail"] and "unexplained weight loss" in card["detail"]
+    codes = [a["resource"]["code"]["coding"][0]["code"] for a in card["suggestions"][0]["actions"]]
+    assert codes == ["72158", "308481009"]
+
+
+def test_seed5_persistent_radicular_lists_the_conservative_care(client, send):
+    cards = {c["source"]["topic"]["code"]: c for c in _cards(client, send, "05-seed-failed-conservative-care", "chart opened")}
+    detail = cards["imaging-persistent-radicular"]["detail"]
+    assert "Naproxen 500 MG Oral Tablet (from 2026-08-24)" in detail
+    assert "Referral to physiotherapist (procedure)" in detail
+    assert cards["referral-spine"]["summary"].startswith("Radicular pain 12 weeks or more")
