@@ -134,7 +134,8 @@ def create_app(settings: Settings | dict[str, Any] | None = None, *, services: l
             claims = auth.verify(request.headers.get("Authorization"), audience())
             g.client = claims.get("iss")
         except Unauthorized as exc:
-            log.info("client authentication failed", extra={"reason": exc.reason, "path": request.path})
+            log.info("client authentication failed", extra={"reason": exc.reason, "iss": exc.iss, "jti": exc.jti,
+                                                             "path": request.path})
             raise
 
     def read_json() -> Any:

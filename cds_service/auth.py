@@ -47,7 +47,7 @@ class TrustedClient:
 class _CachedKeys:
     keys: dict[str, Any] = field(default_factory=dict)  # kid → PyJWK
     expires: float = 0.0
-    last_fetch: float = 0.0
+    last_refresh: float = float("-inf")
 
 
 class ReplayCache:
@@ -96,6 +96,18 @@ class Authenticator:
         return bool(self.clients)
 
     def verify(self, authorization: str | None, audience: str) -> dict[str, Any]:
+        try:
+            return self._verify(authorization, audience)
+        except Unauthorized as exc:
+            if authorization and exc.iss is None:
+                try:
+                    unverified = jwt.decode(authorization.removeprefix("Bearer ").strip(), options={"verify_signature": False})
+                    exc.iss, exc.jti = str(unverified.get("iss"))[:200], str(unverified.get("jti"))[:200]
+                except jwt.PyJWTError:
+                    pass
+            raise
+
+    def _verify(self, authorization: str | None, audience: str) -> dict[str, Any]:
         if not authorization or not authorization.startswith("Bearer "):
             raise Unauthorized("missing bearer token")
         token = authorization[len("Bearer "):].strip()
@@ -150,9 +162,13 @@ class Authenticator:
             now = time.monotonic()
             if kid in cached.keys and cached.expires > now:
                 return cached.keys[kid]
-            stale = kid not in cached.keys or cached.expires <= now
-            if stale and now - cached.last_fetch >= self.settings.jwks_min_refresh_interval or not cached.last_fetch:
-                cached.last_fetch = now
+            if not cached.keys or cached.expires <= now:
+                fetch = True  # nothing cached yet, or the cache expired
+            else:  # unknown kid: one refresh, rate-limited so unknown kids cannot make us hammer the JWKS endpoint
+                fetch = now - cached.last_refresh >= self.settings.jwks_min_refresh_interval
+                if fetch:
+                    cached.last_refresh = now
+            if fetch:
                 keys, max_age = self._fetch_jwks(client.jku)
                 cached.keys, cached.expires = keys, now + max_age
             if kid not in cached.keys:

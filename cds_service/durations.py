@@ -24,6 +24,7 @@ _UNIT_DAYS = {
     "mo": 30, "month": 30, "months": 30,
     "a": 365, "year": 365, "years": 365,
 }
+MAX_DAYS = 36_500
 # Timing.repeat.periodUnit → fraction of a day.
 _PERIOD_DAYS = {"s": 1 / 86400, "min": 1 / 1440, "h": 1 / 24, "d": 1, "wk": 7, "mo": 30, "a": 365}
 
@@ -86,7 +87,8 @@ def duration_days(quantity: Any) -> float | None:
     per = _UNIT_DAYS.get(unit.strip().lower()) if unit not in _UNIT_DAYS else _UNIT_DAYS[unit]
     if per is None:
         return None
-    return value * per
+    days = value * per
+    return days if days <= MAX_DAYS else None  # beyond a century the record is unreadable, not a real plan
 
 
 def calendar_days(days: float) -> int:

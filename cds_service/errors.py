@@ -53,6 +53,8 @@ class Unauthorized(CDSError):
         # The reason is for the log only; the response carries no detail.
         super().__init__("unauthorized")
         self.reason = reason
+        self.iss: str | None = None  # for the log only
+        self.jti: str | None = None
 
 
 class NotFound(CDSError):

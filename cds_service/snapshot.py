@@ -468,7 +468,7 @@ class _Builder:
                 self.add_allergy(resource)
             elif rtype not in ("Medication", "OperationOutcome"):
                 self.unsupported[rtype] += 1
-        except (TypeError, ValueError, AttributeError, KeyError, IndexError) as exc:
+        except (TypeError, ValueError, AttributeError, KeyError, IndexError, OverflowError, ZeroDivisionError) as exc:
             self.skipped[rtype] += 1
             log.info("skipped invalid entry", extra={"resource": f"{rtype}/{_str(resource.get('id'))}",
                                                       "error": type(exc).__name__})

@@ -96,3 +96,37 @@ def call(client, body: dict[str, Any], service: str | None = None):
 def topics(resp) -> list[tuple[str, str]]:
     assert resp.status_code == 200, resp.get_json()
     return [(c["source"]["topic"]["code"], c["indicator"]) for c in resp.get_json()["cards"]]
+
+
+# --- every log line of the whole suite is checked for secrets --------------------------------------------------------
+
+class _Capture:
+    def __init__(self) -> None:
+        import logging
+
+        from cds_service.logs import JSONFormatter
+
+        self.lines: list[str] = []
+        self.handler = logging.Handler()
+        formatter = JSONFormatter()
+        self.handler.emit = lambda record: self.lines.append(formatter.format(record))  # type: ignore[method-assign]
+
+
+SECRET_MARKERS = ("tok-123-SECRET", "secret-token", "eyJ")  # bearer tokens used by the tests; any JWT starts with eyJ
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_secrets_in_logs():
+    import logging
+    import re
+
+    capture = _Capture()
+    logger = logging.getLogger("backpain_cds")
+    logger.addHandler(capture.handler)
+    yield capture
+    logger.removeHandler(capture.handler)
+    assert capture.lines, "no log lines were captured: the guard is not wired"
+    leaks = [line for line in capture.lines if any(m in line for m in SECRET_MARKERS) or re.search(r"Bearer\s+\S", line)]
+    assert not leaks, f"secrets in logs: {leaks[:3]}"
+    bodies = [line for line in capture.lines if '"prefetch"' in line or '"draftOrders"' in line]
+    assert not bodies, f"request bodies in logs: {bodies[:1]}"

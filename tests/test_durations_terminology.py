@@ -32,7 +32,7 @@ def terminology():
     ({"value": 5, "code": "d"}, 5), ({"value": 120, "code": "h"}, 5), ({"value": 121, "code": "h"}, 121 / 24),
     ({"value": 1, "code": "wk"}, 7), ({"value": 1, "code": "mo"}, 30), ({"value": 3, "unit": "days"}, 3),
     ({"value": 2, "unit": "Weeks"}, 14), ({"value": 10, "code": "furlong"}, None), ({"value": -1, "code": "d"}, None),
-    ({"code": "d"}, None), ("5 days", None), ({"value": True, "code": "d"}, None),
+    ({"code": "d"}, None), ({"value": 2912119, "code": "d"}, None), ({"value": 1e300, "code": "a"}, None), ("5 days", None), ({"value": True, "code": "d"}, None),
 ])
 def test_duration_days(quantity, days):
     assert duration_days(quantity) == (pytest.approx(days) if days is not None else None)

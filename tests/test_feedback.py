@@ -1,0 +1,122 @@
+"""Feedback: validation, append-only storage, per-topic summary, durability across processes, PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import uuid
+
+import pytest
+
+from cds_service.feedback import PostgresFeedbackStore, open_store
+from tests.conftest import call, hook_request, sample
+from tests.factories import KETOROLAC_ORAL, draft
+
+
+def _feedback(card_uuid, outcome="accepted", **extra):
+    item = {"card": card_uuid, "outcome": outcome, "outcomeTimestamp": "2026-11-22T03:32:27.155Z"}
+    item.update(extra)
+    return {"feedback": [item]}
+
+
+@pytest.mark.parametrize("name", ["feedback-accepted", "feedback-2"])
+def test_captured_sandbox_feedback_is_accepted(client, name):
+    resp = client.post("/cds-services/backpain-order-select/feedback", json=sample(name))
+    assert resp.status_code == 200
+    assert resp.get_json() == {}
+
+
+@pytest.mark.parametrize("body, field", [
+    ({}, "feedback"), ({"feedback": []}, "feedback"), ({"feedback": [{"outcome": "accepted", "outcomeTimestamp": "2026-11-22T03:32:27Z"}]}, "feedback.0.card"),
+    ({"feedback": [{"card": "x", "outcome": "maybe", "outcomeTimestamp": "2026-11-22T03:32:27Z"}]}, "feedback.0.outcome"),
+    ({"feedback": [{"card": "x", "outcome": "accepted", "outcomeTimestamp": "yesterday"}]}, "feedback.0.outcomeTimestamp"),
+    ({"feedback": [{"card": "x", "outcome": "overridden", "outcomeTimestamp": "2026-11-22T03:32:27Z",
+                    "overrideReason": {"reason": {"system": "s"}}}]}, "feedback.0.overrideReason.reason.code"),
+])
+def test_invalid_feedback_gets_400(client, body, field):
+    resp = client.post("/cds-services/backpain-order-select/feedback", json=body)
+    assert resp.status_code == 400
+    assert resp.get_json()["issue"][0]["expression"] == [field]
+
+
+def test_feedback_for_unknown_service_is_404(client):
+    assert client.post("/cds-services/nope/feedback", json=sample("feedback-2")).status_code == 404
+
+
+def test_round_trip_summary_counts_by_topic_and_override_reason(app, client):
+    resp = call(client, hook_request("order-select", drafts=[draft("k", *KETOROLAC_ORAL, supply_days=10)]))
+    card = resp.get_json()["cards"][0]
+    assert card["source"]["topic"]["code"] == "ketorolac-duration"
+    app.extensions["backpain"]["ledger"].flush()
+    fb = "/cds-services/backpain-order-select/feedback"
+    assert client.post(fb, json=_feedback(card["uuid"], acceptedSuggestions=[{"id": card["suggestions"][0]["uuid"]}])).status_code == 200
+    reason = {"reason": {"system": "https://backpain-cds.example.org/CodeSystem/override-reason", "code": "benefit-outweighs-risk",
+                         "display": "Benefit outweighs risk for this patient"}, "userComment": "short course only"}
+    assert client.post(fb, json=_feedback(card["uuid"], "overridden", overrideReason=reason)).status_code == 200
+    assert client.post(fb, json=_feedback(card["uuid"], "overridden", overrideReason=reason)).status_code == 200  # again: append
+    assert client.post(fb, json=_feedback(str(uuid.uuid4()))).status_code == 200  # a card we never issued
+    summary = client.get("/cds-services/backpain-order-select/feedback/summary").get_json()["summary"]
+    assert summary == [
+        {"topic": "ketorolac-duration", "outcome": "accepted", "overrideReason": None, "count": 1},
+        {"topic": "ketorolac-duration", "outcome": "overridden", "overrideReason": "benefit-outweighs-risk", "count": 2},
+        {"topic": "unknown", "outcome": "accepted", "overrideReason": None, "count": 1},
+    ]
+
+
+def test_acknowledged_feedback_is_readable_by_another_process(client, settings):
+    for i in range(3):
+        assert client.post("/cds-services/backpain-patient-view/feedback", json=_feedback(f"card-{i}")).status_code == 200
+    code = ("import json,sys; from cds_service.feedback import open_store; "
+            f"print(json.dumps(open_store({settings['database_url']!r}).card_uuids()))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout) == ["card-0", "card-1", "card-2"]
+
+
+def test_sqlite_is_in_wal_mode(tmp_path):
+    store = open_store(f"sqlite:///{tmp_path}/f.db")
+    assert store._query("PRAGMA journal_mode", ())[0][0] == "wal"
+
+
+def test_cli_feedback_summary(tmp_path, client, settings):
+    client.post("/cds-services/backpain-patient-view/feedback", json=_feedback("c1", "overridden"))
+    config = tmp_path / "c.toml"
+    config.write_text(f'database_url = "{settings["database_url"]}"\n')
+    out = subprocess.run([sys.executable, "-m", "cds_service.cli", "--config", str(config), "feedback-summary"],
+                         capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout) == [{"topic": "unknown", "outcome": "overridden", "overrideReason": None, "count": 1}]
+
+
+PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+@pytest.fixture
+def pg_store():
+    try:
+        import psycopg
+
+        with psycopg.connect(PG_URL, connect_timeout=3) as conn:
+            conn.execute("DROP TABLE IF EXISTS feedback, issued_cards")
+    except Exception as exc:  # no server here: say so
+        pytest.skip(f"PostgreSQL not reachable at 127.0.0.1:5432 ({type(exc).__name__}: {exc})")
+    store = PostgresFeedbackStore(PG_URL)
+    yield store
+    store.close()
+
+
+@pytest.mark.postgres
+def test_postgres_store_round_trip_and_summary(pg_store):
+    pg_store.record_cards("svc", [{"uuid": "u1", "indicator": "critical", "source": {"topic": {"code": "ketorolac-duration"}}}])
+    pg_store.record_cards("svc", [{"uuid": "u1", "indicator": "critical", "source": {"topic": {"code": "ketorolac-duration"}}}])
+    assert pg_store.append("svc", [{"card": "u1", "outcome": "accepted", "outcomeTimestamp": "2026-11-22T03:32:27Z"}]) == 1
+    assert pg_store.summary("svc") == [{"topic": "ketorolac-duration", "outcome": "accepted", "overrideReason": None, "count": 1}]
+
+
+@pytest.mark.postgres
+def test_postgres_feedback_through_the_api(pg_store, tmp_path):
+    from cds_service import create_app
+
+    app = create_app({"database_url": PG_URL})
+    resp = app.test_client().post("/cds-services/backpain-patient-view/feedback", json=sample("feedback-accepted"))
+    assert resp.status_code == 200
+    assert pg_store.card_uuids() == ["4857628c-05bb-4dcb-9fd2-1e6e1479334a"]

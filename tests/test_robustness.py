@@ -1,0 +1,76 @@
+"""Generated requests and surprising clinical data never produce a 5xx; every 200 is spec-valid."""
+
+from __future__ import annotations
+
+import logging
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from cds_service.schemas import Validators
+from tests.conftest import SERVICE, call, hook_request
+from tests.factories import KETOROLAC_ORAL, condition, draft, med_request
+
+json_leaf = st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6), st.floats(allow_nan=False, allow_infinity=False),
+                      st.text(max_size=20))
+json_value = st.recursive(json_leaf, lambda inner: st.one_of(st.lists(inner, max_size=4),
+                                                             st.dictionaries(st.text(max_size=10), inner, max_size=4)),
+                          max_leaves=20)
+fhir_keys = st.sampled_from(["resourceType", "id", "status", "code", "subject", "onsetDateTime", "authoredOn", "dosageInstruction",
+                             "dispenseRequest", "medicationCodeableConcept", "effectiveDateTime", "valueQuantity", "reasonCode",
+                             "clinicalStatus", "coding", "entry", "resource", "route", "timing", "repeat", "boundsPeriod"])
+fhirish = st.recursive(json_leaf, lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(fhir_keys, inner, max_size=5)),
+                       max_leaves=25)
+resource = st.builds(lambda rt, extra: {**extra, "resourceType": rt},
+                     st.sampled_from(["Condition", "MedicationRequest", "MedicationStatement", "MedicationAdministration",
+                                      "Observation", "ServiceRequest", "Procedure", "Patient", "Medication", "Bundle", "Basic"]),
+                     st.dictionaries(fhir_keys, fhirish, max_size=6))
+VALIDATORS = Validators()
+
+
+def _ok(resp):
+    assert resp.status_code < 500, resp.get_data(as_text=True)[:300]
+    if resp.status_code == 200:
+        VALIDATORS.response(resp.get_json())
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=st.dictionaries(st.sampled_from(["hook", "hookInstance", "context", "prefetch", "fhirServer", "fhirAuthorization", "x"]),
+                            json_value, max_size=6),
+       service=st.sampled_from(sorted(SERVICE.values())))
+def test_arbitrary_json_never_5xx(client, body, service):
+    _ok(client.post(f"/cds-services/{service}", json=body))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(resources=st.lists(resource, max_size=6), drafts=st.lists(resource, max_size=3),
+       hook=st.sampled_from(["patient-view", "order-select", "order-sign"]))
+def test_garbage_fhir_in_prefetch_and_drafts_never_5xx(client, resources, drafts, hook):
+    body = hook_request(hook, drafts=[{**d, "id": f"d{i}"} for i, d in enumerate(drafts)],
+                        prefetch={"conditions": {"resourceType": "Bundle", "entry": [{"resource": r} for r in resources]},
+                                  "medications": {"resourceType": "Bundle", "entry": resources}})
+    _ok(call(client, body))
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(onset=st.one_of(st.none(), st.text(max_size=12), st.sampled_from(["2026-11-22", "2026-02-30", "2026-11", "99999-01-01"])),
+       supply=st.one_of(st.none(), st.floats(-10, 10**9, allow_nan=False), st.integers(-5, 10**9)),
+       unit=st.sampled_from(["d", "h", "wk", "mo", "a", "min", "s", "days", "", "furlong"]))
+def test_odd_dates_and_durations_never_5xx(client, onset, supply, unit):
+    med = draft("k", *KETOROLAC_ORAL, supply_days=supply, supply_unit=unit)
+    cond = condition("c", "279039007", "Low back pain", onset=onset if isinstance(onset, str) else None)
+    body = hook_request("order-sign", drafts=[med], prefetch={"conditions": {"resourceType": "Bundle", "entry": [{"resource": cond}]},
+                                                              "medications": {"resourceType": "Bundle", "entry": [{"resource": med_request("m", None, "x")}]}})
+    _ok(call(client, body))
+
+
+def test_invalid_entry_is_skipped_counted_and_logged_by_type_and_id_only(client, caplog):
+    bad = {"resourceType": "Condition", "id": "bad-1", "code": "not-a-concept", "subject": {"reference": "Patient/p1"}}
+    with caplog.at_level(logging.INFO, logger="backpain_cds"):
+        resp = call(client, hook_request("patient-view", prefetch={"conditions": {"resourceType": "Bundle", "entry": [{"resource": bad}]}}))
+    assert resp.status_code == 200
+    record = next(r for r in caplog.records if r.getMessage() == "hook call")
+    assert record.skipped == 1
+    skipped = next(r for r in caplog.records if r.getMessage() == "skipped invalid entry")
+    assert skipped.resource == "Condition/bad-1"
+    assert "not-a-concept" not in caplog.text
