@@ -40,7 +40,7 @@ from .fhir_client import Deadline, FHIRClient, Resolver, system_resolver
 from .logs import configure_logging
 from .prefetch import bare_id, resolve
 from .registry import HookCall, Registry, ServiceDefinition
-from .schemas import Validators, json_depth
+from .schemas import Validators
 
 log = logging.getLogger("backpain_cds.request")
 _JSON_TYPES = ("application/json", "application/fhir+json")
@@ -148,11 +148,11 @@ def create_app(settings: Settings | dict[str, Any] | None = None, *, services: l
         body = request.stream.read(settings.max_body_bytes + 1)
         if len(body) > settings.max_body_bytes:
             raise PayloadTooLarge(f"request body over {settings.max_body_bytes} bytes")
-        if json_depth(body) > 64:
-            raise BadRequest("JSON nested too deeply")
         try:
-            return orjson.loads(body)
+            return orjson.loads(body)  # strict: no NaN/Infinity; nesting bounded (1024) by the parser itself
         except orjson.JSONDecodeError as exc:
+            if "depth limit" in str(exc):
+                raise BadRequest("JSON nested too deeply") from None
             raise BadRequest(f"body is not valid JSON ({str(exc).split(':')[0]})") from None
 
     def json_response(data: Any, status: int = 200) -> Response:

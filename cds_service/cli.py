@@ -52,6 +52,7 @@ def serve(args: argparse.Namespace) -> int:
     from gunicorn.app.base import BaseApplication
 
     from .app import create_app
+    from .floor import floor_app
 
     class Server(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
@@ -63,7 +64,7 @@ def serve(args: argparse.Namespace) -> int:
             self.cfg.set("limit_request_field_size", 16384)
 
         def load(self) -> Any:
-            app = create_app(settings)
+            app = floor_app() if args.floor else create_app(settings)
             gc.collect()
             gc.freeze()  # keep start-up objects out of every later collection (and shared after fork)
             return app
@@ -98,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--port", type=int)
     p.add_argument("--workers", type=int)
     p.add_argument("--insecure", action="store_true", help="allow a non-loopback bind without JWT clients (development)")
+    p.add_argument("--floor", action="store_true", help="benchmark floor: a no-op endpoint that reads the body, same server config")
     p.set_defaults(func=serve)
     p = sub.add_parser("feedback-summary", help="accepted/overridden counts per card topic and override reason")
     p.add_argument("--service")
@@ -111,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _register_extra(sub: Any) -> None:
     """Commands living in other modules (replay, bench) register here when present."""
-    for module in ("sandbox_tools",):
+    for module in ("sandbox_tools", "bench"):
         try:
             mod = __import__(f"cds_service.{module}", fromlist=["register"])
         except ImportError:

@@ -12,6 +12,7 @@ import abc
 import json
 import sqlite3
 import threading
+import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -106,11 +107,15 @@ class FeedbackStore(abc.ABC):
 
 class SQLiteFeedbackStore(FeedbackStore):
     def __init__(self, path: str) -> None:
-        self.path = path
-        if path != ":memory:":
+        self._uri = path == ":memory:"
+        if self._uri:  # one in-memory database shared by every thread of this process (tests, replay)
+            path = f"file:backpain-{uuid.uuid4().hex}?mode=memory&cache=shared"
+        else:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
         self._local = threading.local()
         conn = self._conn()
+        self._keepalive = conn if self._uri else None
         for stmt in _SCHEMA:
             conn.execute(stmt.format(pk="INTEGER PRIMARY KEY AUTOINCREMENT"))
         conn.commit()
@@ -118,7 +123,7 @@ class SQLiteFeedbackStore(FeedbackStore):
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, uri=self._uri, check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")  # durable at commit, not only at checkpoint
             conn.execute("PRAGMA busy_timeout=30000")

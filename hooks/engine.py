@@ -59,9 +59,14 @@ def evaluate(call: HookCall, rules: Sequence[Rule], knowledge: Knowledge) -> Cal
                               today=call.today, unavailable=call.unavailable, max_entries=knowledge.max_entries)
     drafts = [c.ref for c in snapshot.courses if c.in_draft_orders] + [o.ref for o in snapshot.orders if o.in_draft_orders]
     ctx = RuleContext(snapshot, call.hook, knowledge.thresholds, focus_of(call, drafts))
-    findings = [f for rule in rules for f in rule(ctx)]
-    topics = {f.topic for f in findings}
-    silenced = {t for topic in topics for t in SUPERSEDES.get(topic, ())}
+    findings: list[Finding] = []
+    silenced: set[str] = set()
+    for rule in rules:  # superseding rules come first in each service's list, so silenced ones are not even run
+        if getattr(rule, "topic", None) in silenced:
+            continue
+        for f in rule(ctx):
+            findings.append(f)
+            silenced.update(SUPERSEDES.get(f.topic, ()))
     kept: list[Finding] = []
     invalid: set[str] = set()
     for f in findings:

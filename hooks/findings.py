@@ -43,3 +43,11 @@ class RuleContext:
     @property
     def ordering(self) -> bool:
         return self.hook in ("order-select", "order-sign")
+
+
+def rule(topic: str):  # type: ignore[no-untyped-def]
+    """Name the card topic a rule produces (the engine skips a rule whose topic is already superseded)."""
+    def mark(fn):  # type: ignore[no-untyped-def]
+        fn.topic = topic
+        return fn
+    return mark

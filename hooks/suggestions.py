@@ -6,6 +6,7 @@ R4B is wire-compatible with R4 for MedicationRequest and ServiceRequest as used 
 from __future__ import annotations
 
 import copy
+from functools import lru_cache
 from typing import Any
 
 from fhir.resources.R4B.medicationrequest import MedicationRequest
@@ -53,6 +54,20 @@ def delete(ref: str, description: str) -> dict[str, Any]:
 
 
 def medication_order(patient_id: str, name: str, reason: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Create action for an alternative drug; the resource shape is validated once, then filled per patient."""
+    action = copy.deepcopy(_medication_template(name, reason is not None))
+    action["resource"]["subject"]["reference"] = f"Patient/{patient_id}"
+    if reason is not None:
+        action["resource"]["reasonCode"] = [reason]
+    return action
+
+
+@lru_cache(maxsize=16)
+def _medication_template(name: str, with_reason: bool) -> dict[str, Any]:
+    return _medication_order("placeholder", name, back_pain_reason() if with_reason else None)
+
+
+def _medication_order(patient_id: str, name: str, reason: dict[str, Any] | None) -> dict[str, Any]:
     code, display, mg, per_day, text = ALTERNATIVES[name]
     per_dose_unit = mg
     resource: dict[str, Any] = {
@@ -72,6 +87,26 @@ def medication_order(patient_id: str, name: str, reason: dict[str, Any] | None =
 
 def service_request(patient_id: str, codes: list[tuple[str, str, str]], *, category: dict[str, str], priority: str,
                     note: str, reason: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Create action for a ServiceRequest; the shape is validated once per code/category/priority, then filled."""
+    key = (tuple(codes), tuple(sorted(category.items())), priority, reason is not None)
+    action = copy.deepcopy(_service_request_template(key))
+    resource = action["resource"]
+    resource["subject"]["reference"] = f"Patient/{patient_id}"
+    resource["note"][0]["text"] = note
+    if reason is not None:
+        resource["reasonCode"] = [reason]
+    return action
+
+
+@lru_cache(maxsize=128)
+def _service_request_template(key: tuple[Any, ...]) -> dict[str, Any]:
+    codes, category, priority, with_reason = key
+    return _service_request("placeholder", list(codes), category=dict(category), priority=priority, note="placeholder",
+                            reason=back_pain_reason() if with_reason else None)
+
+
+def _service_request(patient_id: str, codes: list[tuple[str, str, str]], *, category: dict[str, str], priority: str,
+                     note: str, reason: dict[str, Any] | None = None) -> dict[str, Any]:
     resource: dict[str, Any] = {
         "resourceType": "ServiceRequest", "status": "draft", "intent": "order", "priority": priority,
         "category": [{"coding": [category]}],

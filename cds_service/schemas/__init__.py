@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from functools import lru_cache
-from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +13,6 @@ from jsonschema.exceptions import ValidationError, best_match
 from ..errors import BadRequest
 
 _DIR = Path(__file__).parent
-_STRING = None  # compiled lazily below
-_BRACKETS = bytes(range(256)).translate(None, b"[]{}")
 
 
 @lru_cache(maxsize=8)
@@ -85,23 +82,3 @@ class Validators:
         errors = list(self._discovery.iter_errors(body))
         if errors:
             raise AssertionError(f"discovery does not match its schema: {errors[0].message}")
-
-
-def json_depth(body: bytes) -> int:
-    """Maximum nesting of [ and { in raw JSON, ignoring string contents (C-speed: translate + accumulate)."""
-    if b'"' in body:
-        body = _strip_strings(body)
-    brackets = body.translate(None, _BRACKETS)
-    if not brackets:
-        return 0
-    steps = brackets.replace(b"[", b"\x01").replace(b"{", b"\x01").replace(b"]", b"\x02").replace(b"}", b"\x02")
-    return max(accumulate(1 if b == 1 else -1 for b in steps))
-
-
-def _strip_strings(body: bytes) -> bytes:
-    global _STRING
-    if _STRING is None:
-        import re
-
-        _STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
-    return _STRING.sub(b'""', body)

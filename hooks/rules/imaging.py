@@ -19,7 +19,7 @@ from ..clinical import (
     prior_orders,
     red_flags,
 )
-from ..findings import Finding, RuleContext, Suggestion
+from ..findings import Finding, RuleContext, Suggestion, rule
 
 # work-up → (study, priority)
 WORKUP = {
@@ -46,6 +46,7 @@ WORKUP_TEXT = {
 }
 
 
+@rule("imaging-early")
 def imaging_early(ctx: RuleContext) -> list[Finding]:
     """When: a lumbar imaging order (MRI, CT, radiographs) is being ordered for back pain, the episode started
     no more than 42 days ago for certain (every back-pain condition dated), and no red flag of either tier.
@@ -82,6 +83,7 @@ def _addressed(ctx: RuleContext, flags: list[RedFlag]) -> bool:
     return bool(prior_orders(s, LUMBAR_IMAGING | SPINE_REFERRAL, since))
 
 
+@rule("imaging-red-flags")
 def imaging_red_flags(ctx: RuleContext) -> list[Finding]:
     """When: a back-pain patient has red flags — emergency tier (cauda equina signs, severe/progressive motor
     deficit, suspected spinal infection) or prompt tier (cancer or its history, unexplained weight loss,
@@ -132,6 +134,7 @@ def _age_note(ctx: RuleContext, flags: list[RedFlag]) -> str:
     return ""
 
 
+@rule("imaging-persistent-radicular")
 def imaging_persistent_radicular(ctx: RuleContext) -> list[Finding]:
     """When (patient-view): a radicular back-pain episode started more than 42 days ago for certain, conservative
     therapy is on record (NSAID, acetaminophen, muscle relaxant, duloxetine, physical therapy), no lumbar MRI/CT in
@@ -162,6 +165,7 @@ def imaging_persistent_radicular(ctx: RuleContext) -> list[Finding]:
                      Suggestion("refer", (sx.referral(s.patient_id, "orthopaedic", "routine", note, reason),))))]
 
 
+@rule("imaging-repeat")
 def imaging_repeat(ctx: RuleContext) -> list[Finding]:
     """When: a lumbar MRI/CT is being ordered, a lumbar MRI/CT was done or ordered in the last 12 months, and no
     red flag has been recorded since that imaging (an undated red flag counts as possibly new: no card).
@@ -188,6 +192,7 @@ def imaging_repeat(ctx: RuleContext) -> list[Finding]:
                     (Suggestion("cancel", deletes, recommended=True),))]
 
 
+@rule("referral-spine")
 def referral_spine(ctx: RuleContext) -> list[Finding]:
     """When (patient-view): a radicular back-pain condition and either a severe or progressive motor deficit with no
     spine referral on record (refer within 2 weeks), or an episode of 12 weeks or more for certain with no spine or

@@ -10,7 +10,7 @@ from cds_service.snapshot import MedicationCourse, PatientSnapshot
 
 from .. import suggestions as sx
 from ..clinical import PARENTERAL_ROUTES, fmt_date, latest_egfr, latest_weight_kg
-from ..findings import Finding, RuleContext, Suggestion
+from ..findings import Finding, RuleContext, Suggestion, rule
 
 LOCAL = "local"
 
@@ -92,6 +92,7 @@ def _alternative(ctx: RuleContext, drafts: list[MedicationCourse], reason_ok: bo
                       recommended=True)
 
 
+@rule("ketorolac-duration")
 def ketorolac_duration(ctx: RuleContext) -> list[Finding]:
     """When: ketorolac by any systemic route (IV, IM, oral, intranasal; not ophthalmic) — the draft being ordered
     together with doses given in the last 30 days and overlapping or adjacent courses — spans more than 5
@@ -174,6 +175,7 @@ def _oral_note(ctx: RuleContext, drafts: list[MedicationCourse]) -> str:
     return ""
 
 
+@rule("ketorolac-oral-start")
 def ketorolac_oral_start(ctx: RuleContext) -> list[Finding]:
     """When: an oral ketorolac draft is being ordered and no IV/IM ketorolac was given (or is being ordered) in
     the preceding 48 hours.
@@ -213,6 +215,7 @@ def reduced_dose_reasons(ctx: RuleContext) -> list[str]:
     return reasons
 
 
+@rule("ketorolac-dose")
 def ketorolac_dose(ctx: RuleContext) -> list[Finding]:
     """When: a ketorolac draft whose daily dose is computable exceeds the label cap — oral > 40 mg/day; IV/IM >
     120 mg/day, or > 60 mg/day (single IM > 30 mg, IV > 15 mg) at age ≥ 65, weight < 50 kg or eGFR < 60.
@@ -252,6 +255,7 @@ def ketorolac_dose(ctx: RuleContext) -> list[Finding]:
     return findings[:1]
 
 
+@rule("ketorolac-contraindication")
 def ketorolac_contraindication(ctx: RuleContext) -> list[Finding]:
     """When: a ketorolac draft and any of: peptic ulcer or GI bleeding (ever), eGFR < 30 or CKD 4–5/dialysis/AKI,
     bleeding disorder or cerebrovascular bleeding, NSAID/aspirin/ketorolac allergy, a current other NSAID or

@@ -6,7 +6,7 @@ from cds_service.snapshot import MedicationCourse
 
 from .. import suggestions as sx
 from ..clinical import BACK_PAIN, back_pain_context, episode
-from ..findings import Finding, RuleContext, Suggestion
+from ..findings import Finding, RuleContext, Suggestion, rule
 from .ketorolac import nsaid_contraindications
 
 SYSTEMIC_STEROID_ROUTES = frozenset({"oral", "iv", "im", "sc", "parenteral"})
@@ -19,6 +19,7 @@ def is_systemic_steroid(c: MedicationCourse) -> bool:
     return "systemic-corticosteroids" in c.classes and c.route in SYSTEMIC_STEROID_ROUTES
 
 
+@rule("systemic-steroid-back-pain")
 def systemic_steroid_back_pain(ctx: RuleContext) -> list[Finding]:
     """When: a systemic corticosteroid is being ordered (order-select/sign), or an active systemic course exists
     (patient-view), AND there is an active back-pain condition or the order's reason is back pain, AND no other

@@ -1,0 +1,276 @@
+"""``backpain-cds bench`` and ``backpain-cds load-test``.
+
+bench: realistic synthetic prefetch payloads (small ~20, typical ~350, large ~5,000 resources) posted under the
+production server configuration on 127.0.0.1 to (1) the floor — a no-op endpoint reading the same JSON body —
+and (2) each service; plus (3) replay throughput in-process. Median of several runs; ratios to the floor measured
+in the same run. No timing is asserted anywhere: the figures are printed and written as JSON.
+
+load-test: mixed hook calls and concurrent feedback against several workers — zero errors and every acknowledged
+feedback record present afterwards — then a run that SIGKILLs the server mid-load and checks that no
+acknowledged feedback was lost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import threading
+import time
+import uuid
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from .loadgen import LoadResult, ServerProcess, run_load
+
+SIZES = {"small": (5, 10, 4), "typical": (50, 200, 100), "large": (700, 3000, 1300)}  # conditions, meds, observations
+CONDITION_CODES = [("http://snomed.info/sct", "279039007", "Low back pain"), ("http://hl7.org/fhir/sid/icd-10-cm", "M54.41", "Lumbago with sciatica, right side"),
+                   ("http://snomed.info/sct", "59621000", "Essential hypertension"), ("http://hl7.org/fhir/sid/icd-10-cm", "E11.9", "Type 2 diabetes mellitus"),
+                   ("http://snomed.info/sct", "64859006", "Osteoporosis"), ("http://hl7.org/fhir/sid/icd-10-cm", "J45.909", "Asthma, uncomplicated")]
+MED_CODES = [("834022", "Ketorolac Tromethamine 10 MG Oral Tablet"), ("314076", "lisinopril 10 MG Oral Tablet"),
+             ("198014", "Naproxen 500 MG Oral Tablet"), ("312615", "Prednisone 20 MG Oral Tablet"),
+             ("197361", "amlodipine 5 MG Oral Tablet"), ("310431", "gabapentin 300 MG Oral Capsule"), (None, "Vitamin D3 1000 unit capsule")]
+OBS_CODES = [("98979-8", "eGFR", "mL/min/{1.73_m2}", 72), ("2160-0", "Creatinine", "mg/dL", 0.9), ("29463-7", "Body weight", "kg", 74)]
+
+
+def synthetic_prefetch(size: str, pid: str = "bench-1", today: date | None = None) -> dict[str, Any]:
+    n_cond, n_med, n_obs = SIZES[size]
+    today = today or datetime.now(UTC).date()
+    subject = {"reference": f"Patient/{pid}"}
+
+    def day(n: int) -> str:
+        return (today - timedelta(days=n)).isoformat()
+
+    conditions = [{"resourceType": "Condition", "id": f"c{i}", "subject": subject,
+                   "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "active" if i % 4 else "resolved"}]},
+                   "code": {"coding": [{"system": s, "code": c, "display": d}], "text": d}, "onsetDateTime": day(30 + 17 * i)}
+                  for i, (s, c, d) in ((i, CONDITION_CODES[i % len(CONDITION_CODES)]) for i in range(n_cond))]
+    meds = []
+    for i in range(n_med):
+        code, display = MED_CODES[i % len(MED_CODES)]
+        concept: dict[str, Any] = {"text": display}
+        if code:
+            concept["coding"] = [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": code, "display": display}]
+        meds.append({"resourceType": "MedicationRequest", "id": f"m{i}", "status": "completed" if i % 3 else "active", "intent": "order",
+                     "subject": subject, "medicationCodeableConcept": concept, "authoredOn": day(40 + 9 * i),
+                     "dosageInstruction": [{"text": "as directed", "timing": {"repeat": {"frequency": 2, "period": 1, "periodUnit": "d"}},
+                                            "route": {"coding": [{"system": "http://snomed.info/sct", "code": "26643006", "display": "Oral route"}]},
+                                            "doseAndRate": [{"doseQuantity": {"value": 1, "unit": "tablet", "system": "http://unitsofmeasure.org", "code": "{tbl}"}}]}],
+                     "dispenseRequest": {"expectedSupplyDuration": {"value": 30, "unit": "days", "system": "http://unitsofmeasure.org", "code": "d"},
+                                         "quantity": {"value": 60, "unit": "tablet", "system": "http://unitsofmeasure.org", "code": "{tbl}"}},
+                     "note": [{"text": "Synthetic benchmark order " + "x" * 200}]})
+    observations = [{"resourceType": "Observation", "id": f"o{i}", "status": "final", "subject": subject,
+                     "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "laboratory"}]}],
+                     "code": {"coding": [{"system": "http://loinc.org", "code": c, "display": d}]}, "effectiveDateTime": day(5 * i),
+                     "valueQuantity": {"value": v, "unit": u, "system": "http://unitsofmeasure.org", "code": u}}
+                    for i, (c, d, u, v) in ((i, OBS_CODES[i % len(OBS_CODES)]) for i in range(n_obs))]
+
+    def searchset(rs: list[dict[str, Any]]) -> dict[str, Any]:
+        return {"resourceType": "Bundle", "type": "searchset", "total": len(rs), "entry": [{"fullUrl": f"https://ehr.example.org/fhir/{r['resourceType']}/{r['id']}", "resource": r, "search": {"mode": "match"}} for r in rs]}
+
+    empty = searchset([])
+    return {"patient": {"resourceType": "Patient", "id": pid, "gender": "female", "birthDate": "1961-04-12"},
+            "conditions": searchset(conditions), "medications": searchset(meds), "labs": searchset(observations),
+            "medicationStatements": empty, "medicationAdministrations": empty, "serviceRequests": empty,
+            "procedures": empty, "imagingStudies": empty, "allergies": empty}
+
+
+def hook_body(hook: str, prefetch: dict[str, Any], pid: str = "bench-1") -> bytes:
+    context: dict[str, Any] = {"userId": "Practitioner/bench", "patientId": pid}
+    if hook != "patient-view":
+        draft = {"resourceType": "MedicationRequest", "id": "draft-1", "status": "draft", "intent": "order", "subject": {"reference": f"Patient/{pid}"},
+                 "medicationCodeableConcept": {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "834022",
+                                                           "display": "Ketorolac Tromethamine 10 MG Oral Tablet"}]},
+                 "dispenseRequest": {"expectedSupplyDuration": {"value": 10, "unit": "days", "system": "http://unitsofmeasure.org", "code": "d"}}}
+        context["draftOrders"] = {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": draft}]}
+        if hook == "order-select":
+            context["selections"] = ["MedicationRequest/draft-1"]
+    return orjson.dumps({"hook": hook, "hookInstance": str(uuid.uuid4()), "context": context, "prefetch": prefetch})
+
+
+SERVICES = {"patient-view": "backpain-patient-view", "order-select": "backpain-order-select", "order-sign": "backpain-order-sign"}
+
+
+def _measure(url: str, path: str, body: bytes, concurrency: int, count: int, max_seconds: float) -> LoadResult:
+    run_load(url, lambda i: (path, body, i), concurrency=concurrency, count=max(4, concurrency * 2), max_seconds=max_seconds)  # warm-up
+    return run_load(url, lambda i: (path, body, i), concurrency=concurrency, count=count, max_seconds=max_seconds)
+
+
+def _median(results: list[LoadResult]) -> dict[str, Any]:
+    keys = ("req_per_s", "p50_ms", "p95_ms", "p99_ms")
+    summaries = [r.summary() for r in results]
+    out = {k: round(statistics.median(s[k] for s in summaries), 2) for k in keys}
+    out["requests"] = sum(s["requests"] for s in summaries)
+    out["errors"] = sum(s["errors"] for s in summaries)
+    return out
+
+
+def replay_throughput() -> dict[str, Any]:
+    from .app import create_app
+    from .replay import find_cases, run_cases, today_start
+    from .sandbox_tools import DEFAULT_PATIENTS, _services
+
+    now = today_start(None)
+    app = create_app({"database_url": "sqlite:///:memory:", "log_level": "WARNING"}, clock=lambda: now)
+    client = app.test_client()
+    services = _services(client.get("/cds-services").get_json())
+    cases = find_cases([str(DEFAULT_PATIENTS)])
+
+    def send(service_id: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        resp = client.post(f"/cds-services/{service_id}", json=body)
+        return resp.status_code, resp.get_json() or {}
+    started = time.perf_counter()
+    outcomes = run_cases(cases, send, services, now=now)
+    elapsed = time.perf_counter() - started
+    return {"patients": len(cases), "calls": len(outcomes), "patients_per_s": round(len(cases) / elapsed, 1),
+            "calls_per_s": round(len(outcomes) / elapsed, 1)}
+
+
+def bench(args: argparse.Namespace) -> int:
+    sizes = args.sizes.split(",")
+    levels = [int(c) for c in args.concurrency.split(",")]
+    hooks = args.hooks.split(",")
+    rows: list[dict[str, Any]] = []
+    print(f"machine: {os.cpu_count()} cores; workers: {args.workers}; runs: {args.runs}; requests per run: {args.requests}")
+    with ServerProcess(workers=args.workers, floor=True) as floor, ServerProcess(workers=args.workers) as service:
+        for size in sizes:
+            prefetch = synthetic_prefetch(size)
+            resources = sum(len(v.get("entry", [])) if v.get("resourceType") == "Bundle" else 1 for v in prefetch.values())
+            for hook in hooks:
+                body = hook_body(hook, prefetch)
+                path = f"/cds-services/{SERVICES[hook]}"
+                for c in levels:
+                    count = max(10, args.requests // (10 if size == "large" else 1))
+                    base = _median([_measure(floor.url, path, body, c, count, args.max_seconds) for _ in range(args.runs)])
+                    ours = _median([_measure(service.url, path, body, c, count, args.max_seconds) for _ in range(args.runs)])
+                    rows.append({"size": size, "resources": resources, "body_kb": round(len(body) / 1024), "hook": hook,
+                                 "concurrency": c, "floor": base, "service": ours,
+                                 "ratio_p50": round(ours["p50_ms"] / base["p50_ms"], 2) if base["p50_ms"] else None,
+                                 "ratio_p99": round(ours["p99_ms"] / base["p99_ms"], 2) if base["p99_ms"] else None,
+                                 "ratio_rps": round(ours["req_per_s"] / base["req_per_s"], 2) if base["req_per_s"] else None})
+                    print(_row(rows[-1]), flush=True)
+        soak = _soak(service, args.soak) if args.soak else None
+    replay = replay_throughput()
+    print(f"replay in-process: {replay['patients_per_s']} patients/s ({replay['calls_per_s']} hook calls/s over {replay['calls']} calls)")
+    result = {"machine": {"cores": os.cpu_count()}, "workers": args.workers, "runs": args.runs, "rows": rows, "replay": replay,
+              "soak": soak, "when": datetime.now(UTC).isoformat(timespec="seconds")}
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
+    print(f"written: {out}")
+    errors = sum(r["service"]["errors"] + r["floor"]["errors"] for r in rows)
+    return 1 if errors else 0
+
+
+def _row(r: dict[str, Any]) -> str:
+    f, s = r["floor"], r["service"]
+    return (f"{r['size']:8} {r['resources']:5}res {r['body_kb']:5}KB {r['hook']:13} c={r['concurrency']:<2} | floor {f['req_per_s']:7.1f} req/s "
+            f"p50 {f['p50_ms']:7.2f} p99 {f['p99_ms']:7.2f} | service {s['req_per_s']:7.1f} req/s p50 {s['p50_ms']:7.2f} "
+            f"p95 {s['p95_ms']:7.2f} p99 {s['p99_ms']:7.2f} | ×floor p50 {r['ratio_p50']} p99 {r['ratio_p99']}")
+
+
+def _rss_kb(pgid: int) -> int:
+    total = 0
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            if os.getpgid(int(pid)) != pgid:
+                continue
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except (OSError, ProcessLookupError):
+            continue
+    return total
+
+
+def _soak(server: ServerProcess, seconds: float) -> dict[str, Any]:
+    body = hook_body("order-select", synthetic_prefetch("typical"))
+    samples = []
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        run_load(server.url, lambda i: ("/cds-services/backpain-order-select", body, i), concurrency=4, count=200,
+                 max_seconds=min(30, max(1, end - time.monotonic())))
+        samples.append(_rss_kb(server.proc.pid))
+    print(f"soak {seconds:.0f}s: server RSS first {samples[0]} kB, last {samples[-1]} kB, max {max(samples)} kB")
+    return {"seconds": seconds, "rss_kb": samples}
+
+
+# --- load-test ------------------------------------------------------------------------------------------------------
+
+def _feedback(card: str) -> bytes:
+    return orjson.dumps({"feedback": [{"card": card, "outcome": "accepted", "outcomeTimestamp": "2026-11-22T03:32:27Z"}]})
+
+
+def load_and_durability(*, workers: int = 3, requests_per_kind: int = 200, concurrency: int = 8, max_seconds: float = 60,
+                        kill_after: float = 1.0) -> dict[str, Any]:
+    from .feedback import open_store
+
+    report: dict[str, Any] = {}
+    prefetch = synthetic_prefetch("small")
+    bodies = [hook_body(h, prefetch) for h in SERVICES]
+    paths = [f"/cds-services/{s}" for s in SERVICES.values()]
+    with ServerProcess(workers=workers) as server:
+        def mixed(i: int) -> tuple[str, bytes, Any]:
+            if i % 2:
+                card = f"load-{i}"
+                return "/cds-services/backpain-patient-view/feedback", _feedback(card), card
+            return paths[i % 3], bodies[i % 3], None
+        result = run_load(server.url, mixed, concurrency=concurrency, count=requests_per_kind * 2, max_seconds=max_seconds)
+        acknowledged = {a for a in result.acknowledged if a}
+        stored = set(open_store(server.database_url).card_uuids())
+        report["load"] = {**result.summary(), "statuses": result.statuses, "feedback_acknowledged": len(acknowledged),
+                          "feedback_missing": len(acknowledged - stored)}
+    server = ServerProcess(workers=workers)
+    server.wait_ready()
+    stop = threading.Event()
+    killer = threading.Timer(kill_after, lambda: (server.kill(), stop.set()))
+    killer.start()
+    result = run_load(server.url, lambda i: ("/cds-services/backpain-patient-view/feedback", _feedback(f"kill-{i}"), f"kill-{i}"),
+                      concurrency=concurrency, count=100_000, max_seconds=kill_after + 5, stop_event=stop)
+    killer.join()
+    server.stop()
+    acknowledged = set(result.acknowledged)
+    stored = set(open_store(server.database_url).card_uuids())
+    report["kill"] = {"sent": result.count, "acknowledged": len(acknowledged), "missing_after_kill": len(acknowledged - stored),
+                      "stored": len(stored)}
+    return report
+
+
+def load_test(args: argparse.Namespace) -> int:
+    report = load_and_durability(workers=args.workers, requests_per_kind=args.requests, concurrency=args.concurrency,
+                                 max_seconds=args.max_seconds, kill_after=args.kill_after)
+    load, kill = report["load"], report["kill"]
+    print(f"load: {load['requests']} requests, {load['errors']} errors, {load['req_per_s']} req/s, p50 {load['p50_ms']} ms, "
+          f"p99 {load['p99_ms']} ms; feedback acknowledged {load['feedback_acknowledged']}, missing {load['feedback_missing']}")
+    print(f"kill -9 during load: {kill['acknowledged']} acknowledged, {kill['missing_after_kill']} missing after the crash "
+          f"({kill['stored']} stored)")
+    ok = load["errors"] == 0 and load["feedback_missing"] == 0 and kill["missing_after_kill"] == 0 and kill["acknowledged"] > 0
+    print("PASS" if ok else "FAIL")
+    return 0 if ok else 1
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("bench", help="benchmark against the no-op floor under the production server (prints figures)")
+    p.add_argument("--sizes", default="small,typical,large")
+    p.add_argument("--hooks", default="patient-view,order-select")
+    p.add_argument("--concurrency", default="1,8")
+    p.add_argument("--requests", type=int, default=300, help="requests per run (large payloads use a tenth)")
+    p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--max-seconds", type=float, default=60, help="bound on each run")
+    p.add_argument("--soak", type=float, default=0, help="seconds of sustained load while sampling server memory")
+    p.add_argument("--out", default="bench/results/latest.json")
+    p.set_defaults(func=bench)
+    p = sub.add_parser("load-test", help="bounded load + kill -9 durability check against the production server")
+    p.add_argument("--workers", type=int, default=3)
+    p.add_argument("--requests", type=int, default=200)
+    p.add_argument("--concurrency", type=int, default=8)
+    p.add_argument("--max-seconds", type=float, default=60)
+    p.add_argument("--kill-after", type=float, default=1.0)
+    p.set_defaults(func=load_test)
