@@ -13,7 +13,7 @@ import re
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from types import MappingProxyType
 from typing import Any
 
@@ -169,10 +169,11 @@ def _str(value: Any) -> str:
 
 
 class _Builder:
-    def __init__(self, terminology: Terminology, patient_id: str, today: date) -> None:
+    def __init__(self, terminology: Terminology, patient_id: str, today: date, horizon: date | None = None) -> None:
         self.t = terminology
         self.patient_id = patient_id
         self.today = today
+        self.horizon = horizon  # finished medication courses and observations before this day are not read
         self.conditions: list[ConditionFact] = []
         self.observations: list[ObservationFact] = []
         self.courses: list[MedicationCourse] = []
@@ -271,6 +272,11 @@ class _Builder:
         ignored = _MED_REQUEST_IGNORED if rtype in ("MedicationRequest", "MedicationOrder") else _MED_EVENT_IGNORED
         if not in_draft and status in ignored:
             return
+        if self.horizon is not None and not in_draft and status not in ("active", "on-hold", "in-progress"):
+            written = exact_date(resource.get("authoredOn") or resource.get("effectiveDateTime") or resource.get("dateWritten")
+                                 or (resource.get("effectivePeriod") or {}).get("end"))
+            if written is not None and written < self.horizon:
+                return  # finished long before any rule looks back
         concept = self._medication_concept(resource)
         match = self.t.match(concept)
         if not match:
@@ -387,6 +393,10 @@ class _Builder:
     def add_observation(self, resource: dict[str, Any]) -> None:
         if _str(resource.get("status")) in {"entered-in-error", "cancelled"}:
             return
+        if self.horizon is not None:
+            when = exact_date(resource.get("effectiveDateTime"))
+            if when is not None and when < self.horizon:
+                return
         match = self.t.match(resource.get("code"), text_fallback=False)
         if not match:
             return
@@ -505,9 +515,12 @@ def iter_resources(value: Any, limit: int) -> Iterator[Any]:
 
 
 def build_snapshot(*, context: dict[str, Any], prefetch: Mapping[str, Any], terminology: Terminology, today: date,
-                   unavailable: frozenset[str] = frozenset(), max_entries: int = 10_000) -> PatientSnapshot:
+                   unavailable: frozenset[str] = frozenset(), max_entries: int = 10_000,
+                   history_days: int | None = None) -> PatientSnapshot:
+    """``history_days``: finished medication courses and observations older than this are not read (None: all)."""
     patient_id = bare_id(_str(context.get("patientId")))
-    b = _Builder(terminology, patient_id, today)
+    horizon = today - timedelta(days=history_days) if history_days is not None else None
+    b = _Builder(terminology, patient_id, today, horizon)
     values = [v for v in prefetch.values() if isinstance(v, dict)]
     # Medication resources first, so medicationReference can be resolved whatever the key order.
     for value in values:

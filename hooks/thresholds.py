@@ -46,6 +46,12 @@ class Thresholds:
         except KeyError:
             raise AttributeError(name) from None
 
+    def history_days(self) -> int:
+        """How far back any rule reads finished courses and observations (the longest look-back + a month)."""
+        lookbacks = ("ketorolac_lookback_days", "lab_lookback_days", "weight_lookback_days", "imaging_repeat_days",
+                     "conservative_care_lookback_days", "long_term_steroid_days")
+        return int(max(self.values[k] for k in lookbacks)) + 31
+
     @classmethod
     def from_config(cls, overrides: dict[str, Any] | None = None) -> Thresholds:
         values = {name: default for name, (default, _) in DEFAULTS.items()}

@@ -356,3 +356,15 @@ def test_referral_for_deficit_when_imaging_done(client):
     resp = view(client, conditions=conditions, serviceRequests=mri)
     assert topics(resp) == [("referral-spine", "warning")]
     assert "within 2 weeks" in card(resp, "referral-spine")["summary"]
+
+
+def test_long_term_active_steroid_is_a_fracture_risk_flag_even_if_ordered_long_ago(client):
+    old_active = med_request("pred", *PREDNISONE, authored="2024-10-01", route="oral", dose_mg=10, per_day=1)
+    resp = view(client, conditions=[LBP_RECENT], medications=[old_active])
+    assert ("imaging-red-flags", "warning") in topics(resp)
+    assert "fracture risk (long-term systemic steroids)" in card(resp, "imaging-red-flags")["detail"]
+
+
+def test_finished_courses_beyond_every_lookback_are_not_read(client):
+    old = med_request("nap", "198014", "Naproxen 500 MG Oral Tablet", authored="2024-01-05", supply_days=30, status="completed")
+    assert topics(view(client, conditions=[SCIATICA_OLD], medications=[old])) == []  # not conservative care within 12 months
