@@ -74,3 +74,12 @@ def test_invalid_entry_is_skipped_counted_and_logged_by_type_and_id_only(client,
     skipped = next(r for r in caplog.records if r.getMessage() == "skipped invalid entry")
     assert skipped.resource == "Condition/bad-1"
     assert "not-a-concept" not in caplog.text
+
+
+def test_the_suite_log_guard_sees_hook_call_lines(client, no_secrets_in_logs):
+    before = len(no_secrets_in_logs.lines)
+    call(client, hook_request("patient-view", fhirServer="https://ehr.example.org/fhir",
+                              fhirAuthorization={"access_token": "secret-token", "token_type": "Bearer", "expires_in": 300,
+                                                 "scope": "patient/*.read", "subject": "cds"}))
+    new = no_secrets_in_logs.lines[before:]
+    assert any('"msg": "hook call"' in line and '"hookInstance"' in line for line in new)

@@ -1,0 +1,48 @@
+"""The production server under bounded load on 127.0.0.1 (small counts; figures printed, no timing asserted)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import requests
+
+from cds_service.bench import load_and_durability
+from cds_service.loadgen import ServerProcess
+
+pytestmark = pytest.mark.slow
+
+
+def test_make_serve_equivalent_answers_discovery():
+    with ServerProcess(workers=1) as server:
+        resp = requests.get(f"{server.url}/cds-services", timeout=5)
+        assert resp.status_code == 200
+        assert {s["id"] for s in resp.json()["services"]} == {"backpain-patient-view", "backpain-order-select", "backpain-order-sign"}
+        assert resp.headers["Server"].startswith("gunicorn")
+    assert server.proc.poll() is not None  # stopped by its pid
+
+
+def test_load_zero_errors_and_no_acknowledged_feedback_lost_even_on_kill():
+    report = load_and_durability(workers=2, requests_per_kind=40, concurrency=6, max_seconds=60, kill_after=0.8)
+    print(json.dumps(report))
+    assert report["load"]["errors"] == 0
+    assert report["load"]["statuses"] == {200: 80}
+    assert report["load"]["feedback_acknowledged"] == 40 and report["load"]["feedback_missing"] == 0
+    assert report["kill"]["acknowledged"] > 0
+    assert report["kill"]["missing_after_kill"] == 0
+
+
+def test_benchmark_runs_and_writes_its_table(tmp_path):
+    out = tmp_path / "bench.json"
+    proc = subprocess.run([sys.executable, "-m", "cds_service.cli", "bench", "--sizes", "small", "--hooks", "order-select",
+                           "--concurrency", "2", "--runs", "1", "--requests", "20", "--out", str(out)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    print(proc.stdout)
+    result = json.loads(out.read_text())
+    row = result["rows"][0]
+    assert row["size"] == "small" and row["concurrency"] == 2 and row["service"]["errors"] == 0
+    assert row["ratio_p50"] is not None and result["machine"]["cores"] >= 1
+    assert result["replay"]["patients"] >= 20
