@@ -4,7 +4,9 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: serve test check lint bench clean
+BROWSER := $(VENV)/.browser
+
+.PHONY: serve test check lint bench load-test clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -12,19 +14,29 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+# Debian's Chromium for the review-page browser test (Playwright drives it; no browser download).
+$(BROWSER): $(STAMP)
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  { (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || \
+	    echo "WARNING: could not install Debian's chromium; the browser test will be skipped"; }
+	touch $(BROWSER)
+
 serve: $(STAMP)  ## set up and run the service on 127.0.0.1:8080 (embedded defaults)
 	$(VENV)/bin/backpain-cds serve
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check cds_service hooks tests scripts sandbox
 
-test: $(STAMP)  ## set up and run every test
+test: $(STAMP) $(BROWSER)  ## set up and run every test
 	$(VENV)/bin/ruff check cds_service hooks tests scripts sandbox
 	$(PY) -m pytest -q
 	$(VENV)/bin/backpain-cds replay --no-colour sandbox/patients
 
-bench: $(STAMP)
+bench: $(STAMP)  ## full benchmark (minutes); figures in bench/results/latest.json
 	$(VENV)/bin/backpain-cds bench
+
+load-test: $(STAMP)  ## bounded load + kill -9 durability run against the production server
+	$(VENV)/bin/backpain-cds load-test
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

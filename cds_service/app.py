@@ -244,4 +244,10 @@ def create_app(settings: Settings | dict[str, Any] | None = None, *, services: l
         authenticate()
         return json_response({"service": service.id, "summary": store.summary(service.id)})
 
+    if settings.dev_pages and not settings.is_production:
+        from pathlib import Path
+
+        from .review import register_review_page
+
+        register_review_page(app, registry, Path(__file__).resolve().parent.parent / "sandbox" / "patients")
     return app
