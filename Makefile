@@ -5,6 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
 BROWSER := $(VENV)/.browser
+FHIRSRV := sandbox/fhir-server/node_modules/.installed
 
 .PHONY: serve test check lint bench load-test clean
 
@@ -21,13 +22,19 @@ $(BROWSER): $(STAMP)
 	    echo "WARNING: could not install Debian's chromium; the browser test will be skipped"; }
 	touch $(BROWSER)
 
+# The in-memory FHIR server (Medplum router) used to replay patients through the fallback-fetch path.
+$(FHIRSRV): sandbox/fhir-server/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+	  (cd sandbox/fhir-server && npm ci --silent --no-audit --no-fund) && touch $(FHIRSRV); \
+	else echo "WARNING: npm not found; the FHIR fallback replay test will be skipped"; fi
+
 serve: $(STAMP)  ## set up and run the service on 127.0.0.1:8080 (embedded defaults)
 	$(VENV)/bin/backpain-cds serve
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check cds_service hooks tests scripts sandbox
 
-test: $(STAMP) $(BROWSER)  ## set up and run every test
+test: $(STAMP) $(BROWSER) $(FHIRSRV)  ## set up and run every test
 	$(VENV)/bin/ruff check cds_service hooks tests scripts sandbox
 	$(PY) -m pytest -q
 	$(VENV)/bin/backpain-cds replay --no-colour sandbox/patients

@@ -121,7 +121,7 @@ Send = Callable[[str, dict[str, Any]], tuple[int, dict[str, Any]]]
 
 
 def build_request(hook: str, patient_id: str, call: dict[str, Any], prefetch: dict[str, Any] | None,
-                  fhir_server: str | None, now: datetime) -> dict[str, Any]:
+                  fhir_server: str | None, now: datetime, fhir_token: str | None = None) -> dict[str, Any]:
     context: dict[str, Any] = {"userId": "Practitioner/replay-clinician", "patientId": patient_id}
     drafts = resolve_dates(call.get("draftOrders", []), now)
     if hook in ("order-select", "order-sign"):
@@ -133,6 +133,9 @@ def build_request(hook: str, patient_id: str, call: dict[str, Any], prefetch: di
         body["prefetch"] = prefetch
     if fhir_server:
         body["fhirServer"] = fhir_server
+        if fhir_token:
+            body["fhirAuthorization"] = {"access_token": fhir_token, "token_type": "Bearer", "expires_in": 300,
+                                         "scope": "patient/*.read", "subject": "backpain-cds-replay", "patient": patient_id}
     return body
 
 
@@ -156,7 +159,7 @@ def check(call: dict[str, Any], cards: list[tuple[str, str, str]]) -> list[str]:
 
 
 def run_cases(cases: list[Case], send: Send, services: dict[str, tuple[str, tuple[PrefetchTemplate, ...]]], *,
-              now: datetime, fhir_server: str | None = None, progress: Callable[[int, int], None] | None = None) -> list[CallOutcome]:
+              now: datetime, fhir_server: str | None = None, fhir_token: str | None = None, progress: Callable[[int, int], None] | None = None) -> list[CallOutcome]:
     """``services`` maps hook → (service id, prefetch templates)."""
     outcomes = []
     total = sum(len(c.calls) for c in cases)
@@ -169,7 +172,7 @@ def run_cases(cases: list[Case], send: Send, services: dict[str, tuple[str, tupl
             hook = call["hook"]
             service_id, templates = services[hook]
             prefetch = None if fhir_server else prefetch_for(templates, resources, patient_id)
-            body = build_request(hook, patient_id, call, prefetch, fhir_server, now)
+            body = build_request(hook, patient_id, call, prefetch, fhir_server, now, fhir_token)
             started = time.perf_counter()
             status, data = send(service_id, body)
             elapsed = (time.perf_counter() - started) * 1000

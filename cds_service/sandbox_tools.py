@@ -79,7 +79,7 @@ def replay(args: argparse.Namespace) -> int:
     if not cases:
         print("no cases found (expected <name>.expected.json beside <name>.bundle.json)", file=sys.stderr)
         return 2
-    outcomes = run_cases(cases, send, services, now=now, fhir_server=args.fhir, progress=progress_bar())
+    outcomes = run_cases(cases, send, services, now=now, fhir_server=args.fhir, fhir_token=args.fhir_token, progress=progress_bar())
     if args.json:
         print(json.dumps([{"patient": o.patient, "call": o.label, "hook": o.hook, "status": o.status,
                            "cards": [{"topic": t, "indicator": i, "summary": s} for t, i, s in o.cards],
@@ -141,6 +141,7 @@ def register(sub: Any) -> None:
     p.add_argument("paths", nargs="*", help="case files or directories (default: sandbox/patients)")
     p.add_argument("--url", help="a running service base URL (default: in-process)")
     p.add_argument("--fhir", help="send no prefetch; the service fetches from this FHIR server (load it with load-patients)")
+    p.add_argument("--fhir-token", help="access token the service should use on --fhir (sent as fhirAuthorization)")
     p.add_argument("--jwt", help="bearer JWT for a service with client authentication on")
     p.add_argument("--today", help="pin 'now' to this date (YYYY-MM-DD); default: the real date")
     p.add_argument("--json", action="store_true", help="machine-readable output")

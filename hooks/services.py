@@ -31,17 +31,18 @@ _LABS = ",".join(f"http://loinc.org|{c}" for c in (
 
 # Keys `patient`, `conditions` and `medications` are the names the public CDS Hooks sandbox uses.
 # 2.0 tokens only: no {{today()}}, so date windows (last 30 days, 12 months) are applied by the snapshot.
+# `patient=Patient/{id}` is the standard reference form; some servers answer a bare id with an empty Bundle.
 PREFETCH = (
     PrefetchTemplate("patient", "Patient/{{context.patientId}}"),
-    PrefetchTemplate("conditions", "Condition?patient={{context.patientId}}"),
-    PrefetchTemplate("medications", "MedicationRequest?patient={{context.patientId}}"),
-    PrefetchTemplate("medicationStatements", "MedicationStatement?patient={{context.patientId}}", required=False),
-    PrefetchTemplate("medicationAdministrations", "MedicationAdministration?patient={{context.patientId}}", required=False),
-    PrefetchTemplate("labs", "Observation?patient={{context.patientId}}&code=" + _LABS, required=False),
-    PrefetchTemplate("serviceRequests", "ServiceRequest?patient={{context.patientId}}"),
-    PrefetchTemplate("procedures", "Procedure?patient={{context.patientId}}", required=False),
-    PrefetchTemplate("imagingStudies", "ImagingStudy?patient={{context.patientId}}", required=False),
-    PrefetchTemplate("allergies", "AllergyIntolerance?patient={{context.patientId}}", required=False),
+    PrefetchTemplate("conditions", "Condition?patient=Patient/{{context.patientId}}"),
+    PrefetchTemplate("medications", "MedicationRequest?patient=Patient/{{context.patientId}}"),
+    PrefetchTemplate("medicationStatements", "MedicationStatement?patient=Patient/{{context.patientId}}", required=False),
+    PrefetchTemplate("medicationAdministrations", "MedicationAdministration?patient=Patient/{{context.patientId}}", required=False),
+    PrefetchTemplate("labs", "Observation?patient=Patient/{{context.patientId}}&code=" + _LABS, required=False),
+    PrefetchTemplate("serviceRequests", "ServiceRequest?patient=Patient/{{context.patientId}}"),
+    PrefetchTemplate("procedures", "Procedure?patient=Patient/{{context.patientId}}", required=False),
+    PrefetchTemplate("imagingStudies", "ImagingStudy?patient=Patient/{{context.patientId}}", required=False),
+    PrefetchTemplate("allergies", "AllergyIntolerance?patient=Patient/{{context.patientId}}", required=False),
 )
 
 PATIENT_VIEW_RULES = (ketorolac_duration, systemic_steroid_back_pain, imaging_red_flags, imaging_persistent_radicular,

@@ -35,12 +35,12 @@ def test_render_url_encodes_token_values():
 
 
 def test_absent_key_is_fetched_with_exact_url_and_bearer_token(client, mocked):
-    mocked.get(f"{BASE}/Condition", match=[matchers.query_string_matcher("patient=p1"),
+    mocked.get(f"{BASE}/Condition", match=[matchers.query_string_matcher("patient=Patient/p1"),
                                            matchers.header_matcher({"Authorization": "Bearer tok-123-SECRET"})], json=EMPTY)
     resp = call(client, _missing("conditions"))
     assert resp.status_code == 200
     assert len(mocked.calls) == 1
-    assert mocked.calls[0].request.url == f"{BASE}/Condition?patient=p1"
+    assert mocked.calls[0].request.url == f"{BASE}/Condition?patient=Patient/p1"
     assert mocked.calls[0].request.headers["Accept"].startswith("application/fhir+json")
 
 
@@ -55,7 +55,7 @@ def test_open_server_needs_no_token(client, mocked):
 def test_patient_id_with_reference_form_is_encoded_bare(client, mocked):
     body = _missing("medications")
     body["context"]["patientId"] = "Patient/p1"
-    mocked.get(f"{BASE}/MedicationRequest", match=[matchers.query_string_matcher("patient=p1")], json=EMPTY)
+    mocked.get(f"{BASE}/MedicationRequest", match=[matchers.query_string_matcher("patient=Patient/p1")], json=EMPTY)
     assert call(client, body).status_code == 200
 
 

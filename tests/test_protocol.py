@@ -28,8 +28,8 @@ def test_discovery_lists_one_service_per_hook_with_2_0_prefetch(client):
         assert service["title"] and service["description"]
         prefetch = service["prefetch"]
         assert prefetch["patient"] == "Patient/{{context.patientId}}"
-        assert prefetch["conditions"] == "Condition?patient={{context.patientId}}"
-        assert prefetch["medications"] == "MedicationRequest?patient={{context.patientId}}"
+        assert prefetch["conditions"] == "Condition?patient=Patient/{{context.patientId}}"
+        assert prefetch["medications"] == "MedicationRequest?patient=Patient/{{context.patientId}}"
         assert {"medicationStatements", "medicationAdministrations", "labs", "serviceRequests"} <= set(prefetch)
         assert "98979-8" in prefetch["labs"] and "29463-7" in prefetch["labs"] and "2160-0" in prefetch["labs"]
         for template in prefetch.values():

