@@ -74,7 +74,24 @@ def normalised(resource: dict[str, Any]) -> dict[str, Any]:
     return _normalise(resource, cls) if cls is not None else resource
 
 
+LEGACY_TYPES = frozenset({"MedicationOrder"})  # DSTU2
+
+
+def is_legacy(resource: dict[str, Any]) -> bool:
+    """A DSTU2/STU3 shape (older servers, the public sandbox's default server): read by the snapshot, not R4-validated."""
+    if resource.get("resourceType") in LEGACY_TYPES:
+        return True
+    if resource.get("resourceType") == "Condition":
+        return isinstance(resource.get("clinicalStatus"), str) or isinstance(resource.get("verificationStatus"), str) \
+            or ("patient" in resource and "subject" not in resource)
+    dosages = resource.get("dosageInstruction")
+    return isinstance(dosages, list) and any(isinstance(d, dict) and "doseQuantity" in d for d in dosages)
+
+
 def is_valid(resource: dict[str, Any]) -> bool:
+    """R4-valid after normalisation; recognised DSTU2/STU3 shapes count as readable (no R4 model applies)."""
+    if is_legacy(resource):
+        return bool(resource.get("id"))
     cls = model_class(str(resource.get("resourceType", "")))
     if cls is None:
         return False

@@ -376,11 +376,13 @@ class _Builder:
             raise ValueError("Condition without code")
         clinical = _codes_of(resource.get("clinicalStatus"))
         verified = _codes_of(resource.get("verificationStatus"))
-        if verified & {"refuted", "entered-in-error"}:
-            return
-        # R4 coded status, or the STU3/DSTU2 plain string.
+        # R4 coded statuses, or the STU3/DSTU2 plain strings.
         if isinstance(resource.get("clinicalStatus"), str):
             clinical = {resource["clinicalStatus"]}
+        if isinstance(resource.get("verificationStatus"), str):
+            verified = {resource["verificationStatus"]}
+        if verified & {"refuted", "entered-in-error"}:
+            return
         active = bool(clinical & {"active", "recurrence", "relapse"}) or (not clinical and "abatementDateTime" not in resource)
         match = self.t.match(resource["code"], text_fallback=False)
         ref = f"Condition/{resource.get('id')}"

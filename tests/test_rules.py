@@ -368,3 +368,29 @@ def test_long_term_active_steroid_is_a_fracture_risk_flag_even_if_ordered_long_a
 def test_finished_courses_beyond_every_lookback_are_not_read(client):
     old = med_request("nap", "198014", "Naproxen 500 MG Oral Tablet", authored="2024-01-05", supply_days=30, status="completed")
     assert topics(view(client, conditions=[SCIATICA_OLD], medications=[old])) == []  # not conservative care within 12 months
+
+
+# --- DSTU2/STU3 shapes (older servers, the public sandbox's default server) ------------------------------------------
+
+def _dstu2_condition(cid, code, display, onset, **extra):
+    return {"resourceType": "Condition", "id": cid, "patient": {"reference": "Patient/p1"}, "clinicalStatus": "active",
+            "verificationStatus": extra.get("verification", "confirmed"), "onsetDateTime": onset,
+            "code": {"coding": [{"system": SNOMED, "code": code, "display": display}]}}
+
+
+def test_dstu2_medication_order_and_conditions_are_read(client):
+    order_ = {"resourceType": "MedicationOrder", "id": "mo1", "status": "active", "dateWritten": "2026-11-14",
+              "patient": {"reference": "Patient/p1"},
+              "medicationCodeableConcept": {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "834022"}]},
+              "dosageInstruction": [{"timing": {"repeat": {"frequency": 4, "period": 1, "periodUnit": "d"}},
+                                     "doseQuantity": {"value": 10, "unit": "mg", "code": "mg"}}],
+              "dispenseRequest": {"expectedSupplyDuration": {"value": 10, "unit": "days", "code": "d"}}}
+    conditions = [_dstu2_condition("c1", *LBP, "2026-11-10"), _dstu2_condition("c2", "192970008", "Cauda equina syndrome", "2026-11-21")]
+    resp = view(client, conditions=conditions, medications=[order_])
+    assert topics(resp) == [("ketorolac-duration", "critical"), ("imaging-red-flags", "critical")]
+
+
+def test_stu3_refuted_condition_is_ignored(client):
+    conditions = [_dstu2_condition("c1", *LBP, "2026-11-10"),
+                  _dstu2_condition("c2", "192970008", "Cauda equina syndrome", "2026-11-21", verification="refuted")]
+    assert topics(view(client, conditions=conditions)) == []
