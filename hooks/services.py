@@ -51,23 +51,19 @@ ORDER_RULES = (ketorolac_duration, ketorolac_contraindication, ketorolac_dose, k
                systemic_steroid_back_pain, imaging_red_flags, imaging_early, imaging_repeat)
 
 
+SERVICES = (
+    ("backpain-patient-view", "patient-view", "Low back pain: standing problems",
+     "Flags ketorolac past its 5-day combined limit, active systemic steroids for back pain, red flags needing urgent "
+     "imaging or referral, persistent radicular pain and overdue spine referral.", PATIENT_VIEW_RULES),
+    ("backpain-order-select", "order-select", "Low back pain: order advice",
+     "While ordering: ketorolac duration, dose, route and contraindications; systemic steroids for back pain; lumbar "
+     "imaging in the first 6 weeks, with red flags, or repeated within 12 months.", ORDER_RULES),
+    ("backpain-order-sign", "order-sign", "Low back pain: order check before signing",
+     "Before signing: the same checks as order advice, over every draft order.", ORDER_RULES),
+)
+
+
 def build_services(knowledge: Knowledge) -> list[ServiceDefinition]:
-    return [
-        ServiceDefinition(
-            id="backpain-patient-view", hook="patient-view",
-            title="Low back pain: standing problems",
-            description="Flags ketorolac past its 5-day combined limit, active systemic steroids for back pain, "
-                        "red flags needing urgent imaging or referral, persistent radicular pain and overdue spine referral.",
-            prefetch=PREFETCH, evaluate=partial(evaluate, rules=PATIENT_VIEW_RULES, knowledge=knowledge)),
-        ServiceDefinition(
-            id="backpain-order-select", hook="order-select",
-            title="Low back pain: order advice",
-            description="While ordering: ketorolac duration, dose, route and contraindications; systemic steroids for "
-                        "back pain; lumbar imaging in the first 6 weeks, with red flags, or repeated within 12 months.",
-            prefetch=PREFETCH, evaluate=partial(evaluate, rules=ORDER_RULES, knowledge=knowledge)),
-        ServiceDefinition(
-            id="backpain-order-sign", hook="order-sign",
-            title="Low back pain: order check before signing",
-            description="Before signing: the same checks as order advice, over every draft order.",
-            prefetch=PREFETCH, evaluate=partial(evaluate, rules=ORDER_RULES, knowledge=knowledge)),
-    ]
+    return [ServiceDefinition(id=sid, hook=hook, title=title, description=description, prefetch=PREFETCH,
+                              evaluate=partial(evaluate, rules=rules, knowledge=knowledge))
+            for sid, hook, title, description, rules in SERVICES]

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Authoring aid: writes the synthetic patient bundles in sandbox/patients/ (US Core-shaped FHIR R4).
+"""Authoring aid (run it from the project's virtualenv): writes the synthetic patient bundles in sandbox/patients/ (US Core-shaped FHIR R4).
 
     python sandbox/make_patients.py
 
@@ -14,12 +14,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+from cds_service.terminology import CPT, ICD10CM, LOINC, RXNORM, SNOMED
+
 OUT = Path(__file__).parent / "patients"
-RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
-SNOMED = "http://snomed.info/sct"
-ICD10 = "http://hl7.org/fhir/sid/icd-10-cm"
-LOINC = "http://loinc.org"
-CPT = "http://www.ama-assn.org/go/cpt"
+ICD10 = ICD10CM
+
 UCUM = "http://unitsofmeasure.org"
 US_CORE = "http://hl7.org/fhir/us/core/StructureDefinition/"
 ROUTES = {"oral": ("26643006", "Oral route"), "iv": ("47625008", "Intravenous route"), "im": ("78421000", "Intramuscular route"),

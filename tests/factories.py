@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
-SNOMED = "http://snomed.info/sct"
-ICD10 = "http://hl7.org/fhir/sid/icd-10-cm"
-LOINC = "http://loinc.org"
-CPT = "http://www.ama-assn.org/go/cpt"
+from cds_service.terminology import CPT, ICD10CM, LOINC, RXNORM, SNOMED
+
+ICD10 = ICD10CM
+
 ROUTES = {"oral": ("26643006", "Oral route"), "iv": ("47625008", "Intravenous route"), "im": ("78421000", "Intramuscular route"),
           "epidural": ("404820008", "Epidural route"), "ophthalmic": ("54485002", "Ophthalmic use"),
           "intra-articular": ("12130007", "Intra-articular route"), "nasal": ("46713006", "Nasal route")}
