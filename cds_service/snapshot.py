@@ -50,8 +50,8 @@ _COUNT_UNITS = {"tab", "tabs", "tablet", "tablets", "{tbl}", "{tablet}", "{pill}
                 "capsules", "{cap}", "{capsule}", "1", "{each}", "each", "ea", "{dose}", "dose"}
 
 # Statuses that mean "not real" for exposure; drafts outside context.draftOrders are not orders yet.
-_MED_REQUEST_IGNORED = {"cancelled", "entered-in-error", "draft", "stopped", "unknown"}
-_MED_EVENT_IGNORED = {"entered-in-error", "not-done", "not-taken", "stopped", "unknown", "intended"}
+_MED_REQUEST_IGNORED = {"cancelled", "entered-in-error", "draft", "unknown"}
+_MED_EVENT_IGNORED = {"entered-in-error", "not-done", "not-taken", "unknown", "intended"}
 _ORDER_IGNORED = {"entered-in-error", "revoked", "not-done"}
 
 
@@ -98,6 +98,7 @@ class MedicationCourse:
     daily_dose_mg: float | None
     reason_valuesets: frozenset[str] = frozenset()
     reason_refs: tuple[str, ...] = ()
+    stop_reason: str = ""  # statusReason text of a stopped course ("not effective", …)
 
     @property
     def route_text(self) -> str:
@@ -296,7 +297,7 @@ class _Builder:
             ref=ref, display=display, ingredients=match.ingredients, classes=match.valuesets, matched_by=match.by,
             route=route, route_label=route_label, start=start, end=end, end_basis=basis, status=status or "unknown",
             in_draft_orders=in_draft, is_administration=administration, single_dose_mg=single, daily_dose_mg=daily,
-            reason_valuesets=reasons, reason_refs=reason_refs))
+            reason_valuesets=reasons, reason_refs=reason_refs, stop_reason=_concept_text(resource.get("statusReason"))))
 
     def _reasons(self, resource: dict[str, Any]) -> frozenset[str]:
         reasons: set[str] = set()
@@ -484,6 +485,14 @@ class _Builder:
             self.skipped[rtype] += 1
             log.info("skipped invalid entry", extra={"resource": f"{rtype}/{_str(resource.get('id'))}",
                                                       "error": type(exc).__name__})
+
+
+def _concept_text(concept: Any) -> str:
+    concept = _first(concept)
+    if not isinstance(concept, dict):
+        return ""
+    texts = [_str(concept.get("text"))] + [_str(c.get("display")) for c in _as_list(concept.get("coding")) if isinstance(c, dict)]
+    return next((t for t in texts if t), "")
 
 
 def _local_reference(reference: str) -> str:

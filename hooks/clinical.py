@@ -12,6 +12,7 @@ from datetime import date, timedelta
 
 from cds_service.snapshot import ConditionFact, MedicationCourse, ObservationFact, OrderFact, PatientSnapshot
 
+from .findings import RuleContext
 from .thresholds import Thresholds
 
 BACK_PAIN = frozenset({"lbp-nonspecific", "lbp-radicular", "lbp-disc", "lbp-spondylosis", "lbp-stenosis"})
@@ -183,6 +184,25 @@ def prior_orders(s: PatientSnapshot, sets: frozenset[str], since: date | None = 
 
 def draft_orders(s: PatientSnapshot, sets: frozenset[str], focus: frozenset[str] | None = None) -> list[OrderFact]:
     return [o for o in s.orders if o.in_draft_orders and o.valuesets & sets and (focus is None or o.ref in focus)]
+
+
+def is_current(c: MedicationCourse, today: date) -> bool:
+    """Being ordered now, or an active/on-hold course not yet past its planned end."""
+    return (c.in_draft_orders or c.status in ("active", "on-hold", "in-progress")) and (c.end is None or c.end >= today)
+
+
+def focused_drafts(ctx: RuleContext, valueset: str) -> list[MedicationCourse]:
+    """Draft orders in focus (selections on order-select, every draft on order-sign) of a drug class, by a systemic route."""
+    return [c for c in ctx.snapshot.courses
+            if c.in_draft_orders and c.ref in ctx.focus and valueset in c.classes and c.route != "local"]
+
+
+def current_courses(ctx: RuleContext, valueset: str, exclude: Iterable[str] = ()) -> list[MedicationCourse]:
+    """Current courses of a drug class (drafts count on order-sign, and on order-select when selected), systemic only."""
+    skip = set(exclude)
+    return [c for c in ctx.snapshot.courses
+            if valueset in c.classes and c.ref not in skip and c.route != "local" and is_current(c, ctx.today)
+            and (not c.in_draft_orders or c.ref in ctx.focus)]
 
 
 def fmt_date(d: date | None) -> str:

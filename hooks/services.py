@@ -8,6 +8,14 @@ from cds_service.prefetch import PrefetchTemplate
 from cds_service.registry import ServiceDefinition
 
 from .engine import Knowledge, evaluate
+from .rules.adjuvants import (
+    benzodiazepine_back_pain,
+    drug_class_repeat,
+    gabapentinoid_nonradicular,
+    gabapentinoid_renal_dose,
+    muscle_relaxant,
+)
+from .rules.analgesics import nsaid_duplicate, opioid_first_line, opioid_sedative
 from .rules.imaging import (
     imaging_early,
     imaging_persistent_radicular,
@@ -45,10 +53,13 @@ PREFETCH = (
     PrefetchTemplate("allergies", "AllergyIntolerance?patient=Patient/{{context.patientId}}", required=False),
 )
 
+# Required rules first, then the further guideline rules; a superseding rule precedes the rules it silences.
 PATIENT_VIEW_RULES = (ketorolac_duration, systemic_steroid_back_pain, imaging_red_flags, imaging_persistent_radicular,
-                      referral_spine)
+                      referral_spine, opioid_sedative)
 ORDER_RULES = (ketorolac_duration, ketorolac_contraindication, ketorolac_dose, ketorolac_oral_start,
-               systemic_steroid_back_pain, imaging_red_flags, imaging_early, imaging_repeat)
+               systemic_steroid_back_pain, imaging_red_flags, imaging_early, imaging_repeat,
+               opioid_first_line, opioid_sedative, nsaid_duplicate, gabapentinoid_nonradicular, gabapentinoid_renal_dose,
+               muscle_relaxant, benzodiazepine_back_pain, drug_class_repeat)
 
 
 SERVICES = (

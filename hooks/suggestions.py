@@ -140,7 +140,7 @@ def update(resource: dict[str, Any], description: str, change: Any) -> dict[str,
         return None
 
 
-def bounded_duration(resource: dict[str, Any], days: int, per_day: float | None) -> dict[str, Any] | None:
+def bounded_duration(resource: dict[str, Any], days: int, per_day: float | None, what: str = "ketorolac") -> dict[str, Any] | None:
     def apply(r: dict[str, Any]) -> None:
         dispense = r.setdefault("dispenseRequest", {})
         dispense["expectedSupplyDuration"] = fhir_quantity_days(days)
@@ -153,7 +153,7 @@ def bounded_duration(resource: dict[str, Any], days: int, per_day: float | None)
             if isinstance(repeat, dict) and ("boundsPeriod" in repeat or "boundsDuration" in repeat):
                 repeat.pop("boundsPeriod", None)
                 repeat["boundsDuration"] = fhir_quantity_days(days)
-    return update(resource, f"Limit the ketorolac order to {days} day{'s' if days != 1 else ''}", apply)
+    return update(resource, f"Limit the {what} order to {days} day{'s' if days != 1 else ''}", apply)
 
 
 def stop(resource: dict[str, Any], description: str) -> dict[str, Any] | None:

@@ -33,6 +33,16 @@ DEFAULTS: dict[str, tuple[float, str]] = {
     "long_term_steroid_days": (90, "fracture-risk convention (≥ 3 months of systemic glucocorticoids)"),
     "fracture_risk_age_male": (65, "rule catalogue: older age (men ≥ 65) strengthens fracture risk"),
     "fracture_risk_age_female": (75, "rule catalogue: older age (women ≥ 75) strengthens fracture risk"),
+    # further rules
+    "opioid_nonopioid_lookback_days": (90, "CDC 2022 recommendation 1: non-opioid therapy first (rule catalogue: 90 days)"),
+    "opioid_supply_warning_days": (7, "CDC 2022 recommendation 6: more than 7 days rarely needed for acute pain"),
+    "opioid_supply_info_days": (3, "CDC 2022 recommendation 6: 3 days or less often sufficient"),
+    "acute_pain_days": (28, "ACP 2017: acute low back pain lasts less than 4 weeks"),
+    "beers_age": (65, "AGS Beers Criteria 2023: avoid skeletal muscle relaxants at age ≥ 65"),
+    "gabapentin_max_mg_egfr_30_59": (1400, "gabapentin label, Table 1: CrCl 30–59 → 400–1400 mg/day"),
+    "gabapentin_max_mg_egfr_15_29": (700, "gabapentin label, Table 1: CrCl 15–29 → 200–700 mg/day"),
+    "gabapentin_max_mg_egfr_below_15": (300, "gabapentin label, Table 1: CrCl < 15 → 100–300 mg/day"),
+    "aspirin_cardioprotective_max_mg_day": (325, "rule catalogue: aspirin ≤ 325 mg/day ignored for NSAID duplication"),
 }
 
 

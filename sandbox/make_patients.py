@@ -224,6 +224,28 @@ def patients() -> dict[str, P]:
         .order(*MRI, "@today-90d").order(SNOMED, "308481009", "Referral to orthopedic surgeon (procedure)", "@today-85d"))
     ps["24-referral-overdue"] = P("bp24", "Fatima", "Hussain", "female", "61y").condition(ICD10, "M54.17", "Radiculopathy, lumbosacral region", "@today-120d")
     ps["27-ketorolac-oral-start"] = P("bp27", "Noah", "Garcia", "male", "31y").condition(*LBP, "@today-1d")
+    # --- further rules ----------------------------------------------------------------------------------------------
+    ps["28-opioid-on-gabapentin"] = (
+        P("bp28", "Victor", "Hale", "male", "57y").condition(*LBP, "@today-12d")
+        .med("310431", "gabapentin 300 MG Oral Capsule", "@today-60d", route="oral", dose_mg=300, per_day=3))
+    ps["29-gabapentin-nonradicular"] = P("bp29", "Ruth", "Okonkwo", "female", "48y").condition(*LBP, "@today-20d")
+    ps["30-gabapentin-renal"] = (
+        P("bp30", "Harold", "Fischer", "male", "74y").condition(ICD10, "M54.16", "Radiculopathy, lumbar region", "@today-30d")
+        .lab("98979-8", "eGFR (CKD-EPI 2021)", 25, "mL/min/{1.73_m2}", "@today-20d"))
+    ps["31-muscle-relaxant-older-on-nsaid"] = (
+        P("bp31", "Irene", "Kowalski", "female", "71y").condition(*LBP, "@today-6d")
+        .med(*NAPROXEN, "@today-5d", route="oral", supply=14, dose_mg=500, per_day=2))
+    ps["32-benzodiazepine-for-back-pain"] = P("bp32", "Marcus", "Bell", "male", "42y").condition(*LBP, "@today-9d")
+    ps["33-benzodiazepine-with-anxiety"] = (
+        P("bp33", "Nadia", "Petrova", "female", "37y").condition(*LBP, "@today-9d")
+        .condition(ICD10, "F41.1", "Generalized anxiety disorder", "@today-3y"))
+    ps["34-nsaid-duplicate-with-low-dose-aspirin"] = (
+        P("bp34", "Stefan", "Lindqvist", "male", "60y").condition(*LBP, "@today-15d")
+        .med("197806", "Ibuprofen 600 MG Oral Tablet", "@today-7d", route="oral", supply=14, dose_mg=600, per_day=3)
+        .med("243670", "Aspirin 81 MG Oral Tablet", "@today-400d", route="oral", dose_mg=81, per_day=1))
+    ps["35-opioid-after-nsaid-short"] = (
+        P("bp35", "Lucia", "Romero", "female", "45y").condition(*LBP, "@today-20d")
+        .med(*NAPROXEN, "@today-15d", status="completed", route="oral", supply=10, dose_mg=500, per_day=2))
     # --- nothing to flag -------------------------------------------------------------------------------------------
     ps["25-no-back-pain"] = (
         P("bp25", "Arthur", "Lewis", "male", "66y").condition(SNOMED, "59621000", "Essential hypertension (disorder)", "@today-10y")

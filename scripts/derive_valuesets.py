@@ -155,6 +155,26 @@ PROJECT_AUTHORED = {
     },
 }
 
+PROJECT_AUTHORED["neuropathic-indication"] = {
+    "title": "Neuropathic or seizure indications for gabapentinoids other than radicular back pain (epilepsy, diabetic "
+             "and other polyneuropathy, postherpetic neuralgia, mononeuropathies, fibromyalgia, restless legs, CRPS)",
+    "source": "project-authored (not in ../shared/terminology/codes.json): ICD-10-CM categories from the CMS tabular and "
+              "SNOMED CT disorder concepts; needs clinical terminology review",
+    "icd10cm": ["G40", "R56", "B02.2", "E08.4", "E09.4", "E10.4", "E11.4", "E13.4", "G62", "G63", "G56", "G57", "G58",
+                "M79.7", "G25.81", "G90.5"],
+    "snomed": {"84757009": "Epilepsy", "230572002": "Neuropathy due to diabetes mellitus", "2177002": "Postherpetic neuralgia",
+               "203082005": "Fibromyalgia", "32914008": "Restless legs"},
+}
+PROJECT_AUTHORED["benzodiazepine-indication"] = {
+    "title": "Indications for benzodiazepines (anxiety and panic disorders, acute stress reaction, seizures, alcohol or "
+             "sedative withdrawal, insomnia)",
+    "source": "project-authored (not in ../shared/terminology/codes.json): ICD-10-CM categories from the CMS tabular and "
+              "SNOMED CT disorder concepts; needs clinical terminology review",
+    "icd10cm": ["F40", "F41", "F43.0", "G40", "R56", "F10.13", "F10.23", "F10.93", "F13.13", "F13.23", "F13.93", "G47.0", "F51.0"],
+    "snomed": {"197480006": "Anxiety disorder", "21897009": "Generalized anxiety disorder", "371631005": "Panic disorder",
+               "84757009": "Epilepsy", "91175000": "Seizure", "193462001": "Insomnia"},
+}
+
 ROUTES = {  # SNOMED route → route class (oral | iv | im | sc | nasal | rectal | transdermal | local)
     "26643006": "oral", "37839007": "oral", "54471007": "oral", "47625008": "iv", "418114005": "iv", "419993007": "iv",
     "78421000": "im", "34206005": "sc", "37161004": "rectal", "45890007": "transdermal", "46713006": "nasal",

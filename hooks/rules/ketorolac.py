@@ -9,7 +9,7 @@ from cds_service.durations import span_days
 from cds_service.snapshot import MedicationCourse, PatientSnapshot
 
 from .. import suggestions as sx
-from ..clinical import PARENTERAL_ROUTES, fmt_date, latest_egfr, latest_weight_kg
+from ..clinical import PARENTERAL_ROUTES, fmt_date, is_current, latest_egfr, latest_weight_kg
 from ..findings import Finding, RuleContext, Suggestion, rule
 
 LOCAL = "local"
@@ -42,7 +42,7 @@ def exposures(s: PatientSnapshot, lookback_days: float, include_drafts: frozense
     cutoff = s.today - timedelta(days=lookback_days)
     courses = []
     for c in s.courses:
-        if not is_systemic_ketorolac(c) or c.start is None:
+        if not is_systemic_ketorolac(c) or c.start is None or c.status == "stopped":
             continue
         if c.in_draft_orders:
             if c.ref in include_drafts:
@@ -75,20 +75,16 @@ def nsaid_contraindications(s: PatientSnapshot, ctx: RuleContext) -> list[str]:
     egfr = latest_egfr(s, ctx.thresholds)
     if egfr is not None and egfr.value is not None and egfr.value < ctx.thresholds.ketorolac_contraindicated_egfr:
         reasons.append(f"eGFR {egfr.value:g}")
-    reasons += [c.display for c in s.courses if "anticoagulants" in c.classes and _current(c, s.today)]
+    reasons += [c.display for c in s.courses if "anticoagulants" in c.classes and is_current(c, s.today)]
     return reasons
 
 
-def _current(c: MedicationCourse, today: date) -> bool:
-    return (c.in_draft_orders or c.status in ("active", "on-hold")) and (c.end is None or c.end >= today)
-
-
-def _alternative(ctx: RuleContext, drafts: list[MedicationCourse], reason_ok: bool = True) -> Suggestion:
+def alternative_analgesic(ctx: RuleContext, drafts: list[MedicationCourse], label: str) -> Suggestion:
+    """Remove the drafts and order naproxen 500 mg twice daily — or acetaminophen when an NSAID is contraindicated."""
     s = ctx.snapshot
-    blocked = nsaid_contraindications(s, ctx)
-    name = "naproxen" if not blocked else "acetaminophen"
-    actions = tuple(sx.delete(d.ref, f"Remove the ketorolac order ({d.display})") for d in drafts)
-    return Suggestion(f"replace-{name}", actions + (sx.medication_order(s.patient_id, name, sx.back_pain_reason() if reason_ok else None),),
+    name = "acetaminophen" if nsaid_contraindications(s, ctx) else "naproxen"
+    actions = tuple(sx.delete(d.ref, f"Remove the {label} order ({d.display})") for d in drafts)
+    return Suggestion(f"replace-{name}", actions + (sx.medication_order(s.patient_id, name, sx.back_pain_reason()),),
                       recommended=True)
 
 
@@ -130,20 +126,20 @@ def ketorolac_duration(ctx: RuleContext) -> list[Finding]:
             open_ended = [c for c in in_exp if c.end is None]
             values |= {"open_order": open_ended[0].display if open_ended else draft.display}
             return [Finding("ketorolac-duration", "warning", values, sources,
-                            shorten + (_alternative(ctx, in_exp),), variant="open-ended")]
+                            shorten + (alternative_analgesic(ctx, in_exp, "ketorolac"),), variant="open-ended")]
         days = exp.days or 0
         if days <= limit:
             continue
         basis = next((c.end_basis for c in exp.courses if c.end == exp.last and c.end_basis), "planned end")
         values |= {"days": days, "last_day": f"{fmt_date(exp.last)} ({basis})"}
-        return [Finding("ketorolac-duration", "critical", values, sources, (_alternative(ctx, in_exp),) + shorten)]
+        return [Finding("ketorolac-duration", "critical", values, sources, (alternative_analgesic(ctx, in_exp, "ketorolac"),) + shorten)]
     return []
 
 
 def _ketorolac_duration_active(ctx: RuleContext, limit: int) -> list[Finding]:
     s = ctx.snapshot
     for exp in exposures(s, ctx.thresholds.ketorolac_lookback_days, frozenset()):
-        active = [c for c in exp.courses if _current(c, s.today)]
+        active = [c for c in exp.courses if is_current(c, s.today)]
         elapsed = span_days(exp.first, s.today)
         if not active or elapsed <= limit:
             continue
@@ -288,7 +284,7 @@ def ketorolac_contraindication(ctx: RuleContext) -> list[Finding]:
             critical.append((f"allergy or intolerance: {a.display}", a.ref))
     draft_refs = {d.ref for d in drafts}
     for c in s.courses:
-        if c.ref in draft_refs or not _current(c, s.today) or (c.in_draft_orders and c.ref not in ctx.focus and ctx.hook == "order-select"):
+        if c.ref in draft_refs or not is_current(c, s.today) or (c.in_draft_orders and c.ref not in ctx.focus and ctx.hook == "order-select"):
             continue
         if "nsaids" in c.classes and c.route != LOCAL:
             critical.append((f"concurrent NSAID/aspirin: {c.display}", c.ref))

@@ -1,0 +1,173 @@
+"""Further rules for adjuvant drugs: gabapentinoids, muscle relaxants, benzodiazepines, and repeating a drug class
+(NICE NG59, gabapentin label Table 1, ACP 2017, AGS Beers Criteria)."""
+
+from __future__ import annotations
+
+from cds_service.snapshot import MedicationCourse
+
+from .. import suggestions as sx
+from ..clinical import (
+    RADICULAR,
+    back_pain_context,
+    current_courses,
+    episode,
+    fmt_date,
+    focused_drafts,
+    is_current,
+    latest_egfr,
+)
+from ..findings import Finding, RuleContext, Suggestion, rule
+from .ketorolac import alternative_analgesic
+
+REPEAT_CLASSES = {"systemic-corticosteroids": "systemic corticosteroid", "muscle-relaxants": "muscle relaxant",
+                  "gabapentinoids": "gabapentinoid", "opioids": "opioid", "benzodiazepines": "benzodiazepine"}
+SYSTEMIC = frozenset({"oral", "iv", "im", "sc", "parenteral", "nasal", "rectal", "transdermal"})
+
+
+def _has_indication(ctx: RuleContext, valueset: str, drafts: list[MedicationCourse]) -> bool:
+    return any(c.active and valueset in c.valuesets for c in ctx.snapshot.conditions) or \
+        any(valueset in d.reason_valuesets for d in drafts)
+
+
+def _remove(drafts: list[MedicationCourse], recommended: bool = True) -> Suggestion:
+    return Suggestion("remove", tuple(sx.delete(d.ref, f"Remove {d.display}") for d in drafts), recommended=recommended)
+
+
+@rule("gabapentinoid-nonradicular")
+def gabapentinoid_nonradicular(ctx: RuleContext) -> list[Finding]:
+    """When: gabapentin or pregabalin is being ordered for back pain, with no radicular condition (or radicular reason
+    on the order) and no other neuropathic or seizure indication (epilepsy, diabetic or other polyneuropathy,
+    postherpetic neuralgia, fibromyalgia, restless legs…).
+    Then: warning — no benefit for non-radicular low back pain, with dizziness and somnolence (NICE NG59); suggest
+    an NSAID (or acetaminophen) instead.
+    """
+    if not ctx.ordering:
+        return []
+    s = ctx.snapshot
+    drafts = focused_drafts(ctx, "gabapentinoids")
+    ep = episode(s)
+    if not drafts or not back_pain_context(s, ep, [d.ref for d in drafts]):
+        return []
+    if (ep is not None and ep.radicular) or any(d.reason_valuesets & RADICULAR for d in drafts) \
+            or _has_indication(ctx, "neuropathic-indication", drafts):
+        return []
+    values = {"orders": "; ".join(d.display for d in drafts),
+              "conditions": ", ".join(c.display for c in ep.conditions) if ep else "back pain (order reason)"}
+    return [Finding("gabapentinoid-nonradicular", "warning", values, tuple(d.ref for d in drafts),
+                    (alternative_analgesic(ctx, drafts, "gabapentinoid"), _remove(drafts, recommended=False)))]
+
+
+@rule("gabapentinoid-renal-dose")
+def gabapentinoid_renal_dose(ctx: RuleContext) -> list[Finding]:
+    """When: gabapentin is being ordered with a computable daily dose above the band for the latest eGFR (12 months):
+    30–59 → 1400 mg/day, 15–29 → 700 mg/day, < 15 → 300 mg/day (gabapentin label, Table 1). No eGFR or no readable
+    dose → no card.
+    Then: warning with the dose, the eGFR and the band; suggest updating the order to the band's maximum.
+    """
+    if not ctx.ordering:
+        return []
+    s, t = ctx.snapshot, ctx.thresholds
+    egfr = latest_egfr(s, t)
+    if egfr is None or egfr.value is None or egfr.value >= 60:
+        return []
+    if egfr.value >= 30:
+        cap, dose, per_day, band = t.gabapentin_max_mg_egfr_30_59, 700, 2, "30–59"
+    elif egfr.value >= 15:
+        cap, dose, per_day, band = t.gabapentin_max_mg_egfr_15_29, 700, 1, "15–29"
+    else:
+        cap, dose, per_day, band = t.gabapentin_max_mg_egfr_below_15, 300, 1, "below 15"
+    for d in focused_drafts(ctx, "gabapentinoids"):
+        if d.ingredients != {"gabapentin"} or d.daily_dose_mg is None or d.daily_dose_mg <= cap:
+            continue
+        regimen = f"{dose} mg {'twice' if per_day == 2 else 'once'} daily"
+        values = {"order": d.display, "daily": f"{d.daily_dose_mg:g}", "egfr": f"{egfr.value:g}", "egfr_date": str(egfr.effective),
+                  "band": band, "cap": f"{cap:g}", "regimen": regimen}
+        action = sx.set_dose(s.resources[d.ref], dose, per_day, f"Set gabapentin to {regimen}")
+        return [Finding("gabapentinoid-renal-dose", "warning", values, (d.ref, egfr.ref),
+                        (Suggestion("cap-dose", (action,), recommended=True, label_values={"regimen": regimen}),))]
+    return []
+
+
+@rule("muscle-relaxant")
+def muscle_relaxant(ctx: RuleContext) -> list[Finding]:
+    """When: a skeletal muscle relaxant is being ordered for back pain and the pain is radicular, or an NSAID is
+    current, or the patient is 65 or older.
+    Then: info (warning at age ≥ 65: AGS Beers, avoid) — no evidence of benefit in radicular pain (ACP 2017), no
+    added benefit over an NSAID alone, sedation and falls; suggest removing the order.
+    """
+    if not ctx.ordering:
+        return []
+    s, t = ctx.snapshot, ctx.thresholds
+    drafts = focused_drafts(ctx, "muscle-relaxants")
+    ep = episode(s)
+    if not drafts or not back_pain_context(s, ep, [d.ref for d in drafts]):
+        return []
+    reasons = []
+    older = s.age is not None and s.age >= t.beers_age
+    if older:
+        reasons.append(f"age {s.age}: AGS Beers Criteria advise avoiding muscle relaxants (sedation, falls, anticholinergic effects)")
+    if ep is not None and ep.radicular:
+        reasons.append("radicular pain: muscle relaxants have no evidence of benefit")
+    nsaids = current_courses(ctx, "nsaids") + current_courses(ctx, "ketorolac")
+    if nsaids:
+        reasons.append(f"already on an NSAID ({nsaids[0].display}): adding a muscle relaxant has not shown extra benefit")
+    if not reasons:
+        return []
+    values = {"orders": "; ".join(d.display for d in drafts), "reasons": "\n".join(f"- {r}" for r in reasons)}
+    return [Finding("muscle-relaxant", "warning" if older else "info", values, tuple(d.ref for d in drafts),
+                    (_remove(drafts),), variant="older" if older else "")]
+
+
+@rule("benzodiazepine-back-pain")
+def benzodiazepine_back_pain(ctx: RuleContext) -> list[Finding]:
+    """When: a benzodiazepine is being ordered for back pain or sciatica and no anxiety, panic, seizure, withdrawal or
+    insomnia indication is recorded (active condition or order reason).
+    Then: warning — NICE NG59: do not offer benzodiazepines for low back pain or sciatica; suggest removing the order.
+    """
+    if not ctx.ordering:
+        return []
+    s = ctx.snapshot
+    drafts = focused_drafts(ctx, "benzodiazepines")
+    ep = episode(s)
+    if not drafts or not back_pain_context(s, ep, [d.ref for d in drafts]) \
+            or _has_indication(ctx, "benzodiazepine-indication", drafts):
+        return []
+    values = {"orders": "; ".join(d.display for d in drafts),
+              "conditions": ", ".join(c.display for c in ep.conditions) if ep else "back pain (order reason)"}
+    return [Finding("benzodiazepine-back-pain", "warning", values, tuple(d.ref for d in drafts), (_remove(drafts),))]
+
+
+@rule("drug-class-repeat")
+def drug_class_repeat(ctx: RuleContext) -> list[Finding]:
+    """When: a systemic corticosteroid, muscle relaxant, gabapentinoid, opioid or benzodiazepine is being ordered and the
+    same class was already given in this back-pain episode (a course or administration on or after the episode start,
+    which must be known) — unless it is the renewal of a current course of the same drug.
+    Then: info naming the earlier courses (and their stop reason when recorded); suggest removing the repeat order.
+    """
+    if not ctx.ordering:
+        return []
+    s = ctx.snapshot
+    ep = episode(s)
+    if ep is None or ep.earliest_start is None:
+        return []
+    findings_for: list[tuple[MedicationCourse, str, list[MedicationCourse]]] = []
+    for cls, label in REPEAT_CLASSES.items():
+        for d in focused_drafts(ctx, cls):
+            if d.route not in SYSTEMIC:
+                continue
+            earlier = [c for c in s.courses if not c.in_draft_orders and cls in c.classes and c.route in SYSTEMIC
+                       and c.start is not None and c.start >= ep.earliest_start]
+            if not earlier or any(c.ingredients & d.ingredients and is_current(c, s.today) for c in earlier):
+                continue
+            findings_for.append((d, label, earlier))
+    if not findings_for:
+        return []
+    drafts = [d for d, _, _ in findings_for]
+    lines = []
+    for d, label, earlier in findings_for:
+        tried = "; ".join(f"{c.display} ({fmt_date(c.start)}, {c.status}{', ' + c.stop_reason if c.stop_reason else ''})"
+                          for c in earlier)
+        lines.append(f"- **{d.display}** — {label} already given in this episode: {tried}")
+    values = {"repeats": "\n".join(lines), "episode_start": ep.start_text, "first_class": findings_for[0][1]}
+    sources = tuple(d.ref for d in drafts) + tuple(c.ref for _, _, earlier in findings_for for c in earlier)
+    return [Finding("drug-class-repeat", "info", values, sources, (_remove(drafts),))]
