@@ -78,3 +78,23 @@ def test_seed5_persistent_radicular_lists_the_conservative_care(client, send):
     assert "Naproxen 500 MG Oral Tablet (from 2026-08-24)" in detail
     assert "Referral to physiotherapist (procedure)" in detail
     assert cards["referral-spine"]["summary"].startswith("Radicular pain 12 weeks or more")
+
+
+def test_bulk_data_ndjson_directory_reports_card_counts_per_topic(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from tests.factories import ICD10, LBP, condition, med_request
+
+    people = [{"resourceType": "Patient", "id": pid, "birthDate": "1970-01-01", "gender": "female"} for pid in ("n1", "n2", "n3")]
+    conditions = [condition("c1", *LBP, onset="2026-11-01", pid="n1"), condition("c2", "R33.9", "Retention of urine", system=ICD10, pid="n1"),
+                  condition("c3", *LBP, onset="2026-11-01", pid="n2"), condition("c4", "64859006", "Osteoporosis", pid="n2")]
+    meds = [med_request("m1", "314076", "lisinopril 10 MG Oral Tablet", authored="2026-01-01", pid="n3")]
+    for name, rows in (("Patient", people), ("Condition", conditions), ("MedicationRequest", meds)):
+        (tmp_path / f"{name}.ndjson").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = subprocess.run([sys.executable, "-m", "cds_service.cli", "replay", str(tmp_path), "--json"], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert json.loads(out.stdout) == {"patients": 3, "errors": 0,
+                                      "cards": {"imaging-red-flags (critical)": 1, "imaging-red-flags (warning)": 1}}
