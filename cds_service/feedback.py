@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import abc
 import json
+import os
 import sqlite3
 import threading
 import uuid
@@ -122,12 +123,12 @@ class SQLiteFeedbackStore(FeedbackStore):
 
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
-        if conn is None:
+        if conn is None or self._local.pid != os.getpid():  # never use a connection across fork (gunicorn preload)
             conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, uri=self._uri, check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")  # durable at commit, not only at checkpoint
             conn.execute("PRAGMA busy_timeout=30000")
-            self._local.conn = conn
+            self._local.conn, self._local.pid = conn, os.getpid()
         return conn
 
     def _execute_many(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
@@ -168,9 +169,9 @@ class PostgresFeedbackStore(FeedbackStore):
 
     def _conn(self) -> Any:
         conn = getattr(self._local, "conn", None)
-        if conn is None or conn.closed:
+        if conn is None or conn.closed or self._local.pid != os.getpid():  # never use a connection across fork
             conn = self._connect()
-            self._local.conn = conn
+            self._local.conn, self._local.pid = conn, os.getpid()
         return conn
 
     def _execute_many(self, sql: str, rows: list[tuple[Any, ...]]) -> None:

@@ -120,3 +120,19 @@ def test_postgres_feedback_through_the_api(pg_store, tmp_path):
     resp = app.test_client().post("/cds-services/backpain-patient-view/feedback", json=sample("feedback-accepted"))
     assert resp.status_code == 200
     assert pg_store.card_uuids() == ["4857628c-05bb-4dcb-9fd2-1e6e1479334a"]
+
+
+def test_a_forked_worker_opens_its_own_connection(tmp_path):
+    import os
+
+    store = open_store(f"sqlite:///{tmp_path}/f.db")
+    parent_conn = store._conn()
+    pid = os.fork()
+    if pid == 0:  # child: like a gunicorn worker after preload
+        ok = store._conn() is not parent_conn
+        store.append("svc", [{"card": "from-child", "outcome": "accepted", "outcomeTimestamp": "2026-11-22T03:32:27Z"}])
+        os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert store._conn() is parent_conn
+    assert store.card_uuids() == ["from-child"]
