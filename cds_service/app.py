@@ -25,13 +25,16 @@ from flask_cors import CORS
 from werkzeug.exceptions import HTTPException
 
 from .auth import Authenticator, TrustedClient
+from .cards import CardRenderer, version_card
 from .config import Settings, load_settings
 from .errors import (
     BadRequest,
     CDSError,
+    FHIRAccessError,
     MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
+    PrefetchUnavailable,
     Unauthorized,
     UnsupportedMediaType,
 )
@@ -44,6 +47,7 @@ from .schemas import Validators
 
 log = logging.getLogger("backpain_cds.request")
 _JSON_TYPES = ("application/json", "application/fhir+json")
+UNKNOWN_TYPE_STATUSES = {400, 404, 405, 501}  # how servers reject a resource type they do not have (e.g. DSTU2)
 
 
 class CardLedger:
@@ -97,12 +101,11 @@ def create_app(settings: Settings | dict[str, Any] | None = None, *, services: l
     if not isinstance(settings, Settings):
         settings = load_settings(overrides=settings or {})
     configure_logging(settings.log_level)
+    renderer = CardRenderer(uuid_factory=uuid_factory)
     if services is None:
         from hooks import Knowledge, build_services  # the clinical content of this product
 
-        from .cards import CardRenderer
-
-        knowledge = Knowledge.load(settings.thresholds, CardRenderer(uuid_factory=uuid_factory), settings.max_bundle_entries)
+        knowledge = Knowledge.load(settings.thresholds, renderer, settings.max_bundle_entries)
         services = build_services(knowledge)
     registry = Registry(services)
     validators = Validators()
@@ -214,7 +217,15 @@ def create_app(settings: Settings | dict[str, Any] | None = None, *, services: l
             return FHIRClient(fhir_server, settings, access_token=token, deadline=deadline, session=fhir_session,
                               resolver=resolver)
 
-        resolved = resolve(list(service.prefetch), body, client)
+        try:
+            resolved = resolve(list(service.prefetch), body, client)
+        except PrefetchUnavailable as exc:
+            card = unsupported_version_card(client, exc.key) if exc.fhir_status in UNKNOWN_TYPE_STATUSES else None
+            if card is None:
+                raise
+            log.info("hook call", extra={"hookInstance": body.get("hookInstance"), "service": service.id, "status": 200,
+                                         "unsupported_fhir_version": True})
+            return json_response({"cards": [card]})
         today: date = now().date()
         result = service.evaluate(HookCall(service.id, service.hook, context, resolved.data,
                                            frozenset(resolved.unavailable), today))
@@ -227,6 +238,20 @@ def create_app(settings: Settings | dict[str, Any] | None = None, *, services: l
                                      "fetched": resolved.fetched, "unavailable": sorted(resolved.unavailable),
                                      **{k: v for k, v in result.stats.items() if k != "topics"}})
         return json_response(response)
+
+    def unsupported_version_card(client: Callable[[], FHIRClient | None], key: str) -> dict[str, Any] | None:
+        """A required key could not be fetched: if the FHIR server is pre-R4, say so in one info card instead of 412."""
+        try:
+            fhir = client()
+            if fhir is None:
+                return None
+            metadata = fhir.get_json(fhir.url_for("metadata"))
+        except FHIRAccessError:
+            return None
+        version = metadata.get("fhirVersion")
+        if not isinstance(version, str) or version.startswith("4."):
+            return None
+        return renderer.render(version_card(version, key, fhir.base_url))
 
     @app.post("/cds-services/<service_id>/feedback")
     def feedback(service_id: str) -> Response:

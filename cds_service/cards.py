@@ -142,3 +142,22 @@ class CardRenderer:
         if t.links:
             card["links"] = [dict(link, type=link.get("type", "absolute")) for link in t.links]
         return card
+
+
+@dataclass(frozen=True)
+class _ProtocolFinding:
+    topic: str
+    indicator: str
+    values: dict[str, Any]
+    suggestions: tuple[Any, ...] = ()
+    variant: str = ""
+
+
+FHIR_VERSION_NAMES = {"0.": "DSTU1", "1.0": "DSTU2", "1.": "a pre-STU3 draft", "3.": "STU3", "5.": "R5", "6.": "R6"}
+
+
+def version_card(fhir_version: str, key: str, server: str) -> FindingLike:
+    """The one protocol-level card: the FHIR server is not R4, so no clinical check could run."""
+    name = next((n for prefix, n in FHIR_VERSION_NAMES.items() if fhir_version.startswith(prefix)), f"version {fhir_version}")
+    return _ProtocolFinding("fhir-version-unsupported", "info",
+                            {"fhir_version": fhir_version[:20], "version_name": name, "key": key, "server": server})

@@ -76,13 +76,18 @@ class UnsupportedMediaType(CDSError):
 class PrefetchUnavailable(CDSError):
     status, code, error_id = 412, "incomplete", "prefetch-unavailable"
 
-    def __init__(self, key: str, reason: str) -> None:
+    def __init__(self, key: str, reason: str, fhir_status: int | None = None) -> None:
         super().__init__(f"prefetch '{key}' is missing and could not be fetched: {reason}", expression=f"prefetch.{key}")
         self.key = key
+        self.fhir_status = fhir_status  # the FHIR server's answer; not this response's status
 
 
 class FHIRAccessError(Exception):
     """An outbound FHIR request failed (timeout, status, size, non-JSON, deadline)."""
+
+    def __init__(self, message: str, fhir_status: int | None = None) -> None:
+        super().__init__(message)
+        self.fhir_status = fhir_status  # the FHIR server's HTTP status, when it answered
 
 
 class FHIRTargetRefused(FHIRAccessError):

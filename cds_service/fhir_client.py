@@ -165,7 +165,7 @@ class FHIRClient:
                 if 300 <= resp.status_code < 400:
                     raise FHIRTargetRefused(f"FHIR server answered a redirect ({resp.status_code}); not followed")
                 if resp.status_code != 200:
-                    raise FHIRAccessError(f"FHIR server answered HTTP {resp.status_code}")
+                    raise FHIRAccessError(f"FHIR server answered HTTP {resp.status_code}", fhir_status=resp.status_code)
                 declared = resp.headers.get("Content-Length")
                 cap = self.settings.fhir_max_response_bytes
                 if declared and declared.isdigit() and int(declared) > cap:

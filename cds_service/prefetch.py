@@ -103,7 +103,7 @@ def resolve(templates: list[PrefetchTemplate], request: dict[str, Any],
                 result.data[template.key] = _resolve_one(template, given, context, get_client)
             except FHIRAccessError as exc:
                 if template.required:
-                    raise PrefetchUnavailable(template.key, str(exc)) from None
+                    raise PrefetchUnavailable(template.key, str(exc), exc.fhir_status) from None
                 result.unavailable[template.key] = str(exc)
                 result.data[template.key] = None
     finally:

@@ -138,7 +138,10 @@ def test_fhir_server_failures_give_412_naming_the_key_never_the_token(client, mo
     assert resp.status_code == 412
     text = resp.get_data(as_text=True)
     assert "prefetch.conditions" in text and "tok-123-SECRET" not in text
-    assert len(mocked.calls) == 1  # no redirect followed, no retry storm
+    urls = [c.request.url.split("?")[0] for c in mocked.calls]
+    # no redirect followed, no retry storm; a 4xx "unknown type" answer also asks the server its FHIR version once
+    expected = [f"{BASE}/Condition"] + ([f"{BASE}/metadata"] if reply.get("status") in (404,) else [])
+    assert urls == expected
 
 
 def test_response_size_cap(tmp_path, mocked):
@@ -251,3 +254,35 @@ def test_prefetched_bundle_used_as_is(client, mocked):
     body = hook_request("patient-view", prefetch={"conditions": bundle()})
     assert call(client, body).status_code == 200
     assert len(mocked.calls) == 0
+
+
+@pytest.mark.parametrize("metadata, expected", [
+    ({"resourceType": "Conformance", "fhirVersion": "1.0.2"}, "DSTU2"),
+    ({"resourceType": "CapabilityStatement", "fhirVersion": "3.0.2"}, "STU3"),
+])
+def test_pre_r4_fhir_server_gets_one_clear_info_card_instead_of_412(client, mocked, metadata, expected):
+    body = hook_request("patient-view", fhirServer=BASE)
+    body["prefetch"].pop("medications")
+    mocked.get(f"{BASE}/MedicationRequest", status=404, json={"resourceType": "OperationOutcome"})
+    mocked.get(f"{BASE}/metadata", json=metadata)
+    resp = call(client, body)
+    assert resp.status_code == 200
+    [card] = resp.get_json()["cards"]
+    assert card["indicator"] == "info" and card["source"]["topic"]["code"] == "fhir-version-unsupported"
+    assert card["summary"] == f"This EHR's FHIR server is {expected}: back-pain checks need FHIR R4 and were not run."
+    assert "`medications`" in card["detail"]
+
+
+def test_r4_server_that_fails_still_gets_412(client, mocked):
+    body = hook_request("patient-view", fhirServer=BASE)
+    body["prefetch"].pop("medications")
+    mocked.get(f"{BASE}/MedicationRequest", status=404, json={"resourceType": "OperationOutcome"})
+    mocked.get(f"{BASE}/metadata", json={"resourceType": "CapabilityStatement", "fhirVersion": "4.0.1"})
+    assert call(client, body).status_code == 412
+
+
+def test_fhir_server_401_still_gives_our_412(client, mocked):
+    mocked.get(f"{BASE}/Condition", status=401, json={"resourceType": "OperationOutcome"})
+    resp = call(client, _missing("conditions"))
+    assert resp.status_code == 412
+    assert resp.get_json()["issue"][0]["code"] == "incomplete"
