@@ -163,6 +163,9 @@ def create_app(settings: Settings | dict[str, Any] | None = None, *, services: l
 
     @app.errorhandler(CDSError)
     def handle_cds_error(err: CDSError) -> Response:
+        if not isinstance(err, Unauthorized):  # auth failures are logged where they happen, with iss/jti
+            log.info("request rejected", extra={"status": err.status, "error": err.error_id, "path": request.path,
+                                                "field": err.expression})
         return _outcome_response(err)
 
     @app.errorhandler(HTTPException)

@@ -83,3 +83,14 @@ def test_the_suite_log_guard_sees_hook_call_lines(client, no_secrets_in_logs):
                                                  "scope": "patient/*.read", "subject": "cds"}))
     new = no_secrets_in_logs.lines[before:]
     assert any('"msg": "hook call"' in line and '"hookInstance"' in line for line in new)
+
+
+def test_rejected_requests_are_logged_without_their_body(client, caplog):
+    body = hook_request("patient-view")
+    body["context"].pop("patientId")
+    body["prefetch"]["patient"]["name"] = [{"family": "Confidential-Surname"}]
+    with caplog.at_level(logging.INFO, logger="backpain_cds"):
+        assert call(client, body).status_code == 400
+    record = next(r for r in caplog.records if r.getMessage() == "request rejected")
+    assert (record.status, record.error, record.field) == (400, "bad-request", "context.patientId")
+    assert "Confidential-Surname" not in caplog.text
