@@ -151,7 +151,7 @@ class Authenticator:
 
     # -- keys --------------------------------------------------------------------------------
     def _key(self, client: TrustedClient, kid: str) -> Any:
-        if client.static_jwks is not None and not client.jku:
+        if client.static_jwks is not None:  # pinned keys: never fetched (a registered jku is still checked above)
             keys = _parse_jwks(client.static_jwks)
             if kid not in keys:
                 raise Unauthorized("unknown kid")

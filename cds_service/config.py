@@ -66,7 +66,7 @@ class Settings:
 
     # --- client authentication (JWT) ---------------------------------------------------------
     trusted_clients: list[dict[str, Any]] = _setting(
-        [], "CDS clients allowed to call: [{iss, jku | jwks | jwks_file, tenants?}]; empty = auth off (loopback only)"
+        [], "CDS clients allowed to call: [{iss, jku and/or pinned jwks | jwks_file, tenants?}]; empty = auth off (loopback only)"
     )
     trusted_clients_file: str = _setting("", "JSON file holding trusted_clients (alternative to inline)")
     auth_discovery: bool = _setting(False, "require a JWT on GET /cds-services too (spec: SHOULD)")

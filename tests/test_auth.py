@@ -253,3 +253,12 @@ def test_auth_may_be_off_only_on_loopback(host, clients, insecure, ok):
 
 def test_call_without_auth_configured_still_works(client):
     assert call(client, hook_request("patient-view")).status_code == 200
+
+
+def test_pinned_jwks_with_registered_jku_never_fetches(tmp_path):
+    with responses.RequestsMock() as rsps:  # strict: any fetch would fail the test
+        app = create_app({"database_url": f"sqlite:///{tmp_path}/f.db", "trusted_clients": [{"iss": ISS, "jku": JKU, "jwks": JWKS}]})
+        client = app.test_client()
+        assert post(client, token()).status_code == 200
+        assert post(client, token(jku="https://attacker.example/jwks.json")).status_code == 401
+        assert len(rsps.calls) == 0

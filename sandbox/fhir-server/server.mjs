@@ -70,12 +70,23 @@ const server = http.createServer((req, res) => {
         fhirVersion: '4.0.1', format: ['json'], rest: [{ mode: 'server' }] });
       return;
     }
+    let text = Buffer.concat(chunks).toString('utf8');
+    let method = req.method;
+    let target = req.url.slice(base.length) || '/';
+    if (method === 'POST' && url.pathname.endsWith('/_search')) {
+      // FHIR search by POST (form-encoded parameters), as the CDS Hooks sandbox does first: run it as a GET search.
+      const params = new URLSearchParams(url.search);
+      for (const [k, v] of new URLSearchParams(text)) params.append(k, v);
+      method = 'GET';
+      target = `${url.pathname.slice(base.length, -'/_search'.length)}?${params}`;
+      url.search = `?${params}`;
+      text = '';
+    }
     const query = {};
     for (const [k, v] of url.searchParams) query[k] = k in query ? [].concat(query[k], v) : v;
-    const text = Buffer.concat(chunks).toString('utf8');
     try {
       const [outcome, resource] = await router.handleRequest(
-        { method: req.method, url: req.url.slice(base.length) || '/',
+        { method, url: target,
           params: {}, query, body: text ? JSON.parse(text) : undefined, headers: req.headers },
         repo,
       );
