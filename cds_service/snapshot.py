@@ -386,6 +386,8 @@ class _Builder:
             return
         active = bool(clinical & {"active", "recurrence", "relapse"}) or (not clinical and "abatementDateTime" not in resource)
         match = self.t.match(resource["code"], text_fallback=False)
+        if not match:
+            return  # in no value set: no rule can read it
         ref = f"Condition/{resource.get('id')}"
         self.resources[ref] = resource
         self.conditions.append(ConditionFact(

@@ -68,18 +68,21 @@ def gabapentinoid_renal_dose(ctx: RuleContext) -> list[Finding]:
         return []
     s, t = ctx.snapshot, ctx.thresholds
     egfr = latest_egfr(s, t)
-    if egfr is None or egfr.value is None or egfr.value >= 60:
+    upper, middle, lower = t.gabapentin_egfr_band_upper, t.gabapentin_egfr_band_middle, t.gabapentin_egfr_band_lower
+    if egfr is None or egfr.value is None or egfr.value >= upper:
         return []
-    if egfr.value >= 30:
-        cap, dose, per_day, band = t.gabapentin_max_mg_egfr_30_59, 700, 2, "30–59"
-    elif egfr.value >= 15:
-        cap, dose, per_day, band = t.gabapentin_max_mg_egfr_15_29, 700, 1, "15–29"
+    # suggested regimens are the band maxima as label dosing (twice daily in the middle band, once daily below)
+    if egfr.value >= middle:
+        cap, per_day, band = t.gabapentin_max_mg_egfr_30_59, 2, f"{middle:g}–{upper - 1:g}"
+    elif egfr.value >= lower:
+        cap, per_day, band = t.gabapentin_max_mg_egfr_15_29, 1, f"{lower:g}–{middle - 1:g}"
     else:
-        cap, dose, per_day, band = t.gabapentin_max_mg_egfr_below_15, 300, 1, "below 15"
+        cap, per_day, band = t.gabapentin_max_mg_egfr_below_15, 1, f"below {lower:g}"
+    dose = cap / per_day
     for d in focused_drafts(ctx, "gabapentinoids"):
         if d.ingredients != {"gabapentin"} or d.daily_dose_mg is None or d.daily_dose_mg <= cap:
             continue
-        regimen = f"{dose} mg {'twice' if per_day == 2 else 'once'} daily"
+        regimen = f"{dose:g} mg {'twice' if per_day == 2 else 'once'} daily"
         values = {"order": d.display, "daily": f"{d.daily_dose_mg:g}", "egfr": f"{egfr.value:g}", "egfr_date": str(egfr.effective),
                   "band": band, "cap": f"{cap:g}", "regimen": regimen}
         action = sx.set_dose(s.resources[d.ref], dose, per_day, f"Set gabapentin to {regimen}")
