@@ -24,6 +24,7 @@ from .config import Settings
 from .errors import Unauthorized
 
 _MAX_AGE = re.compile(r"max-age=(\d+)")
+JWKS_FAILURE_BACKOFF = 5.0  # seconds: a down JWKS endpoint costs one timeout, not one per call
 
 
 @dataclass
@@ -48,6 +49,7 @@ class _CachedKeys:
     keys: dict[str, Any] = field(default_factory=dict)  # kid → PyJWK
     expires: float = 0.0
     last_refresh: float = float("-inf")
+    failed_until: float = 0.0  # after a failed fetch, fail fast (closed) instead of waiting on the endpoint again
 
 
 class ReplayCache:
@@ -76,8 +78,13 @@ class RedisReplayCache(ReplayCache):
         self._redis = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
 
     def first_use(self, iss: str, jti: str, ttl: float) -> bool:
+        import redis
+
         key = f"backpain-cds:jti:{iss}:{jti}"
-        return bool(self._redis.set(key, b"1", nx=True, ex=max(1, int(ttl) + 1)))
+        try:
+            return bool(self._redis.set(key, b"1", nx=True, ex=max(1, int(ttl) + 1)))
+        except redis.RedisError:
+            raise Unauthorized("replay cache unavailable (fail closed)") from None
 
 
 class Authenticator:
@@ -169,7 +176,13 @@ class Authenticator:
                 if fetch:
                     cached.last_refresh = now
             if fetch:
-                keys, max_age = self._fetch_jwks(client.jku)
+                if now < cached.failed_until:
+                    raise Unauthorized("JWKS endpoint failed recently")
+                try:
+                    keys, max_age = self._fetch_jwks(client.jku)
+                except Unauthorized:
+                    cached.failed_until = now + JWKS_FAILURE_BACKOFF
+                    raise
                 cached.keys, cached.expires = keys, now + max_age
             if kid not in cached.keys:
                 raise Unauthorized("unknown kid")

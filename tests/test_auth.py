@@ -262,3 +262,24 @@ def test_pinned_jwks_with_registered_jku_never_fetches(tmp_path):
         assert post(client, token()).status_code == 200
         assert post(client, token(jku="https://attacker.example/jwks.json")).status_code == 401
         assert len(rsps.calls) == 0
+
+
+def test_down_jwks_endpoint_is_not_asked_again_on_every_call(secured):
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        rsps.get(JKU, body=responses.ConnectionError("down"))
+        client = secured()
+        assert post(client, token()).status_code == 401
+        started = time.monotonic()
+        assert post(client, token()).status_code == 401
+        assert len(rsps.calls) == 1  # the second call failed fast, closed
+        assert time.monotonic() - started < 1
+
+
+def test_redis_down_fails_closed_with_401(tmp_path):
+    settings = load_settings(overrides={"redis_url": "redis://127.0.0.1:1/0"})  # nothing listens on port 1
+    auth = Authenticator(settings, [TrustedClient(ISS, static_jwks=JWKS)])
+    from cds_service.errors import Unauthorized
+
+    with pytest.raises(Unauthorized) as failure:
+        auth.verify(f"Bearer {token(jku=None)}", AUD)
+    assert failure.value.reason == "replay cache unavailable (fail closed)"
