@@ -74,7 +74,12 @@ SERVICES = (
 )
 
 
+USAGE = ("FHIR R4 data (DSTU2/STU3 shapes are read when prefetched). Send every prefetch key, or a fhirServer the "
+         "service may read (patient, conditions, medications and serviceRequests are required; a missing required key "
+         "is fetched, else 412). Cards cite their evidence; thresholds are site-configurable.")
+
+
 def build_services(knowledge: Knowledge) -> list[ServiceDefinition]:
     return [ServiceDefinition(id=sid, hook=hook, title=title, description=description, prefetch=PREFETCH,
-                              evaluate=partial(evaluate, rules=rules, knowledge=knowledge))
+                              evaluate=partial(evaluate, rules=rules, knowledge=knowledge), usage_requirements=USAGE)
             for sid, hook, title, description, rules in SERVICES]

@@ -26,6 +26,7 @@ def test_discovery_lists_one_service_per_hook_with_2_0_prefetch(client):
     assert set(by_hook) == {"patient-view", "order-select", "order-sign"}
     for service in doc["services"]:
         assert service["title"] and service["description"]
+        assert service["usageRequirements"].startswith("FHIR R4 data")
         prefetch = service["prefetch"]
         assert prefetch["patient"] == "Patient/{{context.patientId}}"
         assert prefetch["conditions"] == "Condition?patient=Patient/{{context.patientId}}"
