@@ -8,11 +8,13 @@ a single value where the model has a list — guided by the model's own field de
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import typing
 from functools import lru_cache
 from typing import Any
 
+import orjson
 from pydantic import ValidationError
 
 
@@ -89,9 +91,31 @@ def is_legacy(resource: dict[str, Any]) -> bool:
 
 
 def is_valid(resource: dict[str, Any]) -> bool:
-    """R4-valid after normalisation; recognised DSTU2/STU3 shapes count as readable (no R4 model applies)."""
+    """R4-valid after normalisation; recognised DSTU2/STU3 shapes count as readable (no R4 model applies).
+
+    Validity depends only on the resource's content, so it is cached by a digest of its canonical JSON (EHRs re-fire
+    hooks for the same patient on every keystroke and chart reopen). The cache holds digests and booleans, no data.
+    """
     if is_legacy(resource):
         return bool(resource.get("id"))
+    try:
+        digest = hashlib.blake2b(orjson.dumps(resource, option=orjson.OPT_SORT_KEYS), digest_size=16).digest()
+    except (TypeError, orjson.JSONEncodeError):
+        return _validate(resource)
+    cached = _VALIDITY.get(digest)
+    if cached is None:
+        cached = _validate(resource)
+        if len(_VALIDITY) >= _VALIDITY_MAX:
+            _VALIDITY.pop(next(iter(_VALIDITY)), None)  # oldest first (dicts keep insertion order)
+        _VALIDITY[digest] = cached
+    return cached
+
+
+_VALIDITY: dict[bytes, bool] = {}
+_VALIDITY_MAX = 4096
+
+
+def _validate(resource: dict[str, Any]) -> bool:
     cls = model_class(str(resource.get("resourceType", "")))
     if cls is None:
         return False
