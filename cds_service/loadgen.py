@@ -37,7 +37,8 @@ class ServerProcess:
         self.dir = Path(tempfile.mkdtemp(prefix="backpain-serve-"))
         self.database_url = database_url or f"sqlite:///{self.dir}/feedback.sqlite3"
         config = self.dir / "config.toml"
-        config.write_text(f'database_url = "{self.database_url}"\nlog_level = "WARNING"\n{extra_config}')
+        level = "" if "log_level" in extra_config else 'log_level = "WARNING"\n'
+        config.write_text(f'database_url = "{self.database_url}"\n{level}{extra_config}')
         cmd = [sys.executable, "-m", "cds_service.cli", "--config", str(config), "serve", "--host", "127.0.0.1",
                "--port", str(self.port), "--workers", str(workers)]
         if floor:
