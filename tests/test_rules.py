@@ -394,3 +394,10 @@ def test_stu3_refuted_condition_is_ignored(client):
     conditions = [_dstu2_condition("c1", *LBP, "2026-11-10"),
                   _dstu2_condition("c2", "192970008", "Cauda equina syndrome", "2026-11-21", verification="refuted")]
     assert topics(view(client, conditions=conditions)) == []
+
+
+def test_active_open_ended_ketorolac_counts_until_today(client):
+    open_ended = med_request("k0", *KETOROLAC_ORAL, authored="2026-11-19", route="oral")  # active, no duration
+    resp = order(client, [draft("k", *KETOROLAC_ORAL, supply_days=5, route="oral")], medications=[open_ended])
+    assert topics(resp) == [("ketorolac-duration", "critical")]
+    assert "Ketorolac would run 8 days" in card(resp, "ketorolac-duration")["summary"]  # 19th → 26th

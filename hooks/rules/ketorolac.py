@@ -53,7 +53,12 @@ def exposures(s: PatientSnapshot, lookback_days: float, include_drafts: frozense
     merged: list[Exposure] = []
     for c in courses:
         assert c.start is not None
-        end = c.end if c.end is not None else (None if c.in_draft_orders else c.start)
+        if c.end is not None:
+            end: date | None = c.end
+        elif c.in_draft_orders:
+            end = None  # open-ended draft
+        else:  # a recorded course with no end: it ran at least to today while it is still active
+            end = max(c.start, s.today) if is_current(c, s.today) else c.start
         if merged and (merged[-1].last is None or c.start <= merged[-1].last + timedelta(days=1)):
             prev = merged[-1]
             last = None if prev.last is None or end is None else max(prev.last, end)
