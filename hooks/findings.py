@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 from cds_service.snapshot import PatientSnapshot
 
 from .thresholds import Thresholds
+
+if TYPE_CHECKING:
+    from .clinical import Episode, RedFlag
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,17 @@ class RuleContext:
     @property
     def ordering(self) -> bool:
         return self.hook in ("order-select", "order-sign")
+
+    # Read by most rules: computed once per call (cached_property writes the instance dict, frozen or not).
+    @cached_property
+    def episode(self) -> Episode | None:
+        from .clinical import episode
+        return episode(self.snapshot)
+
+    @cached_property
+    def red_flags(self) -> list[RedFlag]:
+        from .clinical import red_flags
+        return red_flags(self.snapshot, self.thresholds)
 
 
 def rule(topic: str):  # type: ignore[no-untyped-def]

@@ -10,7 +10,6 @@ from ..clinical import (
     RADICULAR,
     back_pain_context,
     current_courses,
-    episode,
     fmt_date,
     focused_drafts,
     is_current,
@@ -45,7 +44,7 @@ def gabapentinoid_nonradicular(ctx: RuleContext) -> list[Finding]:
         return []
     s = ctx.snapshot
     drafts = focused_drafts(ctx, "gabapentinoids")
-    ep = episode(s)
+    ep = ctx.episode
     if not drafts or not back_pain_context(s, ep, [d.ref for d in drafts]):
         return []
     if (ep is not None and ep.radicular) or any(d.reason_valuesets & RADICULAR for d in drafts) \
@@ -102,7 +101,7 @@ def muscle_relaxant(ctx: RuleContext) -> list[Finding]:
         return []
     s, t = ctx.snapshot, ctx.thresholds
     drafts = focused_drafts(ctx, "muscle-relaxants")
-    ep = episode(s)
+    ep = ctx.episode
     if not drafts or not back_pain_context(s, ep, [d.ref for d in drafts]):
         return []
     reasons = []
@@ -131,7 +130,7 @@ def benzodiazepine_back_pain(ctx: RuleContext) -> list[Finding]:
         return []
     s = ctx.snapshot
     drafts = focused_drafts(ctx, "benzodiazepines")
-    ep = episode(s)
+    ep = ctx.episode
     if not drafts or not back_pain_context(s, ep, [d.ref for d in drafts]) \
             or _has_indication(ctx, "benzodiazepine-indication", drafts):
         return []
@@ -150,7 +149,7 @@ def drug_class_repeat(ctx: RuleContext) -> list[Finding]:
     if not ctx.ordering:
         return []
     s = ctx.snapshot
-    ep = episode(s)
+    ep = ctx.episode
     if ep is None or ep.earliest_start is None:
         return []
     findings_for: list[tuple[MedicationCourse, str, list[MedicationCourse]]] = []

@@ -9,7 +9,7 @@ from cds_service.durations import span_days
 from cds_service.snapshot import MedicationCourse
 
 from .. import suggestions as sx
-from ..clinical import back_pain_context, current_courses, episode, focused_drafts
+from ..clinical import back_pain_context, current_courses, focused_drafts
 from ..findings import Finding, RuleContext, Suggestion, rule
 from .ketorolac import alternative_analgesic
 
@@ -34,7 +34,7 @@ def opioid_first_line(ctx: RuleContext) -> list[Finding]:
         return []
     drafts = _opioid_drafts(ctx)
     s, t = ctx.snapshot, ctx.thresholds
-    ep = episode(s)
+    ep = ctx.episode
     if not drafts or not back_pain_context(s, ep, [d.ref for d in drafts]):
         return []
     draft_refs = {d.ref for d in drafts}
@@ -63,15 +63,11 @@ def opioid_first_line(ctx: RuleContext) -> list[Finding]:
     options = [alternative_analgesic(ctx, drafts, "opioid")]
     if longest is not None and longest > t.opioid_supply_info_days and len(drafts) == 1:
         options.append(Suggestion("shorten", (sx.bounded_duration(s.resources[drafts[0].ref], int(t.opioid_supply_info_days),
-                                                                   _per_day(drafts[0]), what="opioid"),),
+                                                                   drafts[0].per_day, what="opioid"),),
                                   label_values={"days": int(t.opioid_supply_info_days)}))
     values = {"orders": "; ".join(d.display for d in drafts), "reasons": "\n".join(f"- {full}" for _, full in reasons),
               "first_reason": reasons[0][0]}
     return [Finding("opioid-first-line", "warning" if warning else "info", values, tuple(draft_refs), tuple(options))]
-
-
-def _per_day(c: MedicationCourse) -> float | None:
-    return c.daily_dose_mg / c.single_dose_mg if c.daily_dose_mg and c.single_dose_mg else None
 
 
 @rule("opioid-sedative")

@@ -14,10 +14,8 @@ from ..clinical import (
     back_pain_context,
     conservative_care,
     draft_orders,
-    episode,
     fmt_date,
     prior_orders,
-    red_flags,
 )
 from ..findings import Finding, RuleContext, Suggestion, rule
 
@@ -59,8 +57,8 @@ def imaging_early(ctx: RuleContext) -> list[Finding]:
     orders = draft_orders(s, LUMBAR_IMAGING, ctx.focus)
     if not orders:
         return []
-    ep = episode(s)
-    if ep is None or not ep.certainly_within(s.today, t.imaging_early_days) or red_flags(s, t):
+    ep = ctx.episode
+    if ep is None or not ep.certainly_within(s.today, t.imaging_early_days) or ctx.red_flags:
         return []
     assert ep.earliest_start is not None
     reassess = ep.earliest_start + timedelta(days=int(t.imaging_early_days))
@@ -93,12 +91,12 @@ def imaging_red_flags(ctx: RuleContext) -> list[Finding]:
     indicated study (MRI without contrast for neurologic emergencies, MRI with and without contrast for cancer
     or infection, radiographs for fracture risk) and a spine referral.
     """
-    s, t = ctx.snapshot, ctx.thresholds
-    ep = episode(s)
+    s = ctx.snapshot
+    ep = ctx.episode
     drafts = [c.ref for c in s.courses if c.in_draft_orders] + [o.ref for o in s.orders if o.in_draft_orders]
     if not back_pain_context(s, ep, drafts):
         return []
-    flags = red_flags(s, t)
+    flags = ctx.red_flags
     if not flags or _addressed(ctx, flags):
         return []
     emergency = any(f.tier == EMERGENCY for f in flags)
@@ -145,11 +143,11 @@ def imaging_persistent_radicular(ctx: RuleContext) -> list[Finding]:
     if ctx.ordering:
         return []
     s, t = ctx.snapshot, ctx.thresholds
-    ep = episode(s)
+    ep = ctx.episode
     if ep is None or not ep.radicular or not ep.certainly_older(s.today, t.persistent_radicular_days):
         return []
     therapy = conservative_care(s, t)
-    if not therapy or red_flags(s, t):
+    if not therapy or ctx.red_flags:
         return []
     cutoff = s.today - timedelta(days=t.imaging_repeat_days)
     if prior_orders(s, CROSS_SECTIONAL, cutoff):
@@ -183,7 +181,7 @@ def imaging_repeat(ctx: RuleContext) -> list[Finding]:
         return []
     last = max(prior, key=lambda o: o.when.latest)  # type: ignore[union-attr]
     last_date: date = last.when.latest  # type: ignore[union-attr]
-    if any(f.since is None or f.since >= last_date for f in red_flags(s, t)):
+    if any(f.since is None or f.since >= last_date for f in ctx.red_flags):
         return []
     values = {"orders": "; ".join(o.display for o in orders), "prior": f"{last.display} ({last.when}, {last.ref})",
               "months": int(t.imaging_repeat_days // 30)}
@@ -202,10 +200,10 @@ def referral_spine(ctx: RuleContext) -> list[Finding]:
     if ctx.ordering:
         return []
     s, t = ctx.snapshot, ctx.thresholds
-    ep = episode(s)
+    ep = ctx.episode
     if ep is None or not ep.radicular or prior_orders(s, SPINE_REFERRAL):
         return []
-    deficit = [f for f in red_flags(s, t) if f.kind == "rf-motor-deficit"]
+    deficit = [f for f in ctx.red_flags if f.kind == "rf-motor-deficit"]
     if deficit:
         values = {"why": f"severe or progressive motor deficit: {deficit[0].display} ({deficit[0].record})",
                   "when": "within 2 weeks", "episode_start": ep.start_text}

@@ -9,7 +9,15 @@ from cds_service.durations import span_days
 from cds_service.snapshot import MedicationCourse, PatientSnapshot
 
 from .. import suggestions as sx
-from ..clinical import PARENTERAL_ROUTES, fmt_date, is_current, latest_egfr, latest_weight_kg
+from ..clinical import (
+    PARENTERAL_ROUTES,
+    current_courses,
+    fmt_date,
+    focused_drafts,
+    is_current,
+    latest_egfr,
+    latest_weight_kg,
+)
 from ..findings import Finding, RuleContext, Suggestion, rule
 
 LOCAL = "local"
@@ -68,10 +76,6 @@ def exposures(s: PatientSnapshot, lookback_days: float, include_drafts: frozense
     return merged
 
 
-def _focused_ketorolac_drafts(ctx: RuleContext) -> list[MedicationCourse]:
-    return [c for c in ctx.snapshot.courses if c.in_draft_orders and c.ref in ctx.focus and is_systemic_ketorolac(c)]
-
-
 def nsaid_contraindications(s: PatientSnapshot, ctx: RuleContext) -> list[str]:
     """Reasons an NSAID (naproxen) must not be suggested instead."""
     reasons = [c.display for c in s.conditions
@@ -106,7 +110,7 @@ def ketorolac_duration(ctx: RuleContext) -> list[Finding]:
     limit = int(t.ketorolac_max_days)
     if not ctx.ordering:
         return _ketorolac_duration_active(ctx, limit)
-    drafts = _focused_ketorolac_drafts(ctx)
+    drafts = focused_drafts(ctx, "ketorolac")
     if not drafts:
         return []
     all_drafts = frozenset(c.ref for c in s.courses if c.in_draft_orders)
@@ -124,8 +128,7 @@ def ketorolac_duration(ctx: RuleContext) -> list[Finding]:
         draft = in_exp[0]
         shorten: tuple[Suggestion, ...] = ()
         if allowed >= 1 and len(in_exp) == 1:
-            per_day = _per_day(draft)
-            shorten = (Suggestion("shorten", (sx.bounded_duration(s.resources[draft.ref], allowed, per_day),),
+            shorten = (Suggestion("shorten", (sx.bounded_duration(s.resources[draft.ref], allowed, draft.per_day),),
                                   label_values={"days": allowed}),)
         if exp.last is None:
             open_ended = [c for c in in_exp if c.end is None]
@@ -157,12 +160,6 @@ def _ketorolac_duration_active(ctx: RuleContext, limit: int) -> list[Finding]:
     return []
 
 
-def _per_day(c: MedicationCourse) -> float | None:
-    if c.daily_dose_mg and c.single_dose_mg:
-        return c.daily_dose_mg / c.single_dose_mg
-    return None
-
-
 def _parenteral_within(ctx: RuleContext, hours: float) -> list[MedicationCourse]:
     cutoff = ctx.today - timedelta(days=max(1, round(hours / 24)))
     return [c for c in ctx.snapshot.courses if "ketorolac" in c.classes and c.route in PARENTERAL_ROUTES and c.start
@@ -186,7 +183,7 @@ def ketorolac_oral_start(ctx: RuleContext) -> list[Finding]:
     """
     if not ctx.ordering:
         return []
-    oral = [c for c in _focused_ketorolac_drafts(ctx) if c.route == "oral"]
+    oral = [c for c in focused_drafts(ctx, "ketorolac") if c.route == "oral"]
     if not oral or _parenteral_within(ctx, ctx.thresholds.ketorolac_oral_after_parenteral_hours):
         return []
     s = ctx.snapshot
@@ -227,7 +224,7 @@ def ketorolac_dose(ctx: RuleContext) -> list[Finding]:
     t = ctx.thresholds
     reduced = reduced_dose_reasons(ctx)
     findings = []
-    for c in _focused_ketorolac_drafts(ctx):
+    for c in focused_drafts(ctx, "ketorolac"):
         if c.daily_dose_mg is None and c.single_dose_mg is None:
             continue  # dose not computable: no card
         problem = ""
@@ -266,7 +263,7 @@ def ketorolac_contraindication(ctx: RuleContext) -> list[Finding]:
     """
     if not ctx.ordering:
         return []
-    drafts = _focused_ketorolac_drafts(ctx)
+    drafts = focused_drafts(ctx, "ketorolac")
     if not drafts:
         return []
     s, t = ctx.snapshot, ctx.thresholds
@@ -288,15 +285,12 @@ def ketorolac_contraindication(ctx: RuleContext) -> list[Finding]:
         if a.valuesets & {"nsaids", "ketorolac"}:
             critical.append((f"allergy or intolerance: {a.display}", a.ref))
     draft_refs = {d.ref for d in drafts}
-    for c in s.courses:
-        if c.ref in draft_refs or not is_current(c, s.today) or (c.in_draft_orders and c.ref not in ctx.focus and ctx.hook == "order-select"):
-            continue
-        if "nsaids" in c.classes and c.route != LOCAL:
-            critical.append((f"concurrent NSAID/aspirin: {c.display}", c.ref))
-        elif "ketorolac-interacting" in c.classes:
-            critical.append((f"concurrent {', '.join(sorted(c.ingredients))}: {c.display}", c.ref))
-        elif "anticoagulants" in c.classes:
-            caution.append((f"concurrent anticoagulant: {c.display}", c.ref))
+    for c in current_courses(ctx, "nsaids", exclude=draft_refs):
+        critical.append((f"concurrent NSAID/aspirin: {c.display}", c.ref))
+    for c in current_courses(ctx, "ketorolac-interacting", exclude=draft_refs):
+        critical.append((f"concurrent {', '.join(sorted(c.ingredients))}: {c.display}", c.ref))
+    for c in current_courses(ctx, "anticoagulants", exclude=draft_refs):
+        caution.append((f"concurrent anticoagulant: {c.display}", c.ref))
     if not critical and not caution:
         return []
     items = critical + caution

@@ -5,7 +5,7 @@ from __future__ import annotations
 from cds_service.snapshot import MedicationCourse
 
 from .. import suggestions as sx
-from ..clinical import BACK_PAIN, back_pain_context, episode
+from ..clinical import BACK_PAIN, back_pain_context
 from ..findings import Finding, RuleContext, Suggestion, rule
 from .ketorolac import nsaid_contraindications
 
@@ -36,7 +36,7 @@ def systemic_steroid_back_pain(ctx: RuleContext) -> list[Finding]:
                    and c.status in ("active", "on-hold") and (c.end is None or c.end >= s.today)]
     if not courses:
         return []
-    ep = episode(s)
+    ep = ctx.episode
     if not back_pain_context(s, ep, [c.ref for c in courses]):
         return []
     other = [c for c in s.conditions if c.active and c.valuesets & OTHER_INDICATIONS]
