@@ -15,7 +15,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NamedTuple
 
 from .durations import FuzzyDate, doses_per_day, duration_days, exact_date, last_day, parse_date
 from .prefetch import bare_id
@@ -104,6 +104,11 @@ class MedicationCourse:
     def route_text(self) -> str:
         return self.route_label or "route not recorded"
 
+    @property
+    def per_day(self) -> float | None:
+        """Administrations per day, when the dose could be read."""
+        return self.daily_dose_mg / self.single_dose_mg if self.daily_dose_mg and self.single_dose_mg else None
+
 
 @dataclass(frozen=True)
 class OrderFact:
@@ -152,6 +157,24 @@ class PatientSnapshot:
     @property
     def resource_count(self) -> int:
         return len(self.resources)
+
+
+class _Dose(NamedTuple):
+    mg: float | None = None  # per administration, when readable
+    per_day: float | None = None
+    amount: float | None = None  # as written
+    unit: str = ""  # as written, lower-case
+
+    @property
+    def count_unit(self) -> str | None:
+        """The unit when the dose is counted (tablets, capsules…) rather than weighed."""
+        return None if self.unit in ("mg", "g") or not self.unit else self.unit
+
+
+def _obj(value: Any, key: str) -> dict[str, Any]:
+    """value[key] when both are JSON objects, else {} (liberal reading of imperfect FHIR)."""
+    item = value.get(key) if isinstance(value, dict) else None
+    return item if isinstance(item, dict) else {}
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -234,39 +257,28 @@ class _Builder:
         return None, ""
 
     @staticmethod
-    def _dose_mg(dosage: Any, display: str) -> tuple[float | None, float | None, str | None]:
-        """(mg per administration, administrations per day, count-unit of the dose when not mass)."""
+    def _dose(dosage: Any, display: str) -> _Dose:
+        """The dose as written (amount, unit), in mg when readable, and administrations per day."""
         if not isinstance(dosage, dict):
-            return None, None, None
+            return _Dose()
         per_day = doses_per_day(dosage.get("timing"))
-        dose = None
-        for dr in _as_list(dosage.get("doseAndRate")):
-            if isinstance(dr, dict) and isinstance(dr.get("doseQuantity"), dict):
-                dose = dr["doseQuantity"]
-                break
-        if dose is None and isinstance(dosage.get("doseQuantity"), dict):  # DSTU2/STU3 and MedicationAdministration
-            dose = dosage["doseQuantity"]
-        if dose is None and isinstance(dosage.get("dose"), dict):
-            dose = dosage["dose"]
-        if not isinstance(dose, dict) or not isinstance(dose.get("value"), (int, float)):
-            return None, per_day, None
-        value = float(dose["value"])
-        unit = _str(dose.get("code") or dose.get("unit")).strip()
-        lower = unit.lower()
-        if lower == "mg":
-            return value, per_day, None
-        if lower == "g":
-            return value * 1000, per_day, None
-        strength = _STRENGTH.search(display or "")
-        if strength:
-            mg = float(strength.group(1))
+        dose = next((dr["doseQuantity"] for dr in _as_list(dosage.get("doseAndRate"))
+                     if isinstance(dr, dict) and isinstance(dr.get("doseQuantity"), dict)), None)
+        dose = dose or _obj(dosage, "doseQuantity") or _obj(dosage, "dose")  # DSTU2/STU3; MedicationAdministration
+        if not isinstance(dose.get("value"), (int, float)):
+            return _Dose(per_day=per_day)
+        amount = float(dose["value"])
+        unit = _str(dose.get("code") or dose.get("unit")).strip().lower()
+        mg = None
+        if unit in ("mg", "g"):
+            mg = amount * (1000 if unit == "g" else 1)
+        elif strength := _STRENGTH.search(display or ""):
             per = strength.group(3)
-            if lower in _COUNT_UNITS and not per:
-                return value * mg, per_day, lower
-            if lower == "ml" and per and per.upper() == "ML":
-                volume = float(strength.group(2) or 1)
-                return value * mg / volume, per_day, None
-        return None, per_day, lower or None
+            if unit in _COUNT_UNITS and not per:
+                mg = amount * float(strength.group(1))
+            elif unit == "ml" and per and per.upper() == "ML":
+                mg = amount * float(strength.group(1)) / float(strength.group(2) or 1)
+        return _Dose(mg, per_day, amount, unit)
 
     def add_medication(self, resource: dict[str, Any], rtype: str, in_draft: bool) -> None:
         status = _str(resource.get("status"))
@@ -287,8 +299,9 @@ class _Builder:
         administration = rtype == "MedicationAdministration"
         dosage = resource.get("dosage") if administration else _first(resource.get("dosageInstruction") or resource.get("dosage"))
         route, route_label = self._route(dosage, match, display)
-        single, per_day, count_unit = self._dose_mg(dosage, display)
-        start, end, basis = self._course_dates(resource, rtype, dosage, per_day, count_unit, in_draft)
+        dose = self._dose(dosage, display)
+        single, per_day = dose.mg, dose.per_day
+        start, end, basis = self._course_dates(resource, rtype, dosage, dose, in_draft)
         daily = single * per_day if single is not None and per_day else (single if administration else None)
         reasons = self._reasons(resource)
         reason_refs = tuple(_str(r.get("reference")) for r in _as_list(resource.get("reasonReference")) if isinstance(r, dict))
@@ -305,68 +318,53 @@ class _Builder:
             reasons |= self.t.match(rc, text_fallback=False).valuesets
         return frozenset(reasons)
 
-    def _course_dates(self, resource: dict[str, Any], rtype: str, dosage: Any, per_day: float | None,
-                      count_unit: str | None, in_draft: bool) -> tuple[date | None, date | None, str]:
-        if rtype == "MedicationAdministration" or rtype == "MedicationStatement":
+    def _course_dates(self, resource: dict[str, Any], rtype: str, dosage: Any, dose: _Dose,
+                      in_draft: bool) -> tuple[date | None, date | None, str]:
+        if rtype in ("MedicationAdministration", "MedicationStatement"):
             period = resource.get("effectivePeriod")
             if isinstance(period, dict):
                 start, end = exact_date(period.get("start")), exact_date(period.get("end"))
                 if end is not None:
                     return start, end, "recorded period"
-                if start is not None:
-                    return self._planned_end(start, resource, dosage, per_day, count_unit, administered=rtype)
-                return None, None, ""
+                return self._planned_end(start, resource, dosage, dose) if start is not None else (None, None, "")
             when = exact_date(resource.get("effectiveDateTime") or resource.get("dateAsserted"))
             if rtype == "MedicationAdministration":
                 return when, when, "administration"
-            if when is None:
-                return None, None, ""
-            return self._planned_end(when, resource, dosage, per_day, count_unit, administered=rtype)
-        repeat = dosage.get("timing", {}).get("repeat") if isinstance(dosage, dict) and isinstance(dosage.get("timing"), dict) else None
-        repeat = repeat if isinstance(repeat, dict) else {}
-        dispense = resource.get("dispenseRequest") if isinstance(resource.get("dispenseRequest"), dict) else {}
-        validity = dispense.get("validityPeriod") if isinstance(dispense.get("validityPeriod"), dict) else {}
-        bounds = repeat.get("boundsPeriod") if isinstance(repeat.get("boundsPeriod"), dict) else {}
+            return self._planned_end(when, resource, dosage, dose) if when is not None else (None, None, "")
+        bounds = _obj(_obj(_obj(dosage, "timing"), "repeat"), "boundsPeriod")
         start = (exact_date(bounds.get("start")) or exact_date(resource.get("authoredOn"))
-                 or exact_date(resource.get("dateWritten")) or exact_date(validity.get("start")))
+                 or exact_date(resource.get("dateWritten"))
+                 or exact_date(_obj(_obj(resource, "dispenseRequest"), "validityPeriod").get("start")))
         if start is None and in_draft:
             start = self.today  # a draft being ordered now starts today
         if start is None:
             return None, None, ""
-        return self._planned_end(start, resource, dosage, per_day, count_unit, administered=None)
+        return self._planned_end(start, resource, dosage, dose)
 
-    def _planned_end(self, start: date, resource: dict[str, Any], dosage: Any, per_day: float | None,
-                     count_unit: str | None, administered: str | None) -> tuple[date, date | None, str]:
-        timing = dosage.get("timing") if isinstance(dosage, dict) else None
-        repeat = timing.get("repeat") if isinstance(timing, dict) and isinstance(timing.get("repeat"), dict) else {}
-        bounds = repeat.get("boundsPeriod") if isinstance(repeat.get("boundsPeriod"), dict) else {}
-        end = exact_date(bounds.get("end"))
+    @staticmethod
+    def _planned_end(start: date, resource: dict[str, Any], dosage: Any, dose: _Dose) -> tuple[date, date | None, str]:
+        repeat = _obj(_obj(dosage, "timing"), "repeat")
+        end = exact_date(_obj(repeat, "boundsPeriod").get("end"))
         if end is not None:
             return start, end, "boundsPeriod.end"
         days = duration_days(repeat.get("boundsDuration"))
         if days:
             return start, last_day(start, days), f"{_fmt_days(days)} duration"
-        dispense = resource.get("dispenseRequest") if isinstance(resource.get("dispenseRequest"), dict) else {}
+        dispense = _obj(resource, "dispenseRequest")
         days = duration_days(dispense.get("expectedSupplyDuration"))
         if days:
             return start, last_day(start, days), f"{_fmt_days(days)} supply"
-        quantity = dispense.get("quantity") if isinstance(dispense.get("quantity"), dict) else None
-        if quantity and per_day and count_unit is not None:
+        quantity = _obj(dispense, "quantity")
+        count_unit = dose.count_unit
+        if quantity and dose.per_day and count_unit and dose.amount:
             q_unit = _str(quantity.get("code") or quantity.get("unit")).lower()
-            per_admin = None
-            for dr in _as_list(dosage.get("doseAndRate")) if isinstance(dosage, dict) else []:
-                if isinstance(dr, dict) and isinstance(dr.get("doseQuantity"), dict):
-                    per_admin = dr["doseQuantity"].get("value")
-            if (q_unit in _COUNT_UNITS or q_unit == count_unit) and isinstance(quantity.get("value"), (int, float)) \
-                    and isinstance(per_admin, (int, float)) and per_admin > 0:
-                days = quantity["value"] / (per_admin * per_day)
+            if (q_unit in _COUNT_UNITS or q_unit == count_unit) and isinstance(quantity.get("value"), (int, float)):
+                days = quantity["value"] / (dose.amount * dose.per_day)
                 return start, last_day(start, days), f"{_fmt_days(days)} supply (quantity ÷ doses per day)"
         count = repeat.get("count")
-        if isinstance(count, int) and count > 0 and per_day:
-            days = count / per_day
-            return start, last_day(start, days), f"{count} doses"
-        validity = dispense.get("validityPeriod") if isinstance(dispense.get("validityPeriod"), dict) else {}
-        end = exact_date(validity.get("end"))
+        if isinstance(count, int) and count > 0 and dose.per_day:
+            return start, last_day(start, count / dose.per_day), f"{count} doses"
+        end = exact_date(_obj(dispense, "validityPeriod").get("end"))
         if end is not None:
             return start, end, "validityPeriod.end"
         return start, None, ""
@@ -469,8 +467,6 @@ class _Builder:
                 return
             if self._for_other_patient(resource):
                 return
-            if in_draft and rtype in ("MedicationRequest", "MedicationOrder", "ServiceRequest"):
-                self.resources[f"{rtype}/{resource.get('id')}"] = resource
             if rtype in ("MedicationRequest", "MedicationStatement", "MedicationAdministration", "MedicationOrder"):
                 self.add_medication(resource, rtype, in_draft)
             elif rtype == "Condition":

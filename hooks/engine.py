@@ -70,17 +70,10 @@ def evaluate(call: HookCall, rules: Sequence[Rule], knowledge: Knowledge) -> Cal
             silenced.update(SUPERSEDES.get(f.topic, ()))
     kept: list[Finding] = []
     invalid: set[str] = set()
-    validity: dict[str, bool] = {}  # each driving resource is validated once per call
-
-    def valid(ref: str) -> bool:
-        if ref not in validity:
-            validity[ref] = is_valid(snapshot.resources[ref])
-        return validity[ref]
-
     for f in findings:
         if f.topic in silenced:
             continue
-        bad = [ref for ref in f.sources if ref in snapshot.resources and not valid(ref)]
+        bad = [ref for ref in f.sources if ref in snapshot.resources and not is_valid(snapshot.resources[ref])]
         if bad:
             invalid.update(bad)
             log.info("finding dropped: driving resource invalid", extra={"topic": f.topic, "resources": sorted(bad)})
@@ -89,5 +82,6 @@ def evaluate(call: HookCall, rules: Sequence[Rule], knowledge: Knowledge) -> Cal
     kept.sort(key=lambda f: SEVERITY[f.indicator])
     cards = [knowledge.renderer.render(f) for f in kept]
     stats = {"resources": snapshot.resource_count, "skipped": sum(snapshot.skipped.values()),
+             "unread_types": sorted(snapshot.unsupported),
              "invalid_driving": len(invalid), "cards": len(cards), "topics": [f.topic for f in kept]}
     return CallResult(cards, stats)

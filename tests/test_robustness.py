@@ -66,11 +66,14 @@ def test_odd_dates_and_durations_never_5xx(client, onset, supply, unit):
 
 def test_invalid_entry_is_skipped_counted_and_logged_by_type_and_id_only(client, caplog):
     bad = {"resourceType": "Condition", "id": "bad-1", "code": "not-a-concept", "subject": {"reference": "Patient/p1"}}
+    other = {"resourceType": "Basic", "id": "b1"}
     with caplog.at_level(logging.INFO, logger="backpain_cds"):
-        resp = call(client, hook_request("patient-view", prefetch={"conditions": {"resourceType": "Bundle", "entry": [{"resource": bad}]}}))
+        resp = call(client, hook_request("patient-view", prefetch={"conditions": {"resourceType": "Bundle",
+                                                                                  "entry": [{"resource": bad}, {"resource": other}]}}))
     assert resp.status_code == 200
     record = next(r for r in caplog.records if r.getMessage() == "hook call")
     assert record.skipped == 1
+    assert record.unread_types == ["Basic"]
     skipped = next(r for r in caplog.records if r.getMessage() == "skipped invalid entry")
     assert skipped.resource == "Condition/bad-1"
     assert "not-a-concept" not in caplog.text
