@@ -110,19 +110,13 @@ def _median(results: list[LoadResult]) -> dict[str, Any]:
 
 
 def replay_throughput() -> dict[str, Any]:
-    from .app import create_app
     from .replay import find_cases, run_cases, today_start
-    from .sandbox_tools import DEFAULT_PATIENTS, _services
+    from .sandbox_tools import DEFAULT_PATIENTS, _services, local_sender
 
     now = today_start(None)
-    app = create_app({"database_url": "sqlite:///:memory:", "log_level": "WARNING"}, clock=lambda: now)
-    client = app.test_client()
-    services = _services(client.get("/cds-services").get_json())
+    send, discovery = local_sender(now, validate_responses=False)
+    services = _services(discovery)
     cases = find_cases([str(DEFAULT_PATIENTS)])
-
-    def send(service_id: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-        resp = client.post(f"/cds-services/{service_id}", json=body)
-        return resp.status_code, resp.get_json() or {}
     started = time.perf_counter()
     outcomes = run_cases(cases, send, services, now=now)
     elapsed = time.perf_counter() - started

@@ -112,13 +112,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _register_extra(sub: Any) -> None:
-    """Commands living in other modules (replay, bench) register here when present."""
-    for module in ("sandbox_tools", "bench"):
-        try:
-            mod = __import__(f"cds_service.{module}", fromlist=["register"])
-        except ImportError:
-            continue
-        mod.register(sub)
+    """Commands living in their own modules: replay/load-patients and bench/load-test."""
+    from . import bench, sandbox_tools
+
+    sandbox_tools.register(sub)
+    bench.register(sub)
 
 
 if __name__ == "__main__":

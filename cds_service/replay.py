@@ -11,6 +11,7 @@ the topics that must not, and whether other cards are allowed.
 
 from __future__ import annotations
 
+import calendar
 import json
 import re
 import sys
@@ -39,8 +40,8 @@ def _shift(base: datetime, sign: str, amount: int, unit: str) -> datetime:
         return base + timedelta(weeks=n)
     months = n * (12 if unit == "y" else 1)
     year, month = divmod(base.month - 1 + months, 12)
-    day = min(base.day, [31, 29 if (base.year + year) % 4 == 0 else 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][month])
-    return base.replace(year=base.year + year, month=month + 1, day=day)
+    year += base.year
+    return base.replace(year=year, month=month + 1, day=min(base.day, calendar.monthrange(year, month + 1)[1]))
 
 
 def resolve_dates(value: Any, now: datetime) -> Any:

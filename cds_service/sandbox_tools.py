@@ -5,14 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 import requests
 
 from .replay import (
+    Send,
     find_cases,
     ndjson_patients,
     prefetch_for,
@@ -38,7 +38,7 @@ def _services(discovery: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _senders(args: argparse.Namespace, now: datetime) -> tuple[Callable[[str, dict[str, Any]], tuple[int, dict[str, Any]]], dict[str, Any]]:
+def _senders(args: argparse.Namespace, now: datetime) -> tuple[Send, dict[str, Any]]:
     if args.url:
         base = args.url.rstrip("/")
         session = requests.Session()
@@ -55,9 +55,14 @@ def _senders(args: argparse.Namespace, now: datetime) -> tuple[Callable[[str, di
                 return resp.status_code, {}
         return send_http, discovery
 
+    return local_sender(now)
+
+
+def local_sender(now: datetime, validate_responses: bool = True) -> tuple[Send, dict[str, Any]]:
+    """An in-process service (pinned clock, in-memory feedback): its send function and its discovery document."""
     from .app import create_app
 
-    app = create_app({"database_url": "sqlite:///:memory:", "validate_responses": True, "log_level": "WARNING"},
+    app = create_app({"database_url": "sqlite:///:memory:", "validate_responses": validate_responses, "log_level": "WARNING"},
                      clock=lambda: now)
     client = app.test_client()
 
@@ -154,4 +159,4 @@ def register(sub: Any) -> None:
     p.set_defaults(func=load_patients)
 
 
-__all__ = ["as_transaction", "register", "UTC"]
+__all__ = ["as_transaction", "local_sender", "register"]

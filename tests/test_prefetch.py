@@ -207,7 +207,7 @@ def test_deadline_across_all_fetches(tmp_path, mocked):
 ])
 def test_ssrf_targets_are_refused_without_any_request(server, reason, mocked):
     settings = load_settings()
-    with pytest.raises(FHIRTargetRefused):
+    with pytest.raises(FHIRTargetRefused, match=reason):
         FHIRClient(server, settings, resolver=fake_resolver).read("Patient/1")
     assert len(mocked.calls) == 0
 

@@ -98,3 +98,15 @@ def test_bulk_data_ndjson_directory_reports_card_counts_per_topic(tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     assert json.loads(out.stdout) == {"patients": 3, "errors": 0,
                                       "cards": {"imaging-red-flags (critical)": 1, "imaging-red-flags (warning)": 1}}
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("@today", "2028-03-31"), ("@today-1m", "2028-02-29"), ("@today-13m", "2027-02-28"), ("@today+1m", "2028-04-30"),
+    ("@today-52y", "1976-03-31"), ("@today-2w", "2028-03-17"), ("@now-36h", "2028-03-30T00:00:00Z"), ("@tomorrow", "@tomorrow"),
+])
+def test_relative_dates_clamp_to_month_end(value, expected):
+    from datetime import UTC, datetime
+
+    from cds_service.replay import resolve_dates
+
+    assert resolve_dates({"d": [value]}, datetime(2028, 3, 31, 12, tzinfo=UTC)) == {"d": [expected]}
