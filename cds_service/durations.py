@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 _DATE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?")
 
@@ -29,9 +28,9 @@ MAX_DAYS = 36_500
 _PERIOD_DAYS = {"s": 1 / 86400, "min": 1 / 1440, "h": 1 / 24, "d": 1, "wk": 7, "mo": 30, "a": 365}
 
 
-@dataclass(frozen=True)
-class FuzzyDate:
-    """A calendar date known to lie within [earliest, latest] (equal for a full date)."""
+class FuzzyDate(NamedTuple):
+    """A calendar date known to lie within [earliest, latest] (equal for a full date). Immutable and cheap to build
+    (a snapshot makes hundreds per call)."""
 
     earliest: date
     latest: date
@@ -52,12 +51,12 @@ def parse_date(value: Any) -> FuzzyDate | None:
     """FHIR date/dateTime/instant → FuzzyDate; None when unreadable."""
     if not isinstance(value, str):
         return None
-    if len(value) >= 10 and value[4:5] == "-" and value[7:8] == "-" and (len(value) == 10 or value[10] == "T"):
-        try:  # fast path for the common full date / dateTime (C-speed)
+    if _is_full(value):
+        try:
             d = date.fromisoformat(value[:10])
-            return FuzzyDate(d, d)
         except ValueError:
-            return None
+            return None  # shaped like a full date but not a real one (2025-02-30)
+        return FuzzyDate(d, d)
     m = _DATE.match(value.strip())
     if not m:
         return None
@@ -75,7 +74,20 @@ def parse_date(value: Any) -> FuzzyDate | None:
         return None
 
 
+def _is_full(value: str) -> bool:
+    """The common case, a full date or dateTime (``2026-11-22``, ``2026-11-22T08:00:00-05:00``): read at C speed."""
+    return len(value) >= 10 and value[4:5] == "-" and value[7:8] == "-" and (len(value) == 10 or value[10] == "T")
+
+
 def exact_date(value: Any) -> date | None:
+    """A full date, or None (partial or unreadable dates are not exact)."""
+    if not isinstance(value, str):
+        return None
+    if _is_full(value):
+        try:
+            return date.fromisoformat(value[:10])
+        except ValueError:
+            return None
     parsed = parse_date(value)
     return parsed.earliest if parsed and parsed.exact else None
 

@@ -3,7 +3,7 @@
 Real clients send imperfect FHIR (the public sandbox sends ``category`` and ``reasonCode`` of a draft
 MedicationRequest as single objects instead of arrays). :func:`normalised` fixes what is unambiguous —
 a single value where the model has a list — guided by the model's own field definitions, then
-:func:`is_valid` asks the model. Results are cached per resource object for the duration of a call.
+:func:`is_valid` asks the model. Results are cached by a digest of the resource's content.
 """
 
 from __future__ import annotations
@@ -91,13 +91,18 @@ def is_legacy(resource: dict[str, Any]) -> bool:
 
 
 def is_valid(resource: dict[str, Any]) -> bool:
-    """R4-valid after normalisation; recognised DSTU2/STU3 shapes count as readable (no R4 model applies).
+    """R4-valid after normalisation; recognised DSTU2/STU3 shapes count as readable (no R4 model applies)."""
+    if is_legacy(resource):
+        return bool(resource.get("id"))
+    return is_valid_r4(resource)
+
+
+def is_valid_r4(resource: dict[str, Any]) -> bool:
+    """Valid against its R4 (R4B) model after normalisation.
 
     Validity depends only on the resource's content, so it is cached by a digest of its canonical JSON (EHRs re-fire
     hooks for the same patient on every keystroke and chart reopen). The cache holds digests and booleans, no data.
     """
-    if is_legacy(resource):
-        return bool(resource.get("id"))
     try:
         digest = hashlib.blake2b(orjson.dumps(resource, option=orjson.OPT_SORT_KEYS), digest_size=16).digest()
     except (TypeError, orjson.JSONEncodeError):
@@ -113,6 +118,11 @@ def is_valid(resource: dict[str, Any]) -> bool:
 
 _VALIDITY: dict[bytes, bool] = {}
 _VALIDITY_MAX = 4096
+
+
+def json_copy(value: Any) -> Any:
+    """A deep copy of plain JSON data (several times faster than copy.deepcopy)."""
+    return orjson.loads(orjson.dumps(value))
 
 
 def _validate(resource: dict[str, Any]) -> bool:

@@ -55,8 +55,9 @@ _MED_EVENT_IGNORED = {"entered-in-error", "not-done", "not-taken", "unknown", "i
 _ORDER_IGNORED = {"entered-in-error", "revoked", "not-done"}
 
 
-@dataclass(frozen=True)
-class ConditionFact:
+# Facts are NamedTuples: immutable like the snapshot itself, and several times cheaper to build than frozen
+# dataclasses (a typical prefetch yields hundreds per call).
+class ConditionFact(NamedTuple):
     ref: str
     display: str
     valuesets: frozenset[str]
@@ -69,8 +70,7 @@ class ConditionFact:
         return self.onset or self.recorded
 
 
-@dataclass(frozen=True)
-class ObservationFact:
+class ObservationFact(NamedTuple):
     ref: str
     display: str
     valuesets: frozenset[str]
@@ -79,8 +79,7 @@ class ObservationFact:
     effective: FuzzyDate | None
 
 
-@dataclass(frozen=True)
-class MedicationCourse:
+class MedicationCourse(NamedTuple):
     ref: str  # "MedicationRequest/123"
     display: str
     ingredients: frozenset[str]
@@ -110,8 +109,7 @@ class MedicationCourse:
         return self.daily_dose_mg / self.single_dose_mg if self.daily_dose_mg and self.single_dose_mg else None
 
 
-@dataclass(frozen=True)
-class OrderFact:
+class OrderFact(NamedTuple):
     ref: str
     display: str
     valuesets: frozenset[str]
@@ -122,8 +120,7 @@ class OrderFact:
     reason_valuesets: frozenset[str] = frozenset()
 
 
-@dataclass(frozen=True)
-class AllergyFact:
+class AllergyFact(NamedTuple):
     ref: str
     display: str
     valuesets: frozenset[str]

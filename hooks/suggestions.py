@@ -5,16 +5,14 @@ R4B is wire-compatible with R4 for MedicationRequest and ServiceRequest as used 
 
 from __future__ import annotations
 
-import copy
 from functools import lru_cache
 from typing import Any
 
 from fhir.resources.R4B.medicationrequest import MedicationRequest
 from fhir.resources.R4B.servicerequest import ServiceRequest
-from pydantic import ValidationError
 
 from cds_service.durations import fhir_quantity_days
-from cds_service.fhir_models import normalised
+from cds_service.fhir_models import is_valid_r4, json_copy, normalised
 from cds_service.terminology import CPT, LOINC, RXNORM, SNOMED
 
 UCUM = "http://unitsofmeasure.org"
@@ -55,7 +53,7 @@ def delete(ref: str, description: str) -> dict[str, Any]:
 
 def medication_order(patient_id: str, name: str, reason: dict[str, Any] | None = None) -> dict[str, Any]:
     """Create action for an alternative drug; the resource shape is validated once, then filled per patient."""
-    action = copy.deepcopy(_medication_template(name, reason is not None))
+    action = json_copy(_medication_template(name, reason is not None))
     action["resource"]["subject"]["reference"] = f"Patient/{patient_id}"
     if reason is not None:
         action["resource"]["reasonCode"] = [reason]
@@ -89,7 +87,7 @@ def service_request(patient_id: str, codes: list[tuple[str, str, str]], *, categ
                     note: str, reason: dict[str, Any] | None = None) -> dict[str, Any]:
     """Create action for a ServiceRequest; the shape is validated once per code/category/priority, then filled."""
     key = (tuple(codes), tuple(sorted(category.items())), priority, reason is not None)
-    action = copy.deepcopy(_service_request_template(key))
+    action = json_copy(_service_request_template(key))
     resource = action["resource"]
     resource["subject"]["reference"] = f"Patient/{patient_id}"
     resource["note"][0]["text"] = note
@@ -128,16 +126,17 @@ def referral(patient_id: str, kind: str, priority: str, note: str, reason: dict[
 
 
 def update(resource: dict[str, Any], description: str, change: Any) -> dict[str, Any] | None:
-    """An update action carrying the whole resource with ``change(copy)`` applied, validated.
+    """An update action carrying the whole MedicationRequest with ``change(copy)`` applied, validated (R4).
 
     None when the record itself is not valid FHIR even after normalisation: no update is offered then.
     """
-    changed = copy.deepcopy(normalised(resource))
-    change(changed)
-    try:
-        return {"type": "update", "description": description, "resource": _valid(MedicationRequest, changed)}
-    except (ValidationError, ValueError, TypeError):
+    if resource.get("resourceType") != "MedicationRequest":
         return None
+    changed = json_copy(normalised(resource))
+    change(changed)
+    if not is_valid_r4(changed):
+        return None
+    return {"type": "update", "description": description, "resource": changed}
 
 
 def bounded_duration(resource: dict[str, Any], days: int, per_day: float | None, what: str = "ketorolac") -> dict[str, Any] | None:
