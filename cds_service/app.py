@@ -51,7 +51,16 @@ UNKNOWN_TYPE_STATUSES = {400, 404, 405, 501}  # how servers reject a resource ty
 
 
 class CardLedger:
-    """Records issued cards (uuid → topic) for the feedback summary, in a background thread per process."""
+    """Records issued cards (uuid → topic) for the feedback summary, in a background thread per process.
+
+    Off the clinical path: a call only queues its cards. The thread writes whatever has queued in one transaction
+    (after a short linger), so a busy worker commits a few times a second instead of once per hook call. A crash can
+    lose the last moments of issued-card records (the summary then counts that feedback under "unknown"), never
+    feedback itself, which is written before it is acknowledged.
+    """
+
+    LINGER_SECONDS = 0.05
+    MAX_BATCH = 500
 
     def __init__(self, store: FeedbackStore) -> None:
         self._store = store
@@ -74,13 +83,20 @@ class CardLedger:
 
     def _run(self) -> None:
         while True:
-            service_id, cards = self._queue.get()
+            batch = [self._queue.get()]
+            time.sleep(self.LINGER_SECONDS)
+            while len(batch) < self.MAX_BATCH:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
             try:
-                self._store.record_cards(service_id, cards)
+                self._store.record_cards(batch)
             except Exception as exc:  # the ledger must never take the service down
                 log.warning("card ledger write failed", extra={"error": type(exc).__name__})
             finally:
-                self._queue.task_done()
+                for _ in batch:
+                    self._queue.task_done()
 
     def flush(self, timeout: float = 5.0) -> None:
         end = time.monotonic() + timeout
@@ -105,7 +121,11 @@ def create_app(settings: Settings | dict[str, Any] | None = None, *, services: l
     if services is None:
         from hooks import Knowledge, build_services  # the clinical content of this product
 
-        knowledge = Knowledge.load(settings.thresholds, renderer, settings.max_bundle_entries)
+        from .snapshot import SnapshotCache
+
+        cache = SnapshotCache(settings.snapshot_cache_entries, settings.snapshot_cache_seconds,
+                              settings.snapshot_cache_max_bytes)
+        knowledge = Knowledge.load(settings.thresholds, renderer, settings.max_bundle_entries, cache)
         services = build_services(knowledge)
     registry = Registry(services)
     validators = Validators()

@@ -44,6 +44,12 @@ class Settings:
     max_body_bytes: int = _setting(5 * 1024 * 1024, "reliability.md: body limit 5 MB → 413")
     max_bundle_entries: int = _setting(10_000, "bounded work per prefetch Bundle / draftOrders")
 
+    # --- prefetch facts cache (per worker, memory only) ------------------------------------------
+    snapshot_cache_entries: int = _setting(16, "order-select re-sends the same prefetch on every keystroke: facts read from "
+                                               "it are reused, keyed by its exact content; 0 = off (no patient data kept between calls)")
+    snapshot_cache_seconds: float = _setting(120.0, "how long a prefetch's facts stay in worker memory (a keystroke stream lasts seconds)")
+    snapshot_cache_max_bytes: int = _setting(2 * 1024 * 1024, "larger prefetches are read every call (bounds the memory the cache holds)")
+
     # --- CORS --------------------------------------------------------------------------------
     cors_origins: list[str] = _setting(
         ["https://sandbox.cds-hooks.org", "http://localhost:8080", "http://127.0.0.1:8080"],

@@ -71,10 +71,11 @@ class FeedbackStore(abc.ABC):
             f"override_display, user_comment, outcome_timestamp, received_at) VALUES ({ph})", rows)
         return len(rows)
 
-    def record_cards(self, service_id: str, cards: list[dict[str, Any]]) -> None:
+    def record_cards(self, batch: list[tuple[str, list[dict[str, Any]]]]) -> None:
+        """Issued cards of several hook calls — (service id, cards) each — in one transaction."""
         issued = _now()
         rows = [(c["uuid"], service_id, c["source"].get("topic", {}).get("code", "unknown"), c["indicator"], issued)
-                for c in cards]
+                for service_id, cards in batch for c in cards]
         if rows:
             ph = ",".join([self.placeholder] * 5)
             self._execute_many(f"INSERT INTO issued_cards (card_uuid, service_id, topic, indicator, issued_at) VALUES ({ph}) "

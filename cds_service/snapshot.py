@@ -10,12 +10,17 @@ from __future__ import annotations
 
 import logging
 import re
-from collections import Counter
-from collections.abc import Iterator, Mapping
+import threading
+import time
+from collections import ChainMap, Counter, OrderedDict
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from functools import cached_property, lru_cache
 from types import MappingProxyType
 from typing import Any, NamedTuple
+
+import orjson
 
 from .durations import FuzzyDate, doses_per_day, duration_days, exact_date, last_day, parse_date
 from .prefetch import bare_id
@@ -134,15 +139,30 @@ class PatientSnapshot:
     birth_date: date | None
     sex: str | None
     conditions: tuple[ConditionFact, ...]
-    observations: tuple[ObservationFact, ...]
     courses: tuple[MedicationCourse, ...]
     orders: tuple[OrderFact, ...]
     allergies: tuple[AllergyFact, ...]
     selections: tuple[str, ...]
     resources: Mapping[str, dict[str, Any]]  # raw draft orders and every resource a fact came from
-    skipped: Mapping[str, int]  # invalid entries by resourceType
+    skip_counts: tuple[Mapping[str, int], ...]  # see ``skipped``
     unavailable: frozenset[str]  # optional prefetch keys that could not be obtained
     unsupported: Mapping[str, int] = field(default_factory=dict)  # resource types seen but not read
+    read_observations: Callable[[], tuple[ObservationFact, ...]] = tuple  # see ``observations``
+    from_cache: bool = False  # the prefetch's facts came from the SnapshotCache
+
+    @property
+    def skipped(self) -> dict[str, int]:
+        """Invalid entries by resourceType (live: observations are read, and counted, on first use)."""
+        total: Counter[str] = Counter()
+        for counts in self.skip_counts:
+            total.update(counts)
+        return dict(total)
+
+    @cached_property
+    def observations(self) -> tuple[ObservationFact, ...]:
+        """Read on first use: only a few rules look at labs (a patient-view call never does), and a chart often holds
+        more observations than anything else."""
+        return self.read_observations()
 
     @property
     def age(self) -> int | None:
@@ -197,6 +217,7 @@ class _Builder:
         self.horizon = horizon  # finished medication courses and observations before this day are not read
         self.conditions: list[ConditionFact] = []
         self.observations: list[ObservationFact] = []
+        self.raw_observations: list[dict[str, Any]] = []
         self.courses: list[MedicationCourse] = []
         self.orders: list[OrderFact] = []
         self.allergies: list[AllergyFact] = []
@@ -205,6 +226,7 @@ class _Builder:
         self.skipped: Counter[str] = Counter()
         self.unsupported: Counter[str] = Counter()
         self.patient: dict[str, Any] | None = None
+        self._observation_lock = threading.Lock()
 
     # -- patient scoping ------------------------------------------------------------------------
     def _for_other_patient(self, resource: dict[str, Any]) -> bool:
@@ -269,12 +291,12 @@ class _Builder:
         mg = None
         if unit in ("mg", "g"):
             mg = amount * (1000 if unit == "g" else 1)
-        elif strength := _STRENGTH.search(display or ""):
-            per = strength.group(3)
+        elif strength := _strength(display or ""):
+            mg_each, per_amount, per = strength
             if unit in _COUNT_UNITS and not per:
-                mg = amount * float(strength.group(1))
-            elif unit == "ml" and per and per.upper() == "ML":
-                mg = amount * float(strength.group(1)) / float(strength.group(2) or 1)
+                mg = amount * mg_each
+            elif unit == "ml" and per == "ML":
+                mg = amount * mg_each / (per_amount or 1)
         return _Dose(mg, per_day, amount, unit)
 
     def add_medication(self, resource: dict[str, Any], rtype: str, in_draft: bool) -> None:
@@ -328,8 +350,8 @@ class _Builder:
             if rtype == "MedicationAdministration":
                 return when, when, "administration"
             return self._planned_end(when, resource, dosage, dose) if when is not None else (None, None, "")
-        bounds = _obj(_obj(_obj(dosage, "timing"), "repeat"), "boundsPeriod")
-        start = (exact_date(bounds.get("start")) or exact_date(resource.get("authoredOn"))
+        repeat = _obj(_obj(dosage, "timing"), "repeat")
+        start = (exact_date(_obj(repeat, "boundsPeriod").get("start")) or exact_date(resource.get("authoredOn"))
                  or exact_date(resource.get("dateWritten"))
                  or exact_date(_obj(_obj(resource, "dispenseRequest"), "validityPeriod").get("start")))
         if start is None and in_draft:
@@ -412,6 +434,14 @@ class _Builder:
                                                  _str(vq.get("code") or vq.get("unit")) if isinstance(vq, dict) else "",
                                                  effective))
 
+    def read_observations(self) -> tuple[ObservationFact, ...]:
+        """Observation facts, read once on first use."""
+        with self._observation_lock:
+            for resource in self.raw_observations:
+                self._guarded(resource, self.add_observation, resource)
+            self.raw_observations = []
+            return tuple(self.observations)
+
     def add_order(self, resource: dict[str, Any], rtype: str, in_draft: bool) -> None:
         status = _str(resource.get("status"))
         if status in _ORDER_IGNORED:
@@ -457,29 +487,48 @@ class _Builder:
         if not isinstance(rtype, str):
             self.skipped["(no resourceType)"] += 1
             return
+        if rtype == "Patient":
+            if bare_id(_str(resource.get("id"))) in (self.patient_id, ""):
+                self.patient = resource
+            return
+        self._guarded(resource, self._dispatch, resource, rtype, in_draft)
+
+    def _dispatch(self, resource: dict[str, Any], rtype: str, in_draft: bool = False) -> None:
+        if self._for_other_patient(resource):
+            return
+        if rtype in ("MedicationRequest", "MedicationStatement", "MedicationAdministration", "MedicationOrder"):
+            self.add_medication(resource, rtype, in_draft)
+        elif rtype == "Condition":
+            self.add_condition(resource)
+        elif rtype == "Observation":
+            self.raw_observations.append(resource)  # read on first use (read_observations)
+        elif rtype in ("ServiceRequest", "Procedure", "ImagingStudy", "DiagnosticReport"):
+            self.add_order(resource, rtype, in_draft)
+        elif rtype == "AllergyIntolerance":
+            self.add_allergy(resource)
+        elif rtype not in ("Medication", "OperationOutcome"):
+            self.unsupported[rtype] += 1
+
+    def _guarded(self, resource: dict[str, Any], read: Callable[..., None], *args: Any) -> None:
+        """``read(*args)`` for one entry; an entry that breaks it is skipped and counted by type, never the whole call."""
         try:
-            if rtype == "Patient":
-                if bare_id(_str(resource.get("id"))) in (self.patient_id, ""):
-                    self.patient = resource
-                return
-            if self._for_other_patient(resource):
-                return
-            if rtype in ("MedicationRequest", "MedicationStatement", "MedicationAdministration", "MedicationOrder"):
-                self.add_medication(resource, rtype, in_draft)
-            elif rtype == "Condition":
-                self.add_condition(resource)
-            elif rtype == "Observation":
-                self.add_observation(resource)
-            elif rtype in ("ServiceRequest", "Procedure", "ImagingStudy", "DiagnosticReport"):
-                self.add_order(resource, rtype, in_draft)
-            elif rtype == "AllergyIntolerance":
-                self.add_allergy(resource)
-            elif rtype not in ("Medication", "OperationOutcome"):
-                self.unsupported[rtype] += 1
+            read(*args)
         except (TypeError, ValueError, AttributeError, KeyError, IndexError, OverflowError, ZeroDivisionError) as exc:
+            rtype = _str(resource.get("resourceType"))
             self.skipped[rtype] += 1
             log.info("skipped invalid entry", extra={"resource": f"{rtype}/{_str(resource.get('id'))}",
                                                       "error": type(exc).__name__})
+
+
+@lru_cache(maxsize=4096)
+def _strength(display: str) -> tuple[float, float | None, str] | None:
+    """The strength in a product name: ``10 MG Oral Tablet`` → (10, None, ""), ``30 MG/ML`` → (30, None, "ML").
+
+    Product names repeat across orders and calls, so the answer is memoised (names only, no patient data)."""
+    m = _STRENGTH.search(display)
+    if not m:
+        return None
+    return float(m.group(1)), float(m.group(2)) if m.group(2) else None, (m.group(3) or "").upper()
 
 
 def _concept_text(concept: Any) -> str:
@@ -520,12 +569,59 @@ def iter_resources(value: Any, limit: int) -> Iterator[Any]:
         yield value
 
 
-def build_snapshot(*, context: dict[str, Any], prefetch: Mapping[str, Any], terminology: Terminology, today: date,
-                   unavailable: frozenset[str] = frozenset(), max_entries: int = 10_000,
-                   history_days: int | None = None) -> PatientSnapshot:
-    """``history_days``: finished medication courses and observations older than this are not read (None: all)."""
-    patient_id = bare_id(_str(context.get("patientId")))
-    horizon = today - timedelta(days=history_days) if history_days is not None else None
+class SnapshotCache:
+    """Facts read from a prefetch, kept briefly in this worker's memory for the calls that re-send it.
+
+    An EHR fires order-select on every keystroke of an order with the same prefetch, and re-sends it when a chart is
+    reopened. The key is the prefetch's whole serialised content with the patient, the day and the read settings, so a
+    hit gives exactly the facts a fresh read would (draft orders are always read per call). It holds patient data in
+    process memory only (never on disk), bounded by ``entries``, ``seconds`` of age and ``max_bytes`` per prefetch;
+    ``entries = 0`` turns it off. One cache serves one terminology (each ``Knowledge`` owns its own).
+    """
+
+    def __init__(self, entries: int = 16, seconds: float = 120.0, max_bytes: int = 2 * 1024 * 1024,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.entries, self.seconds, self.max_bytes = entries, seconds, max_bytes
+        self._clock = clock
+        self._items: OrderedDict[tuple[Any, bytes], tuple[float, _Builder]] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = self.misses = 0
+
+    def get_or_read(self, scope: tuple[Any, ...], prefetch: Mapping[str, Any],
+                    read: Callable[[], _Builder]) -> tuple[_Builder, bool]:
+        """(the prefetch's reading, whether it came from the cache)."""
+        if self.entries <= 0:
+            return read(), False
+        try:
+            content = orjson.dumps(prefetch)
+        except (TypeError, orjson.JSONEncodeError):
+            return read(), False
+        if len(content) > self.max_bytes:
+            return read(), False
+        key = (scope, content)
+        now = self._clock()
+        with self._lock:
+            item = self._items.get(key)
+            if item is not None and now - item[0] <= self.seconds:
+                self._items.move_to_end(key)
+                self.hits += 1
+                return item[1], True
+            self.misses += 1
+        reading = read()
+        with self._lock:
+            self._items[key] = (now, reading)
+            self._items.move_to_end(key)
+            while len(self._items) > self.entries or (self._items and now - next(iter(self._items.values()))[0] > self.seconds):
+                self._items.popitem(last=False)
+        return reading, False
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+def _read_prefetch(prefetch: Mapping[str, Any], terminology: Terminology, patient_id: str, today: date,
+                   horizon: date | None, max_entries: int) -> _Builder:
     b = _Builder(terminology, patient_id, today, horizon)
     values = [v for v in prefetch.values() if isinstance(v, dict)]
     # Medication resources first, so medicationReference can be resolved whatever the key order.
@@ -536,15 +632,40 @@ def build_snapshot(*, context: dict[str, Any], prefetch: Mapping[str, Any], term
     for value in values:
         for resource in iter_resources(value, max_entries):
             b.add(resource)
-    drafts = context.get("draftOrders")
-    for resource in iter_resources(drafts, max_entries):
-        b.add(resource, in_draft=True)
-    patient = b.patient or {}
+    return b
+
+
+def build_snapshot(*, context: dict[str, Any], prefetch: Mapping[str, Any], terminology: Terminology, today: date,
+                   unavailable: frozenset[str] = frozenset(), max_entries: int = 10_000,
+                   history_days: int | None = None, cache: SnapshotCache | None = None) -> PatientSnapshot:
+    """``history_days``: finished medication courses and observations older than this are not read (None: all).
+
+    The prefetch is read once (or taken from ``cache``), then the draft orders of this call on top of it.
+    """
+    patient_id = bare_id(_str(context.get("patientId")))
+    horizon = today - timedelta(days=history_days) if history_days is not None else None
+
+    def read() -> _Builder:
+        return _read_prefetch(prefetch, terminology, patient_id, today, horizon, max_entries)
+
+    if cache is not None:
+        base, cached = cache.get_or_read((patient_id, today, horizon, max_entries), prefetch, read)
+    else:
+        base, cached = read(), False
+    d = _Builder(terminology, patient_id, today, horizon)
+    d.medications = base.medications
+    for resource in iter_resources(context.get("draftOrders"), max_entries):
+        d.add(resource, in_draft=True)
+    patient = base.patient or {}
+
+    def observations() -> tuple[ObservationFact, ...]:
+        return base.read_observations() + d.read_observations()
+
     return PatientSnapshot(
         patient_id=patient_id, today=today, birth_date=exact_date(patient.get("birthDate")),
         sex=patient.get("gender") if isinstance(patient.get("gender"), str) else None,
-        conditions=tuple(b.conditions), observations=tuple(b.observations), courses=tuple(b.courses),
-        orders=tuple(b.orders), allergies=tuple(b.allergies),
+        conditions=(*base.conditions, *d.conditions), courses=(*base.courses, *d.courses),
+        orders=(*base.orders, *d.orders), allergies=(*base.allergies, *d.allergies), read_observations=observations,
         selections=tuple(s for s in _as_list(context.get("selections")) if isinstance(s, str)),
-        resources=MappingProxyType(b.resources), skipped=MappingProxyType(dict(b.skipped)),
-        unavailable=unavailable, unsupported=MappingProxyType(dict(b.unsupported)))
+        resources=MappingProxyType(ChainMap(d.resources, base.resources)), skip_counts=(base.skipped, d.skipped),
+        unavailable=unavailable, unsupported=MappingProxyType(dict(base.unsupported + d.unsupported)), from_cache=cached)

@@ -11,7 +11,7 @@ from typing import Any
 from cds_service.cards import CardRenderer
 from cds_service.fhir_models import is_valid
 from cds_service.registry import CallResult, HookCall
-from cds_service.snapshot import build_snapshot
+from cds_service.snapshot import SnapshotCache, build_snapshot
 from cds_service.terminology import Terminology
 
 from .findings import Finding, RuleContext
@@ -37,12 +37,13 @@ class Knowledge:
     renderer: CardRenderer
     thresholds: Thresholds
     max_entries: int = 10_000
+    snapshots: SnapshotCache | None = None  # facts of recently seen prefetches (None: read every call)
 
     @classmethod
     def load(cls, threshold_overrides: dict[str, Any] | None = None, renderer: CardRenderer | None = None,
-             max_entries: int = 10_000) -> Knowledge:
+             max_entries: int = 10_000, snapshots: SnapshotCache | None = None) -> Knowledge:
         return cls(Terminology.load_dir(VALUESETS_DIR), renderer or CardRenderer(),
-                   Thresholds.from_config(threshold_overrides), max_entries)
+                   Thresholds.from_config(threshold_overrides), max_entries, snapshots)
 
 
 def focus_of(call: HookCall, draft_refs: Sequence[str]) -> frozenset[str]:
@@ -57,7 +58,7 @@ def focus_of(call: HookCall, draft_refs: Sequence[str]) -> frozenset[str]:
 def evaluate(call: HookCall, rules: Sequence[Rule], knowledge: Knowledge) -> CallResult:
     snapshot = build_snapshot(context=call.context, prefetch=call.prefetch, terminology=knowledge.terminology,
                               today=call.today, unavailable=call.unavailable, max_entries=knowledge.max_entries,
-                              history_days=knowledge.thresholds.history_days())
+                              history_days=knowledge.thresholds.history_days(), cache=knowledge.snapshots)
     drafts = [c.ref for c in snapshot.courses if c.in_draft_orders] + [o.ref for o in snapshot.orders if o.in_draft_orders]
     ctx = RuleContext(snapshot, call.hook, knowledge.thresholds, focus_of(call, drafts))
     findings: list[Finding] = []
@@ -82,6 +83,7 @@ def evaluate(call: HookCall, rules: Sequence[Rule], knowledge: Knowledge) -> Cal
     kept.sort(key=lambda f: SEVERITY[f.indicator])
     cards = [knowledge.renderer.render(f) for f in kept]
     stats = {"resources": snapshot.resource_count, "skipped": sum(snapshot.skipped.values()),
+             "prefetch_cached": snapshot.from_cache,
              "unread_types": sorted(snapshot.unsupported),
              "invalid_driving": len(invalid), "cards": len(cards), "topics": [f.topic for f in kept]}
     return CallResult(cards, stats)

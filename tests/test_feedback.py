@@ -64,6 +64,22 @@ def test_round_trip_summary_counts_by_topic_and_override_reason(app, client):
     ]
 
 
+def test_issued_cards_of_many_calls_are_written_in_one_transaction(app, monkeypatch):
+    from cds_service.app import CardLedger
+
+    ext = app.extensions["backpain"]
+    store, ledger = ext["store"], ext["ledger"]
+    writes: list[int] = []
+    original = store._execute_many
+    monkeypatch.setattr(store, "_execute_many", lambda sql, rows: (writes.append(len(rows)), original(sql, rows))[1])
+    monkeypatch.setattr(CardLedger, "LINGER_SECONDS", 0.3)
+    for i in range(20):  # twenty hook calls' worth of cards, queued well within the linger
+        ledger.record("backpain-order-select", [{"uuid": f"u{i}", "indicator": "warning", "source": {"topic": {"code": "imaging-early"}}}])
+    ledger.flush()
+    assert writes == [20]
+    assert store._query("SELECT COUNT(*) FROM issued_cards WHERE topic = 'imaging-early'", ())[0][0] == 20
+
+
 def test_acknowledged_feedback_is_readable_by_another_process(client, settings):
     for i in range(3):
         assert client.post("/cds-services/backpain-patient-view/feedback", json=_feedback(f"card-{i}")).status_code == 200
@@ -106,8 +122,9 @@ def pg_store():
 
 @pytest.mark.postgres
 def test_postgres_store_round_trip_and_summary(pg_store):
-    pg_store.record_cards("svc", [{"uuid": "u1", "indicator": "critical", "source": {"topic": {"code": "ketorolac-duration"}}}])
-    pg_store.record_cards("svc", [{"uuid": "u1", "indicator": "critical", "source": {"topic": {"code": "ketorolac-duration"}}}])
+    card = {"uuid": "u1", "indicator": "critical", "source": {"topic": {"code": "ketorolac-duration"}}}
+    pg_store.record_cards([("svc", [card]), ("svc", [card])])  # one batch; the repeat is ignored, not an error
+    pg_store.record_cards([("svc", [card])])
     assert pg_store.append("svc", [{"card": "u1", "outcome": "accepted", "outcomeTimestamp": "2026-11-22T03:32:27Z"}]) == 1
     assert pg_store.summary("svc") == [{"topic": "ketorolac-duration", "outcome": "accepted", "overrideReason": None, "count": 1}]
 
