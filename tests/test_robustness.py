@@ -97,3 +97,37 @@ def test_rejected_requests_are_logged_without_their_body(client, caplog):
     record = next(r for r in caplog.records if r.getMessage() == "request rejected")
     assert (record.status, record.error, record.field) == (400, "bad-request", "context.patientId")
     assert "Confidential-Surname" not in caplog.text
+
+
+def _mutations():
+    """A valid order-select request with one field (at any depth of the protocol part) replaced by arbitrary JSON."""
+    paths = [("hook",), ("hookInstance",), ("fhirServer",), ("fhirAuthorization",), ("fhirAuthorization", "token_type"),
+             ("fhirAuthorization", "access_token"), ("context",), ("context", "patientId"), ("context", "userId"),
+             ("context", "selections"), ("context", "draftOrders"), ("context", "draftOrders", "entry"), ("prefetch",),
+             ("prefetch", "patient"), ("prefetch", "conditions"), ("prefetch", "patient", "resourceType")]
+    return st.tuples(st.sampled_from(paths), st.one_of(json_value, st.just(None), st.just("Patient/p1"), st.just([])),
+                     st.booleans())
+
+
+@settings(max_examples=300, deadline=None)
+@given(mutation=_mutations())
+def test_fast_and_reference_schema_validators_agree(mutation):
+    """jsonschema-rs accepts valid bodies on the hot path; jsonschema reports errors. They must never disagree."""
+    path, value, delete = mutation
+    body = hook_request("order-select", drafts=[draft("k", *KETOROLAC_ORAL, supply_days=3)],
+                        fhirServer="https://ehr.example.org/fhir",
+                        fhirAuthorization={"access_token": "t", "token_type": "Bearer", "expires_in": 300, "scope": "x", "subject": "s"})
+    target = body
+    for key in path[:-1]:
+        target = target.get(key) if isinstance(target, dict) else None
+    if isinstance(target, dict):
+        if delete:
+            target.pop(path[-1], None)
+        else:
+            target[path[-1]] = value
+    schemas = [(VALIDATORS._request, body)]
+    if isinstance(body.get("context"), dict):
+        schemas.append((VALIDATORS._contexts["order-select"], body["context"]))
+    for schema, instance in schemas:
+        reference_ok = not any(True for _ in schema.reference.iter_errors(instance))
+        assert schema.fast.is_valid(instance) == reference_ok, (path, value, delete)
