@@ -1,0 +1,115 @@
+"""The prefetch facts cache: exact (keyed by content), bounded, and invisible in the cards it helps produce."""
+
+from __future__ import annotations
+
+import logging
+
+import orjson
+import pytest
+
+from cds_service import create_app
+from cds_service.prefetch import raw_prefetch
+from cds_service.snapshot import SnapshotCache
+from tests.conftest import NOW, bundle, call, fake_resolver, hook_request, sequential_uuids, topics
+from tests.factories import KETOROLAC_ORAL, LBP, condition, draft, med_request, observation
+
+
+@pytest.mark.parametrize("raw, expected", [
+    (b'{"hook":"patient-view","prefetch":{"p":{"id":"1"}}}', b'"prefetch":{"p":{"id":"1"}}}'),
+    (b'{ "hook" : "x" ,\n  "prefetch" :\t{"p": null} }\n', b'"prefetch" :\t{"p": null} }\n'),
+    (b'{"prefetch":{"p":1},"hook":"x"}', None),  # another member after it: its bytes are not the prefetch alone
+    (b'{"hook":"x","context":{"note":"prefetch"},"prefetch":{}}', None),  # the word as a value elsewhere
+    (b'{"hook":"x","context":{"prefetch":{}},"prefetch":{}}', None),  # a nested key of the same name
+    (b'{"hook":"x","pre\\u0066etch":{},"context":{"prefetch":1}}', None),  # escaped top-level key: never trusted
+    (b'{"hook":"caf\\u00e9","prefetch":{}}', None),  # any \\u escape: fall back
+    (b'{"hook":"x"}', None),
+])
+def test_raw_prefetch_only_when_the_bytes_are_exactly_the_prefetch(raw, expected):
+    assert raw_prefetch(raw, orjson.loads(raw)) == expected
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_cache_is_exact_bounded_and_expires():
+    clock = Clock()
+    cache = SnapshotCache(entries=2, seconds=60, max_bytes=1000, clock=clock)
+    reads: list[str] = []
+
+    def reader(name):
+        return lambda: reads.append(name) or name  # noqa: B023 - evaluated at once
+
+    a, b, c = {"k": {"id": "a"}}, {"k": {"id": "b"}}, {"k": {"id": "c"}}
+    assert cache.get_or_read(("p1",), a, reader("a")) == ("a", False)
+    assert cache.get_or_read(("p1",), {"k": {"id": "a"}}, reader("a2")) == ("a", True)  # equal content, new objects
+    assert cache.get_or_read(("p2",), a, reader("a-p2")) == ("a-p2", False)  # another scope (patient) never shares
+    assert cache.get_or_read(("p1",), b, reader("b")) == ("b", False)  # two entries: the least recently used (a, p1) goes
+    assert cache.get_or_read(("p2",), a, reader("x")) == ("a-p2", True)
+    assert cache.get_or_read(("p1",), a, reader("a again")) == ("a again", False)  # evicted, so read again (b goes)
+    assert cache.get_or_read(("p2",), a, reader("y")) == ("a-p2", True)
+    clock.now = 61
+    assert cache.get_or_read(("p1",), a, reader("a fresh")) == ("a fresh", False)  # too old: read again
+    assert cache.get_or_read(("p1",), {"k": {"id": "c" * 2000}}, reader("big")) == ("big", False)
+    assert cache.get_or_read(("p1",), {"k": {"id": "c" * 2000}}, reader("big again")) == ("big again", False)  # not kept
+    assert cache.get_or_read(("p1",), c, reader("c"), content=b"raw") == ("c", False)
+    assert cache.get_or_read(("p1",), {}, reader("z"), content=b"raw") == ("c", True)  # the caller's key is trusted
+    off = SnapshotCache(entries=0)
+    assert off.get_or_read(("p1",), a, reader("1")) == ("1", False) and off.get_or_read(("p1",), a, reader("2")) == ("2", False)
+    assert reads == ["a", "a-p2", "b", "a again", "a fresh", "big", "big again", "c", "1", "2"]
+
+
+def _chart() -> dict:
+    return {"conditions": bundle(condition("c1", *LBP, onset="2026-11-01")),
+            "medications": bundle(med_request("m1", *KETOROLAC_ORAL, status="completed", authored="2026-11-20", supply_days=2)),
+            "labs": bundle(observation("o1", "98979-8", "eGFR", 25, "mL/min/{1.73_m2}", "2026-11-10"))}
+
+
+def _stream_app(tmp_path, entries: int):
+    return create_app({"database_url": f"sqlite:///{tmp_path}/fb-{entries}.sqlite3", "validate_responses": True,
+                       "snapshot_cache_entries": entries},
+                      clock=lambda: NOW, resolver=fake_resolver, uuid_factory=sequential_uuids())
+
+
+def _keystrokes():
+    """What an EHR sends while a ketorolac order is edited: the same chart each time, the draft changing."""
+    return [hook_request("patient-view", prefetch=_chart()),
+            hook_request("order-select", prefetch=_chart(), drafts=[draft("d1", *KETOROLAC_ORAL, supply_days=10)]),
+            hook_request("order-select", prefetch=_chart(), drafts=[draft("d1", *KETOROLAC_ORAL, supply_days=2)]),
+            hook_request("order-sign", prefetch=_chart(), drafts=[draft("d1", *KETOROLAC_ORAL, supply_days=2)]),
+            hook_request("order-select", prefetch={**_chart(), "labs": None},
+                         drafts=[draft("d1", *KETOROLAC_ORAL, supply_days=2)])]
+
+
+def test_a_keystroke_stream_gets_the_same_cards_with_and_without_the_cache(tmp_path, caplog):
+    cached, uncached = _stream_app(tmp_path, 16), _stream_app(tmp_path, 0)
+    caplog.set_level(logging.INFO, logger="backpain_cds.request")
+    with_cache = [call(cached.test_client(), body).get_json() for body in _keystrokes()]
+    flags = [r.prefetch_cached for r in caplog.records if getattr(r, "msg", "") == "hook call"]
+    without = [call(uncached.test_client(), body).get_json() for body in _keystrokes()]
+    assert with_cache == without  # same cards, same uuids (same sequence), same everything
+    # chart open: nothing cached; then the same chart (observations first read from the cached reading, for the
+    # contraindication), a new draft each time (the 10-day draft never leaks into the next call); a changed chart: read
+    assert flags == [False, True, True, True, False]
+    assert [[(c["source"]["topic"]["code"], c["indicator"]) for c in r["cards"]] for r in with_cache] == [
+        [],
+        [("ketorolac-duration", "critical"), ("ketorolac-contraindication", "critical")],
+        [("ketorolac-contraindication", "critical")],
+        [("ketorolac-contraindication", "critical")],
+        [("ketorolac-oral-start", "warning")],  # catalogue: warning
+    ]
+    assert cached.extensions["backpain"]["registry"].get("backpain-order-select") is not None
+
+
+def test_another_patient_with_identical_records_is_read_afresh(tmp_path):
+    app = _stream_app(tmp_path, 16)
+    client = app.test_client()
+    first = hook_request("order-select", prefetch=_chart(), drafts=[draft("d1", *KETOROLAC_ORAL, supply_days=2)])
+    assert ("ketorolac-contraindication", "critical") in topics(call(client, first))
+    other = hook_request("order-select", pid="p2", prefetch=_chart(), drafts=[draft("d1", *KETOROLAC_ORAL, supply_days=2, pid="p2")])
+    # the chart's records name Patient/p1: for patient p2 they are another patient's and are not read
+    assert topics(call(client, other)) == [("ketorolac-oral-start", "warning")]
