@@ -136,21 +136,3 @@ def _fetch(template: PrefetchTemplate, context: dict[str, Any], get_client: Call
         raise FHIRAccessError("FHIR server answered an OperationOutcome")
     return data
 
-
-def raw_prefetch(raw: bytes, body: dict[str, Any]) -> bytes | None:
-    """The bytes of the request from its top-level ``"prefetch"`` key to the end, when they are known to hold exactly
-    the prefetch value; else None. Identical bytes mean an identical prefetch, so caches can key on them without
-    re-serialising the parsed prefetch (~0.3 ms for a typical chart).
-
-    Sound because, in valid JSON without ``\\u`` escapes, the top-level key can only be written as the literal bytes
-    ``"prefetch"``: if those bytes occur once, that occurrence is the key (a literal quote is always a string token
-    boundary), and if ``prefetch`` is the last top-level member, everything after it is its value, whitespace and the
-    closing brace. Anything else (escapes, a second occurrence, another member after it) → None: the caller falls
-    back to serialising the parsed prefetch.
-    """
-    if not body or next(reversed(body)) != "prefetch" or b"\\u" in raw:
-        return None
-    start = raw.find(b'"prefetch"')
-    if start < 0 or raw.find(b'"prefetch"', start + 1) >= 0:
-        return None
-    return raw[start:]

@@ -22,7 +22,6 @@ class HookCall:
     prefetch: dict[str, Any]
     unavailable: frozenset[str]
     today: date
-    prefetch_key: bytes | None = None  # exact identity of the prefetch as sent (see prefetch.raw_prefetch), if known
 
 
 @dataclass(frozen=True)

@@ -587,19 +587,15 @@ class SnapshotCache:
         self._lock = threading.Lock()
         self.hits = self.misses = 0
 
-    def get_or_read(self, scope: tuple[Any, ...], prefetch: Mapping[str, Any], read: Callable[[], _Builder],
-                    content: bytes | None = None) -> tuple[_Builder, bool]:
-        """(the prefetch's reading, whether it came from the cache).
-
-        ``content``: bytes known to identify the prefetch exactly (the raw request's prefetch); else it is serialised.
-        """
+    def get_or_read(self, scope: tuple[Any, ...], prefetch: Mapping[str, Any],
+                    read: Callable[[], _Builder]) -> tuple[_Builder, bool]:
+        """(the prefetch's reading, whether it came from the cache). Keyed by ``scope`` and the prefetch serialised."""
         if self.entries <= 0:
             return read(), False
-        if content is None:
-            try:
-                content = orjson.dumps(prefetch)
-            except (TypeError, orjson.JSONEncodeError):
-                return read(), False
+        try:
+            content = orjson.dumps(prefetch)
+        except (TypeError, orjson.JSONEncodeError):
+            return read(), False
         if len(content) > self.max_bytes:
             return read(), False
         key = (scope, content)
@@ -641,12 +637,10 @@ def _read_prefetch(prefetch: Mapping[str, Any], terminology: Terminology, patien
 
 def build_snapshot(*, context: dict[str, Any], prefetch: Mapping[str, Any], terminology: Terminology, today: date,
                    unavailable: frozenset[str] = frozenset(), max_entries: int = 10_000,
-                   history_days: int | None = None, cache: SnapshotCache | None = None,
-                   prefetch_key: bytes | None = None) -> PatientSnapshot:
+                   history_days: int | None = None, cache: SnapshotCache | None = None) -> PatientSnapshot:
     """``history_days``: finished medication courses and observations older than this are not read (None: all).
 
     The prefetch is read once (or taken from ``cache``), then the draft orders of this call on top of it.
-    ``prefetch_key``: the raw bytes the prefetch was sent as, when they identify it exactly (saves serialising it).
     """
     patient_id = bare_id(_str(context.get("patientId")))
     horizon = today - timedelta(days=history_days) if history_days is not None else None
@@ -655,8 +649,7 @@ def build_snapshot(*, context: dict[str, Any], prefetch: Mapping[str, Any], term
         return _read_prefetch(prefetch, terminology, patient_id, today, horizon, max_entries)
 
     if cache is not None:
-        scope = (patient_id, today, horizon, max_entries, tuple(prefetch), prefetch_key is not None)
-        base, cached = cache.get_or_read(scope, prefetch, read, prefetch_key)
+        base, cached = cache.get_or_read((patient_id, today, horizon, max_entries), prefetch, read)
     else:
         base, cached = read(), False
     d = _Builder(terminology, patient_id, today, horizon)

@@ -4,28 +4,10 @@ from __future__ import annotations
 
 import logging
 
-import orjson
-import pytest
-
 from cds_service import create_app
-from cds_service.prefetch import raw_prefetch
 from cds_service.snapshot import SnapshotCache
 from tests.conftest import NOW, bundle, call, fake_resolver, hook_request, sequential_uuids, topics
 from tests.factories import KETOROLAC_ORAL, LBP, condition, draft, med_request, observation
-
-
-@pytest.mark.parametrize("raw, expected", [
-    (b'{"hook":"patient-view","prefetch":{"p":{"id":"1"}}}', b'"prefetch":{"p":{"id":"1"}}}'),
-    (b'{ "hook" : "x" ,\n  "prefetch" :\t{"p": null} }\n', b'"prefetch" :\t{"p": null} }\n'),
-    (b'{"prefetch":{"p":1},"hook":"x"}', None),  # another member after it: its bytes are not the prefetch alone
-    (b'{"hook":"x","context":{"note":"prefetch"},"prefetch":{}}', None),  # the word as a value elsewhere
-    (b'{"hook":"x","context":{"prefetch":{}},"prefetch":{}}', None),  # a nested key of the same name
-    (b'{"hook":"x","pre\\u0066etch":{},"context":{"prefetch":1}}', None),  # escaped top-level key: never trusted
-    (b'{"hook":"caf\\u00e9","prefetch":{}}', None),  # any \\u escape: fall back
-    (b'{"hook":"x"}', None),
-])
-def test_raw_prefetch_only_when_the_bytes_are_exactly_the_prefetch(raw, expected):
-    assert raw_prefetch(raw, orjson.loads(raw)) == expected
 
 
 class Clock:
@@ -56,8 +38,7 @@ def test_cache_is_exact_bounded_and_expires():
     assert cache.get_or_read(("p1",), a, reader("a fresh")) == ("a fresh", False)  # too old: read again
     assert cache.get_or_read(("p1",), {"k": {"id": "c" * 2000}}, reader("big")) == ("big", False)
     assert cache.get_or_read(("p1",), {"k": {"id": "c" * 2000}}, reader("big again")) == ("big again", False)  # not kept
-    assert cache.get_or_read(("p1",), c, reader("c"), content=b"raw") == ("c", False)
-    assert cache.get_or_read(("p1",), {}, reader("z"), content=b"raw") == ("c", True)  # the caller's key is trusted
+    assert cache.get_or_read(("p1",), c, reader("c")) == ("c", False)
     off = SnapshotCache(entries=0)
     assert off.get_or_read(("p1",), a, reader("1")) == ("1", False) and off.get_or_read(("p1",), a, reader("2")) == ("2", False)
     assert reads == ["a", "a-p2", "b", "a again", "a fresh", "big", "big again", "c", "1", "2"]
