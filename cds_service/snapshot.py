@@ -150,6 +150,11 @@ class PatientSnapshot:
     read_observations: Callable[[], tuple[ObservationFact, ...]] = tuple  # see ``observations``
     from_cache: bool = False  # the prefetch's facts came from the SnapshotCache
 
+    @cached_property
+    def draft_courses(self) -> tuple[MedicationCourse, ...]:
+        """Courses from this call's draft orders (rules ask for them many times per call)."""
+        return tuple(c for c in self.courses if c.in_draft_orders)
+
     @property
     def skipped(self) -> dict[str, int]:
         """Invalid entries by resourceType (live: observations are read, and counted, on first use)."""

@@ -193,8 +193,7 @@ def is_current(c: MedicationCourse, today: date) -> bool:
 
 def focused_drafts(ctx: RuleContext, valueset: str) -> list[MedicationCourse]:
     """Draft orders in focus (selections on order-select, every draft on order-sign) of a drug class, by a systemic route."""
-    return [c for c in ctx.snapshot.courses
-            if c.in_draft_orders and c.ref in ctx.focus and valueset in c.classes and c.route != "local"]
+    return [c for c in ctx.snapshot.draft_courses if c.ref in ctx.focus and valueset in c.classes and c.route != "local"]
 
 
 def current_courses(ctx: RuleContext, valueset: str, exclude: Iterable[str] = ()) -> list[MedicationCourse]:

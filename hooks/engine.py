@@ -59,7 +59,7 @@ def evaluate(call: HookCall, rules: Sequence[Rule], knowledge: Knowledge) -> Cal
     snapshot = build_snapshot(context=call.context, prefetch=call.prefetch, terminology=knowledge.terminology,
                               today=call.today, unavailable=call.unavailable, max_entries=knowledge.max_entries,
                               history_days=knowledge.thresholds.history_days(), cache=knowledge.snapshots)
-    drafts = [c.ref for c in snapshot.courses if c.in_draft_orders] + [o.ref for o in snapshot.orders if o.in_draft_orders]
+    drafts = [c.ref for c in snapshot.draft_courses] + [o.ref for o in snapshot.orders if o.in_draft_orders]
     ctx = RuleContext(snapshot, call.hook, knowledge.thresholds, focus_of(call, drafts))
     findings: list[Finding] = []
     silenced: set[str] = set()

@@ -93,7 +93,7 @@ def imaging_red_flags(ctx: RuleContext) -> list[Finding]:
     """
     s = ctx.snapshot
     ep = ctx.episode
-    drafts = [c.ref for c in s.courses if c.in_draft_orders] + [o.ref for o in s.orders if o.in_draft_orders]
+    drafts = [c.ref for c in s.draft_courses] + [o.ref for o in s.orders if o.in_draft_orders]
     if not back_pain_context(s, ep, drafts):
         return []
     flags = ctx.red_flags

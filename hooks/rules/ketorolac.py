@@ -113,7 +113,7 @@ def ketorolac_duration(ctx: RuleContext) -> list[Finding]:
     drafts = focused_drafts(ctx, "ketorolac")
     if not drafts:
         return []
-    all_drafts = frozenset(c.ref for c in s.courses if c.in_draft_orders)
+    all_drafts = frozenset(c.ref for c in s.draft_courses)
     for exp in exposures(s, t.ketorolac_lookback_days, all_drafts):
         in_exp = [c for c in exp.courses if c.ref in {d.ref for d in drafts}]
         if not in_exp:

@@ -30,7 +30,7 @@ def systemic_steroid_back_pain(ctx: RuleContext) -> list[Finding]:
     """
     s = ctx.snapshot
     if ctx.ordering:
-        courses = [c for c in s.courses if c.in_draft_orders and c.ref in ctx.focus and is_systemic_steroid(c)]
+        courses = [c for c in s.draft_courses if c.ref in ctx.focus and is_systemic_steroid(c)]
     else:
         courses = [c for c in s.courses if not c.in_draft_orders and is_systemic_steroid(c)
                    and c.status in ("active", "on-hold") and (c.end is None or c.end >= s.today)]
