@@ -95,9 +95,18 @@ def hook_body(hook: str, prefetch: dict[str, Any], pid: str = "bench-1") -> byte
 SERVICES = {"patient-view": "backpain-patient-view", "order-select": "backpain-order-select", "order-sign": "backpain-order-sign"}
 
 
-def _measure(url: str, path: str, body: bytes, concurrency: int, count: int, max_seconds: float) -> LoadResult:
-    run_load(url, lambda i: (path, body, i), concurrency=concurrency, count=max(4, concurrency * 2), max_seconds=max_seconds)  # warm-up
-    return run_load(url, lambda i: (path, body, i), concurrency=concurrency, count=count, max_seconds=max_seconds)
+def _measure(url: str, path: str, bodies: list[bytes], concurrency: int, count: int, max_seconds: float) -> LoadResult:
+    def request(i: int) -> tuple[str, bytes, int]:
+        return path, bodies[i % len(bodies)], i
+    run_load(url, request, concurrency=concurrency, count=max(4, concurrency * 2), max_seconds=max_seconds)  # warm-up
+    return run_load(url, request, concurrency=concurrency, count=count, max_seconds=max_seconds)
+
+
+# "repeated": one chart sent again and again, as an EHR does on every keystroke of an order (order-select) — after
+# the first call the service's facts cache answers for the prefetch. "distinct": every call a different patient (more
+# charts than the cache holds), as when charts are opened one after another — every call reads its prefetch afresh.
+PAYLOAD_MODES = ("repeated", "distinct")
+DISTINCT_CHARTS = 40  # > 2 × snapshot_cache_entries: a worker's least-recently-used cache never holds the next chart
 
 
 def _median(results: list[LoadResult]) -> dict[str, Any]:
@@ -130,23 +139,26 @@ def bench(args: argparse.Namespace) -> int:
     hooks = args.hooks.split(",")
     rows: list[dict[str, Any]] = []
     print(f"machine: {os.cpu_count()} cores; workers: {args.workers}; runs: {args.runs}; requests per run: {args.requests}")
+    modes = args.payloads.split(",")
     with ServerProcess(workers=args.workers, floor=True) as floor, ServerProcess(workers=args.workers) as service:
         for size in sizes:
             prefetch = synthetic_prefetch(size)
             resources = sum(len(v.get("entry", [])) if v.get("resourceType") == "Bundle" else 1 for v in prefetch.values())
+            charts = [(f"bench-{n}", synthetic_prefetch(size, pid=f"bench-{n}")) for n in range(DISTINCT_CHARTS if size != "large" else 3)]
             for hook in hooks:
-                body = hook_body(hook, prefetch)
                 path = f"/cds-services/{SERVICES[hook]}"
-                for c in levels:
-                    count = max(10, args.requests // (10 if size == "large" else 1))
-                    base = _median([_measure(floor.url, path, body, c, count, args.max_seconds) for _ in range(args.runs)])
-                    ours = _median([_measure(service.url, path, body, c, count, args.max_seconds) for _ in range(args.runs)])
-                    rows.append({"size": size, "resources": resources, "body_kb": round(len(body) / 1024), "hook": hook,
-                                 "concurrency": c, "floor": base, "service": ours,
-                                 "ratio_p50": round(ours["p50_ms"] / base["p50_ms"], 2) if base["p50_ms"] else None,
-                                 "ratio_p99": round(ours["p99_ms"] / base["p99_ms"], 2) if base["p99_ms"] else None,
-                                 "ratio_rps": round(ours["req_per_s"] / base["req_per_s"], 2) if base["req_per_s"] else None})
-                    print(_row(rows[-1]), flush=True)
+                for mode in modes:
+                    bodies = [hook_body(hook, prefetch)] if mode == "repeated" else [hook_body(hook, pf, pid) for pid, pf in charts]
+                    for c in levels:
+                        count = max(10, args.requests // (10 if size == "large" else 1))
+                        base = _median([_measure(floor.url, path, bodies, c, count, args.max_seconds) for _ in range(args.runs)])
+                        ours = _median([_measure(service.url, path, bodies, c, count, args.max_seconds) for _ in range(args.runs)])
+                        rows.append({"size": size, "resources": resources, "body_kb": round(len(bodies[0]) / 1024), "hook": hook,
+                                     "payloads": mode, "concurrency": c, "floor": base, "service": ours,
+                                     "ratio_p50": round(ours["p50_ms"] / base["p50_ms"], 2) if base["p50_ms"] else None,
+                                     "ratio_p99": round(ours["p99_ms"] / base["p99_ms"], 2) if base["p99_ms"] else None,
+                                     "ratio_rps": round(ours["req_per_s"] / base["req_per_s"], 2) if base["req_per_s"] else None})
+                        print(_row(rows[-1]), flush=True)
         soak = _soak(service, args.soak) if args.soak else None
     replay = replay_throughput()
     print(f"replay in-process: {replay['patients_per_s']} patients/s ({replay['calls_per_s']} hook calls/s over {replay['calls']} calls)")
@@ -162,7 +174,7 @@ def bench(args: argparse.Namespace) -> int:
 
 def _row(r: dict[str, Any]) -> str:
     f, s = r["floor"], r["service"]
-    return (f"{r['size']:8} {r['resources']:5}res {r['body_kb']:5}KB {r['hook']:13} c={r['concurrency']:<2} | floor {f['req_per_s']:7.1f} req/s "
+    return (f"{r['size']:8} {r['resources']:5}res {r['body_kb']:5}KB {r['hook']:13} {r['payloads']:9} c={r['concurrency']:<2} | floor {f['req_per_s']:7.1f} req/s "
             f"p50 {f['p50_ms']:7.2f} p99 {f['p99_ms']:7.2f} | service {s['req_per_s']:7.1f} req/s p50 {s['p50_ms']:7.2f} "
             f"p95 {s['p95_ms']:7.2f} p99 {s['p99_ms']:7.2f} | ×floor p50 {r['ratio_p50']} p99 {r['ratio_p99']}")
 
@@ -254,6 +266,7 @@ def register(sub: Any) -> None:
     p.add_argument("--sizes", default="small,typical,large")
     p.add_argument("--hooks", default="patient-view,order-select")
     p.add_argument("--concurrency", default="1,8")
+    p.add_argument("--payloads", default=",".join(PAYLOAD_MODES), help="repeated (one chart, keystroke stream) and/or distinct (a new chart each call)")
     p.add_argument("--requests", type=int, default=300, help="requests per run (large payloads use a tenth)")
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--workers", type=int, default=2)

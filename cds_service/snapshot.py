@@ -286,8 +286,11 @@ class _Builder:
         if not isinstance(dosage, dict):
             return _Dose()
         per_day = doses_per_day(dosage.get("timing"))
-        dose = next((dr["doseQuantity"] for dr in _as_list(dosage.get("doseAndRate"))
-                     if isinstance(dr, dict) and isinstance(dr.get("doseQuantity"), dict)), None)
+        dose = None
+        for dr in _as_list(dosage.get("doseAndRate")):
+            if isinstance(dr, dict) and isinstance(dr.get("doseQuantity"), dict):
+                dose = dr["doseQuantity"]
+                break
         dose = dose or _obj(dosage, "doseQuantity") or _obj(dosage, "dose")  # DSTU2/STU3; MedicationAdministration
         if not isinstance(dose.get("value"), (int, float)):
             return _Dose(per_day=per_day)
@@ -328,7 +331,7 @@ class _Builder:
         start, end, basis = self._course_dates(resource, rtype, dosage, dose, in_draft)
         daily = single * per_day if single is not None and per_day else (single if administration else None)
         reasons = self._reasons(resource)
-        reason_refs = tuple(_str(r.get("reference")) for r in _as_list(resource.get("reasonReference")) if isinstance(r, dict))
+        reason_refs = _refs(resource.get("reasonReference"))
         self.resources[ref] = resource
         self.courses.append(MedicationCourse(
             ref=ref, display=display, ingredients=match.ingredients, classes=match.valuesets, matched_by=match.by,
@@ -337,8 +340,11 @@ class _Builder:
             reason_valuesets=reasons, reason_refs=reason_refs, stop_reason=_concept_text(resource.get("statusReason"))))
 
     def _reasons(self, resource: dict[str, Any]) -> frozenset[str]:
+        codes = resource.get("reasonCode")
+        if not codes:
+            return frozenset()
         reasons: set[str] = set()
-        for rc in _as_list(resource.get("reasonCode")):
+        for rc in _as_list(codes):
             reasons |= self.t.match(rc, text_fallback=False).valuesets
         return frozenset(reasons)
 
@@ -536,7 +542,16 @@ def _strength(display: str) -> tuple[float, float | None, str] | None:
     return float(m.group(1)), float(m.group(2)) if m.group(2) else None, (m.group(3) or "").upper()
 
 
+def _refs(value: Any) -> tuple[str, ...]:
+    """The reference strings of a Reference or list of References."""
+    if not value:
+        return ()
+    return tuple(_str(r.get("reference")) for r in _as_list(value) if isinstance(r, dict))
+
+
 def _concept_text(concept: Any) -> str:
+    if not concept:
+        return ""
     concept = _first(concept)
     if not isinstance(concept, dict):
         return ""

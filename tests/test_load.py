@@ -42,7 +42,9 @@ def test_benchmark_runs_and_writes_its_table(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     print(proc.stdout)
     result = json.loads(out.read_text())
-    row = result["rows"][0]
-    assert row["size"] == "small" and row["concurrency"] == 2 and row["service"]["errors"] == 0
-    assert row["ratio_p50"] is not None and result["machine"]["cores"] >= 1
+    assert [r["payloads"] for r in result["rows"]] == ["repeated", "distinct"]
+    for row in result["rows"]:
+        assert row["size"] == "small" and row["concurrency"] == 2 and row["service"]["errors"] == 0
+        assert row["ratio_p50"] is not None and row["service"]["requests"] == 20
+    assert result["machine"]["cores"] >= 1
     assert result["replay"]["patients"] >= 20
