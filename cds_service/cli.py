@@ -86,7 +86,7 @@ def feedback_summary(args: argparse.Namespace) -> int:
 def config_reference(_: argparse.Namespace) -> int:
     print("| key | default | why |\n|---|---|---|")
     for key, default, reason in reference():
-        print(f"| `{key}` | `{json.dumps(default)}` | {reason} |")
+        print(f"| `{key}` | `{json.dumps(default)}` | {reason.replace('|', chr(92) + '|')} |")  # | escaped for Markdown
     return 0
 
 

@@ -212,3 +212,13 @@ def test_hook_instance_may_repeat(client):
     body = hook_request("patient-view")
     assert call(client, body).status_code == 200
     assert call(client, copy.deepcopy(body)).status_code == 200
+
+
+def test_readme_configuration_table_lists_every_setting():
+    from pathlib import Path
+
+    from cds_service.config import reference
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    for key, _default, reason in reference():
+        assert f"| `{key}` |" in readme and reason.replace("|", "\\|") in readme, key
