@@ -124,7 +124,7 @@ def create_app(settings: Settings | dict[str, Any] | None = None, *, services: l
         from .snapshot import SnapshotCache
 
         cache = SnapshotCache(settings.snapshot_cache_entries, settings.snapshot_cache_seconds,
-                              settings.snapshot_cache_max_bytes)
+                              settings.snapshot_cache_max_resources)
         knowledge = Knowledge.load(settings.thresholds, renderer, settings.max_bundle_entries, cache)
         services = build_services(knowledge)
     registry = Registry(services)

@@ -48,7 +48,7 @@ class Settings:
     snapshot_cache_entries: int = _setting(16, "order-select re-sends the same prefetch on every keystroke: facts read from "
                                                "it are reused, keyed by its exact content; 0 = off (no patient data kept between calls)")
     snapshot_cache_seconds: float = _setting(120.0, "how long a prefetch's facts stay in worker memory (a keystroke stream lasts seconds)")
-    snapshot_cache_max_bytes: int = _setting(2 * 1024 * 1024, "larger prefetches are read every call (bounds the memory the cache holds)")
+    snapshot_cache_max_resources: int = _setting(2_000, "charts with more resources are read every call (bounds the memory the cache holds)")
 
     # --- CORS --------------------------------------------------------------------------------
     cors_origins: list[str] = _setting(

@@ -595,13 +595,13 @@ class SnapshotCache:
     An EHR fires order-select on every keystroke of an order with the same prefetch, and re-sends it when a chart is
     reopened. The key is the prefetch's whole serialised content with the patient, the day and the read settings, so a
     hit gives exactly the facts a fresh read would (draft orders are always read per call). It holds patient data in
-    process memory only (never on disk), bounded by ``entries``, ``seconds`` of age and ``max_bytes`` per prefetch;
+    process memory only (never on disk), bounded by ``entries``, ``seconds`` of age and ``max_resources`` per chart;
     ``entries = 0`` turns it off. One cache serves one terminology (each ``Knowledge`` owns its own).
     """
 
-    def __init__(self, entries: int = 16, seconds: float = 120.0, max_bytes: int = 2 * 1024 * 1024,
+    def __init__(self, entries: int = 16, seconds: float = 120.0, max_resources: int = 2_000,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        self.entries, self.seconds, self.max_bytes = entries, seconds, max_bytes
+        self.entries, self.seconds, self.max_resources = entries, seconds, max_resources
         self._clock = clock
         self._items: OrderedDict[tuple[Any, bytes], tuple[float, _Builder]] = OrderedDict()
         self._lock = threading.Lock()
@@ -610,13 +610,11 @@ class SnapshotCache:
     def get_or_read(self, scope: tuple[Any, ...], prefetch: Mapping[str, Any],
                     read: Callable[[], _Builder]) -> tuple[_Builder, bool]:
         """(the prefetch's reading, whether it came from the cache). Keyed by ``scope`` and the prefetch serialised."""
-        if self.entries <= 0:
-            return read(), False
+        if self.entries <= 0 or _resource_count(prefetch) > self.max_resources:
+            return read(), False  # checked before serialising: a large chart pays nothing for the cache
         try:
             content = orjson.dumps(prefetch)
         except (TypeError, orjson.JSONEncodeError):
-            return read(), False
-        if len(content) > self.max_bytes:
             return read(), False
         key = (scope, content)
         now = self._clock()
@@ -638,6 +636,15 @@ class SnapshotCache:
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
+
+
+def _resource_count(prefetch: Mapping[str, Any]) -> int:
+    count = 0
+    for value in prefetch.values():
+        if isinstance(value, dict):
+            entries = value.get("entry") if value.get("resourceType") == "Bundle" else None
+            count += len(entries) if isinstance(entries, list) else 1
+    return count
 
 
 def _read_prefetch(prefetch: Mapping[str, Any], terminology: Terminology, patient_id: str, today: date,

@@ -20,7 +20,7 @@ class Clock:
 
 def test_cache_is_exact_bounded_and_expires():
     clock = Clock()
-    cache = SnapshotCache(entries=2, seconds=60, max_bytes=1000, clock=clock)
+    cache = SnapshotCache(entries=2, seconds=60, max_resources=3, clock=clock)
     reads: list[str] = []
 
     def reader(name):
@@ -36,8 +36,9 @@ def test_cache_is_exact_bounded_and_expires():
     assert cache.get_or_read(("p2",), a, reader("y")) == ("a-p2", True)
     clock.now = 61
     assert cache.get_or_read(("p1",), a, reader("a fresh")) == ("a fresh", False)  # too old: read again
-    assert cache.get_or_read(("p1",), {"k": {"id": "c" * 2000}}, reader("big")) == ("big", False)
-    assert cache.get_or_read(("p1",), {"k": {"id": "c" * 2000}}, reader("big again")) == ("big again", False)  # not kept
+    big = {"k": {"resourceType": "Bundle", "entry": [{"resource": {"id": "x"}}] * 3}, "p": {"id": "p1"}}  # 4 resources
+    assert cache.get_or_read(("p1",), big, reader("big")) == ("big", False)
+    assert cache.get_or_read(("p1",), big, reader("big again")) == ("big again", False)  # over max_resources: not kept
     assert cache.get_or_read(("p1",), c, reader("c")) == ("c", False)
     off = SnapshotCache(entries=0)
     assert off.get_or_read(("p1",), a, reader("1")) == ("1", False) and off.get_or_read(("p1",), a, reader("2")) == ("2", False)
