@@ -151,8 +151,11 @@ def bench(args: argparse.Namespace) -> int:
                     bodies = [hook_body(hook, prefetch)] if mode == "repeated" else [hook_body(hook, pf, pid) for pid, pf in charts]
                     for c in levels:
                         count = max(10, args.requests // (10 if size == "large" else 1))
-                        base = _median([_measure(floor.url, path, bodies, c, count, args.max_seconds) for _ in range(args.runs)])
-                        ours = _median([_measure(service.url, path, bodies, c, count, args.max_seconds) for _ in range(args.runs)])
+                        floor_runs, service_runs = [], []
+                        for _ in range(args.runs):  # interleaved, so a noisy minute on a shared machine hits both alike
+                            floor_runs.append(_measure(floor.url, path, bodies, c, count, args.max_seconds))
+                            service_runs.append(_measure(service.url, path, bodies, c, count, args.max_seconds))
+                        base, ours = _median(floor_runs), _median(service_runs)
                         rows.append({"size": size, "resources": resources, "body_kb": round(len(bodies[0]) / 1024), "hook": hook,
                                      "payloads": mode, "concurrency": c, "floor": base, "service": ours,
                                      "ratio_p50": round(ours["p50_ms"] / base["p50_ms"], 2) if base["p50_ms"] else None,
