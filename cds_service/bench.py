@@ -199,12 +199,13 @@ def _rss_kb(pgid: int) -> int:
 
 
 def _soak(server: ServerProcess, seconds: float) -> dict[str, Any]:
-    body = hook_body("order-select", synthetic_prefetch("typical"))
+    """Sustained order-select load over more distinct charts than the facts cache holds (its worst case for memory)."""
+    bodies = [hook_body("order-select", synthetic_prefetch("typical", pid=f"soak-{n}"), f"soak-{n}") for n in range(DISTINCT_CHARTS)]
     samples = []
     end = time.monotonic() + seconds
     while time.monotonic() < end:
-        run_load(server.url, lambda i: ("/cds-services/backpain-order-select", body, i), concurrency=4, count=200,
-                 max_seconds=min(30, max(1, end - time.monotonic())))
+        run_load(server.url, lambda i: ("/cds-services/backpain-order-select", bodies[i % len(bodies)], i), concurrency=4,
+                 count=200, max_seconds=min(30, max(1, end - time.monotonic())))
         samples.append(_rss_kb(server.proc.pid))
     print(f"soak {seconds:.0f}s: server RSS first {samples[0]} kB, last {samples[-1]} kB, max {max(samples)} kB")
     return {"seconds": seconds, "rss_kb": samples}
