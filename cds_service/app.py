@@ -44,6 +44,7 @@ from .logs import configure_logging
 from .prefetch import bare_id, resolve
 from .registry import HookCall, Registry, ServiceDefinition
 from .schemas import Validators
+from .snapshot import SnapshotCache
 
 log = logging.getLogger("backpain_cds.request")
 _JSON_TYPES = ("application/json", "application/fhir+json")
@@ -120,8 +121,6 @@ def create_app(settings: Settings | dict[str, Any] | None = None, *, services: l
     renderer = CardRenderer(uuid_factory=uuid_factory)
     if services is None:
         from hooks import Knowledge, build_services  # the clinical content of this product
-
-        from .snapshot import SnapshotCache
 
         cache = SnapshotCache(settings.snapshot_cache_entries, settings.snapshot_cache_seconds,
                               settings.snapshot_cache_max_resources)
