@@ -170,9 +170,21 @@ def bench(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
-    print(f"written: {out}")
+    print(f"written: {out}\n\n{markdown_table(rows)}")
     errors = sum(r["service"]["errors"] + r["floor"]["errors"] for r in rows)
     return 1 if errors else 0
+
+
+def markdown_table(rows: list[dict[str, Any]]) -> str:
+    """The rows as the README's table."""
+    lines = ["| payload | hook | charts | clients | floor p50 / p99 ms | service p50 / p95 / p99 ms | service req/s | ×floor p50 / p99 |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        f, s = r["floor"], r["service"]
+        lines.append(f"| {r['size']} ({r['resources']} res., {r['body_kb']} KB) | {r['hook']} | {r['payloads']} | {r['concurrency']} "
+                     f"| {f['p50_ms']} / {f['p99_ms']} | {s['p50_ms']} / {s['p95_ms']} / {s['p99_ms']} | {s['req_per_s']} "
+                     f"| **{r['ratio_p50']}** / {r['ratio_p99']} |")
+    return "\n".join(lines)
 
 
 def _row(r: dict[str, Any]) -> str:

@@ -47,4 +47,5 @@ def test_benchmark_runs_and_writes_its_table(tmp_path):
         assert row["size"] == "small" and row["concurrency"] == 2 and row["service"]["errors"] == 0
         assert row["ratio_p50"] is not None and row["service"]["requests"] == 20
     assert result["machine"]["cores"] >= 1
+    assert proc.stdout.count("| small (20 res.") == 2  # the README table, one line per row
     assert result["replay"]["patients"] >= 20
