@@ -259,7 +259,19 @@ def create_app(settings: Settings | dict[str, Any] | None = None, *, services: l
                                      "duration_ms": round((time.perf_counter() - started) * 1000, 2),
                                      "fetched": resolved.fetched, "unavailable": sorted(resolved.unavailable),
                                      **{k: v for k, v in result.stats.items() if k != "topics"}})
-        return json_response(response)
+        resp = json_response(response)
+        if result.after_response is not None:
+            resp.call_on_close(after_response(result.after_response))
+        return resp
+
+    def after_response(work: Callable[[], None]) -> Callable[[], None]:
+        """Bookkeeping run by the WSGI server once the response has been sent; it never fails the call."""
+        def run() -> None:
+            try:
+                work()
+            except Exception as exc:
+                log.warning("after-response work failed", extra={"error": type(exc).__name__})
+        return run
 
     def unsupported_version_card(client: Callable[[], FHIRClient | None], key: str) -> dict[str, Any] | None:
         """A required key could not be fetched: if the FHIR server is pre-R4, say so in one info card instead of 412."""

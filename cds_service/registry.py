@@ -28,6 +28,7 @@ class HookCall:
 class CallResult:
     cards: list[dict[str, Any]]
     stats: dict[str, Any] = field(default_factory=dict)  # counts for the request log (never content)
+    after_response: Callable[[], None] | None = None  # bookkeeping the app runs once the response has been sent
 
 
 @dataclass(frozen=True)

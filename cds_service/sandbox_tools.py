@@ -67,7 +67,7 @@ def local_sender(now: datetime, validate_responses: bool = True) -> tuple[Send, 
     client = app.test_client()
 
     def send_local(service_id: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-        resp = client.post(f"/cds-services/{service_id}", json=body)
+        resp = client.post(f"/cds-services/{service_id}", json=body, buffered=True)  # finished and closed, as a server does
         return resp.status_code, resp.get_json() or {}
     return send_local, client.get("/cds-services").get_json()
 

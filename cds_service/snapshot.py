@@ -149,6 +149,7 @@ class PatientSnapshot:
     unsupported: Mapping[str, int] = field(default_factory=dict)  # resource types seen but not read
     read_observations: Callable[[], tuple[ObservationFact, ...]] = tuple  # see ``observations``
     from_cache: bool = False  # the prefetch's facts came from the SnapshotCache
+    after_response: Callable[[], None] | None = None  # stores this reading in the SnapshotCache (run after responding)
 
     @cached_property
     def draft_courses(self) -> tuple[MedicationCourse, ...]:
@@ -597,6 +598,10 @@ class SnapshotCache:
     hit gives exactly the facts a fresh read would (draft orders are always read per call). It holds patient data in
     process memory only (never on disk), bounded by ``entries``, ``seconds`` of age and ``max_resources`` per chart;
     ``entries = 0`` turns it off. One cache serves one terminology (each ``Knowledge`` owns its own).
+
+    The first look at a chart (no entry for that patient and day) costs nothing on the request path: the content is
+    only serialised when there is an entry to compare it with, and a new reading is stored by ``get_or_read``'s third
+    return value, which the service runs after its response has been sent.
     """
 
     def __init__(self, entries: int = 16, seconds: float = 120.0, max_resources: int = 2_000,
@@ -604,38 +609,59 @@ class SnapshotCache:
         self.entries, self.seconds, self.max_resources = entries, seconds, max_resources
         self._clock = clock
         self._items: OrderedDict[tuple[Any, bytes], tuple[float, _Builder]] = OrderedDict()
+        self._scopes: Counter[tuple[Any, ...]] = Counter()  # entries per scope (patient, day, …)
         self._lock = threading.Lock()
         self.hits = self.misses = 0
 
     def get_or_read(self, scope: tuple[Any, ...], prefetch: Mapping[str, Any],
-                    read: Callable[[], _Builder]) -> tuple[_Builder, bool]:
-        """(the prefetch's reading, whether it came from the cache). Keyed by ``scope`` and the prefetch serialised."""
+                    read: Callable[[], _Builder]) -> tuple[_Builder, bool, Callable[[], None] | None]:
+        """(the prefetch's reading, whether it came from the cache, a call that stores a new reading — or None).
+
+        Keyed by ``scope`` and the prefetch serialised. Run the third value once the response is on its way; a reading
+        that is never stored is simply not reused.
+        """
         if self.entries <= 0 or _resource_count(prefetch) > self.max_resources:
-            return read(), False  # checked before serialising: a large chart pays nothing for the cache
-        try:
-            content = orjson.dumps(prefetch)
-        except (TypeError, orjson.JSONEncodeError):
-            return read(), False
-        key = (scope, content)
-        now = self._clock()
+            return read(), False, None  # checked before serialising: a large chart pays nothing for the cache
+        content: bytes | None = None
+        if scope in self._scopes:  # a reading for this patient and day exists: is it of this very content?
+            try:
+                content = orjson.dumps(prefetch)
+            except (TypeError, orjson.JSONEncodeError):
+                return read(), False, None
+            with self._lock:
+                item = self._items.get((scope, content))
+                if item is not None and self._clock() - item[0] <= self.seconds:
+                    self._items.move_to_end((scope, content))
+                    self.hits += 1
+                    return item[1], True, None
         with self._lock:
-            item = self._items.get(key)
-            if item is not None and now - item[0] <= self.seconds:
-                self._items.move_to_end(key)
-                self.hits += 1
-                return item[1], True
             self.misses += 1
         reading = read()
+        return reading, False, lambda: self._store(scope, content, prefetch, reading)
+
+    def _store(self, scope: tuple[Any, ...], content: bytes | None, prefetch: Mapping[str, Any], reading: _Builder) -> None:
+        if content is None:
+            try:
+                content = orjson.dumps(prefetch)
+            except (TypeError, orjson.JSONEncodeError):
+                return
+        now = self._clock()
         with self._lock:
+            key = (scope, content)
+            if key not in self._items:
+                self._scopes[scope] += 1
             self._items[key] = (now, reading)
             self._items.move_to_end(key)
             while len(self._items) > self.entries or (self._items and now - next(iter(self._items.values()))[0] > self.seconds):
-                self._items.popitem(last=False)
-        return reading, False
+                (old_scope, _), _ = self._items.popitem(last=False)
+                self._scopes[old_scope] -= 1
+                if self._scopes[old_scope] <= 0:
+                    del self._scopes[old_scope]
 
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
+            self._scopes.clear()
 
 
 def _resource_count(prefetch: Mapping[str, Any]) -> int:
@@ -675,8 +701,9 @@ def build_snapshot(*, context: dict[str, Any], prefetch: Mapping[str, Any], term
     def read() -> _Builder:
         return _read_prefetch(prefetch, terminology, patient_id, today, horizon, max_entries)
 
+    store: Callable[[], None] | None = None
     if cache is not None:
-        base, cached = cache.get_or_read((patient_id, today, horizon, max_entries), prefetch, read)
+        base, cached, store = cache.get_or_read((patient_id, today, horizon, max_entries), prefetch, read)
     else:
         base, cached = read(), False
     d = _Builder(terminology, patient_id, today, horizon)
@@ -695,4 +722,5 @@ def build_snapshot(*, context: dict[str, Any], prefetch: Mapping[str, Any], term
         orders=(*base.orders, *d.orders), allergies=(*base.allergies, *d.allergies), read_observations=observations,
         selections=tuple(s for s in _as_list(context.get("selections")) if isinstance(s, str)),
         resources=MappingProxyType(ChainMap(d.resources, base.resources)), skip_counts=(base.skipped, d.skipped),
-        unavailable=unavailable, unsupported=MappingProxyType(dict(base.unsupported + d.unsupported)), from_cache=cached)
+        unavailable=unavailable, unsupported=MappingProxyType(dict(base.unsupported + d.unsupported)), from_cache=cached,
+        after_response=store)

@@ -86,4 +86,4 @@ def evaluate(call: HookCall, rules: Sequence[Rule], knowledge: Knowledge) -> Cal
              "prefetch_cached": snapshot.from_cache,
              "unread_types": sorted(snapshot.unsupported),
              "invalid_driving": len(invalid), "cards": len(cards), "topics": [f.topic for f in kept]}
-    return CallResult(cards, stats)
+    return CallResult(cards, stats, snapshot.after_response)

@@ -90,7 +90,8 @@ SERVICE = {"patient-view": "backpain-patient-view", "order-select": "backpain-or
 
 
 def call(client, body: dict[str, Any], service: str | None = None):
-    return client.post(f"/cds-services/{service or SERVICE[body['hook']]}", json=body)
+    # buffered: the response is finished and closed, as a WSGI server does (after-response work runs then)
+    return client.post(f"/cds-services/{service or SERVICE[body['hook']]}", json=body, buffered=True)
 
 
 def topics(resp) -> list[tuple[str, str]]:

@@ -23,26 +23,48 @@ def test_cache_is_exact_bounded_and_expires():
     cache = SnapshotCache(entries=2, seconds=60, max_resources=3, clock=clock)
     reads: list[str] = []
 
-    def reader(name):
-        return lambda: reads.append(name) or name  # noqa: B023 - evaluated at once
+    def get(scope, prefetch, name):
+        """One call: look up or read, then (as after the response) store a new reading."""
+        value, cached, store = cache.get_or_read(scope, prefetch, lambda: reads.append(name) or name)
+        assert (store is None) == cached or store is None
+        if store is not None:
+            store()
+        return value, cached
 
     a, b, c = {"k": {"id": "a"}}, {"k": {"id": "b"}}, {"k": {"id": "c"}}
-    assert cache.get_or_read(("p1",), a, reader("a")) == ("a", False)
-    assert cache.get_or_read(("p1",), {"k": {"id": "a"}}, reader("a2")) == ("a", True)  # equal content, new objects
-    assert cache.get_or_read(("p2",), a, reader("a-p2")) == ("a-p2", False)  # another scope (patient) never shares
-    assert cache.get_or_read(("p1",), b, reader("b")) == ("b", False)  # two entries: the least recently used (a, p1) goes
-    assert cache.get_or_read(("p2",), a, reader("x")) == ("a-p2", True)
-    assert cache.get_or_read(("p1",), a, reader("a again")) == ("a again", False)  # evicted, so read again (b goes)
-    assert cache.get_or_read(("p2",), a, reader("y")) == ("a-p2", True)
+    assert get(("p1",), a, "a") == ("a", False)
+    assert get(("p1",), {"k": {"id": "a"}}, "a2") == ("a", True)  # equal content, new objects
+    assert get(("p2",), a, "a-p2") == ("a-p2", False)  # another scope (patient) never shares
+    assert get(("p1",), b, "b") == ("b", False)  # two entries: the least recently used (a, p1) goes
+    assert get(("p2",), a, "x") == ("a-p2", True)
+    assert get(("p1",), a, "a again") == ("a again", False)  # evicted, so read again (b goes)
+    assert get(("p2",), a, "y") == ("a-p2", True)
     clock.now = 61
-    assert cache.get_or_read(("p1",), a, reader("a fresh")) == ("a fresh", False)  # too old: read again
+    assert get(("p1",), a, "a fresh") == ("a fresh", False)  # too old: read again
     big = {"k": {"resourceType": "Bundle", "entry": [{"resource": {"id": "x"}}] * 3}, "p": {"id": "p1"}}  # 4 resources
-    assert cache.get_or_read(("p1",), big, reader("big")) == ("big", False)
-    assert cache.get_or_read(("p1",), big, reader("big again")) == ("big again", False)  # over max_resources: not kept
-    assert cache.get_or_read(("p1",), c, reader("c")) == ("c", False)
+    assert get(("p1",), big, "big") == ("big", False)
+    assert get(("p1",), big, "big again") == ("big again", False)  # over max_resources: not kept
+    assert get(("p1",), c, "c") == ("c", False)
     off = SnapshotCache(entries=0)
-    assert off.get_or_read(("p1",), a, reader("1")) == ("1", False) and off.get_or_read(("p1",), a, reader("2")) == ("2", False)
-    assert reads == ["a", "a-p2", "b", "a again", "a fresh", "big", "big again", "c", "1", "2"]
+    assert off.get_or_read(("p1",), a, lambda: "1")[:2] == ("1", False)
+    assert off.get_or_read(("p1",), a, lambda: "2")[:2] == ("2", False)
+    assert reads == ["a", "a-p2", "b", "a again", "a fresh", "big", "big again", "c"]
+
+
+def test_first_look_at_a_chart_is_not_serialised_and_unstored_readings_are_not_reused(monkeypatch):
+    import cds_service.snapshot as snapshot_module
+
+    serialised = []
+    real = snapshot_module.orjson.dumps
+    monkeypatch.setattr(snapshot_module.orjson, "dumps", lambda v, *a: serialised.append(1) or real(v, *a))
+    cache = SnapshotCache()
+    value, cached, store = cache.get_or_read(("p1",), {"k": {"id": "a"}}, lambda: "first")
+    assert (value, cached, serialised) == ("first", False, [])  # nothing to compare with: no serialising
+    value, cached, _ = cache.get_or_read(("p1",), {"k": {"id": "a"}}, lambda: "second")
+    assert (value, cached) == ("second", False)  # the first reading was never stored (no response sent)
+    store()
+    assert serialised == [1]  # stored after the response: serialised then
+    assert cache.get_or_read(("p1",), {"k": {"id": "a"}}, lambda: "third")[:2] == ("first", True)
 
 
 def _chart() -> dict:
