@@ -58,6 +58,10 @@ _COUNT_UNITS = {"tab", "tabs", "tablet", "tablets", "{tbl}", "{tablet}", "{pill}
 _MED_REQUEST_IGNORED = {"cancelled", "entered-in-error", "draft", "unknown"}
 _MED_EVENT_IGNORED = {"entered-in-error", "not-done", "not-taken", "unknown", "intended"}
 _ORDER_IGNORED = {"entered-in-error", "revoked", "not-done"}
+_MEDICATION_TYPES = frozenset({"MedicationRequest", "MedicationStatement", "MedicationAdministration", "MedicationOrder"})
+_ORDER_TYPES = frozenset({"ServiceRequest", "Procedure", "ImagingStudy", "DiagnosticReport"})
+# What an odd entry can raise while being read: it is then skipped and counted, never the whole call.
+_ENTRY_ERRORS = (TypeError, ValueError, AttributeError, KeyError, IndexError, OverflowError, ZeroDivisionError)
 
 
 # Facts are NamedTuples: immutable like the snapshot itself, and several times cheaper to build than frozen
@@ -219,6 +223,7 @@ class _Builder:
     def __init__(self, terminology: Terminology, patient_id: str, today: date, horizon: date | None = None) -> None:
         self.t = terminology
         self.patient_id = patient_id
+        self.own_reference = f"Patient/{patient_id}"
         self.today = today
         self.horizon = horizon  # finished medication courses and observations before this day are not read
         self.conditions: list[ConditionFact] = []
@@ -238,6 +243,8 @@ class _Builder:
     def _for_other_patient(self, resource: dict[str, Any]) -> bool:
         ref = resource.get("subject") or resource.get("patient")
         reference = ref.get("reference") if isinstance(ref, dict) else None
+        if reference == self.own_reference:
+            return False
         if not isinstance(reference, str) or "Patient/" not in reference:
             return False  # no subject: the prefetch was for this patient (liberal)
         return reference.rsplit("Patient/", 1)[1].split("/")[0] != self.patient_id
@@ -450,7 +457,10 @@ class _Builder:
         """Observation facts, read once on first use."""
         with self._observation_lock:
             for resource in self.raw_observations:
-                self._guarded(resource, self.add_observation, resource)
+                try:
+                    self.add_observation(resource)
+                except _ENTRY_ERRORS as exc:
+                    self._skip(resource, "Observation", exc)
             self.raw_observations = []
             return tuple(self.observations)
 
@@ -503,33 +513,28 @@ class _Builder:
             if bare_id(_str(resource.get("id"))) in (self.patient_id, ""):
                 self.patient = resource
             return
-        self._guarded(resource, self._dispatch, resource, rtype, in_draft)
-
-    def _dispatch(self, resource: dict[str, Any], rtype: str, in_draft: bool = False) -> None:
-        if self._for_other_patient(resource):
-            return
-        if rtype in ("MedicationRequest", "MedicationStatement", "MedicationAdministration", "MedicationOrder"):
-            self.add_medication(resource, rtype, in_draft)
-        elif rtype == "Condition":
-            self.add_condition(resource)
-        elif rtype == "Observation":
-            self.raw_observations.append(resource)  # read on first use (read_observations)
-        elif rtype in ("ServiceRequest", "Procedure", "ImagingStudy", "DiagnosticReport"):
-            self.add_order(resource, rtype, in_draft)
-        elif rtype == "AllergyIntolerance":
-            self.add_allergy(resource)
-        elif rtype not in ("Medication", "OperationOutcome"):
-            self.unsupported[rtype] += 1
-
-    def _guarded(self, resource: dict[str, Any], read: Callable[..., None], *args: Any) -> None:
-        """``read(*args)`` for one entry; an entry that breaks it is skipped and counted by type, never the whole call."""
         try:
-            read(*args)
-        except (TypeError, ValueError, AttributeError, KeyError, IndexError, OverflowError, ZeroDivisionError) as exc:
-            rtype = _str(resource.get("resourceType"))
-            self.skipped[rtype] += 1
-            log.info("skipped invalid entry", extra={"resource": f"{rtype}/{_str(resource.get('id'))}",
-                                                      "error": type(exc).__name__})
+            if self._for_other_patient(resource):
+                return
+            if rtype in _MEDICATION_TYPES:
+                self.add_medication(resource, rtype, in_draft)
+            elif rtype == "Condition":
+                self.add_condition(resource)
+            elif rtype == "Observation":
+                self.raw_observations.append(resource)  # read on first use (read_observations)
+            elif rtype in _ORDER_TYPES:
+                self.add_order(resource, rtype, in_draft)
+            elif rtype == "AllergyIntolerance":
+                self.add_allergy(resource)
+            elif rtype not in ("Medication", "OperationOutcome"):
+                self.unsupported[rtype] += 1
+        except _ENTRY_ERRORS as exc:
+            self._skip(resource, rtype, exc)
+
+    def _skip(self, resource: dict[str, Any], rtype: str, exc: Exception) -> None:
+        """An entry that breaks its reader is skipped and counted by type (never the whole call)."""
+        self.skipped[rtype] += 1
+        log.info("skipped invalid entry", extra={"resource": f"{rtype}/{_str(resource.get('id'))}", "error": type(exc).__name__})
 
 
 @lru_cache(maxsize=4096)
