@@ -41,7 +41,7 @@ from .errors import (
 from .feedback import FeedbackStore, open_store
 from .fhir_client import Deadline, FHIRClient, Resolver, system_resolver
 from .logs import configure_logging
-from .prefetch import bare_id, resolve
+from .prefetch import bare_id, prefetch_bytes, resolve
 from .registry import HookCall, Registry, ServiceDefinition
 from .schemas import Validators
 from .snapshot import SnapshotCache
@@ -161,6 +161,9 @@ def create_app(settings: Settings | dict[str, Any] | None = None, *, services: l
             raise
 
     def read_json() -> Any:
+        return parse_json(read_body())
+
+    def read_body() -> bytes:
         ctype = (request.mimetype or "").lower()
         if ctype not in _JSON_TYPES:
             raise UnsupportedMediaType("Content-Type must be application/json")
@@ -170,6 +173,9 @@ def create_app(settings: Settings | dict[str, Any] | None = None, *, services: l
         body = request.stream.read(settings.max_body_bytes + 1)
         if len(body) > settings.max_body_bytes:
             raise PayloadTooLarge(f"request body over {settings.max_body_bytes} bytes")
+        return body
+
+    def parse_json(body: bytes) -> Any:
         try:
             return orjson.loads(body)  # strict: no NaN/Infinity; nesting bounded (1024) by the parser itself
         except orjson.JSONDecodeError as exc:
@@ -225,7 +231,8 @@ def create_app(settings: Settings | dict[str, Any] | None = None, *, services: l
         started = time.perf_counter()
         service = service_or_404(service_id)
         authenticate()
-        body = read_json()
+        raw = read_body()
+        body = parse_json(raw)
         validators.request(body, service.hook)
         context = dict(body["context"])
         context["patientId"] = bare_id(context["patientId"])
@@ -249,8 +256,10 @@ def create_app(settings: Settings | dict[str, Any] | None = None, *, services: l
                                          "unsupported_fhir_version": True})
             return json_response({"cards": [card]})
         today: date = now().date()
+        # Nothing fetched: the prefetch is what the request carried, and its bytes can identify it for the facts cache.
+        prefetch_key = prefetch_bytes(raw, body) if not resolved.fetched else None
         result = service.evaluate(HookCall(service.id, service.hook, context, resolved.data,
-                                           frozenset(resolved.unavailable), today))
+                                           frozenset(resolved.unavailable), today, prefetch_key))
         response = {"cards": result.cards}
         if settings.validate_responses:
             validators.response(response)

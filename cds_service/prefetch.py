@@ -136,3 +136,22 @@ def _fetch(template: PrefetchTemplate, context: dict[str, Any], get_client: Call
         raise FHIRAccessError("FHIR server answered an OperationOutcome")
     return data
 
+
+def prefetch_bytes(raw: bytes, body: dict[str, Any]) -> bytes | None:
+    """A byte string of the request that determines its ``prefetch`` exactly, or None.
+
+    When the body has no backslash at all and ``prefetch`` is its last member, the bytes from the first ``"prefetch"``
+    to the end are such a string, so a cache can key on them instead of re-serialising the parsed prefetch (which costs
+    more than the rest of a cached call). Why it is exact, for valid JSON without backslashes:
+
+    - no escapes exist, so the top-level key is written literally and lies at or after the first ``"prefetch"``;
+    - a string cannot contain ``"``, so that first ``"`` opens a string: the bytes after it tokenise the same whatever
+      came before, and their brackets fix the nesting depth at which they start (it is 0 at the end of the body);
+    - so two bodies with equal such bytes have the same last top-level member, i.e. the same prefetch value bytes.
+
+    Anything else (a backslash anywhere, another member after ``prefetch``) → None: serialise the parsed prefetch.
+    """
+    if not body or next(reversed(body)) != "prefetch" or raw.find(b"\\") >= 0:
+        return None
+    start = raw.find(b'"prefetch"')
+    return raw[start:] if start >= 0 else None

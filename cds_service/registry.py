@@ -22,6 +22,7 @@ class HookCall:
     prefetch: dict[str, Any]
     unavailable: frozenset[str]
     today: date
+    prefetch_key: bytes | None = None  # bytes that determine the prefetch exactly (prefetch.prefetch_bytes), if known
 
 
 @dataclass(frozen=True)

@@ -618,21 +618,22 @@ class SnapshotCache:
         self._lock = threading.Lock()
         self.hits = self.misses = 0
 
-    def get_or_read(self, scope: tuple[Any, ...], prefetch: Mapping[str, Any],
-                    read: Callable[[], _Builder]) -> tuple[_Builder, bool, Callable[[], None] | None]:
+    def get_or_read(self, scope: tuple[Any, ...], prefetch: Mapping[str, Any], read: Callable[[], _Builder],
+                    content: bytes | None = None) -> tuple[_Builder, bool, Callable[[], None] | None]:
         """(the prefetch's reading, whether it came from the cache, a call that stores a new reading — or None).
 
-        Keyed by ``scope`` and the prefetch serialised. Run the third value once the response is on its way; a reading
-        that is never stored is simply not reused.
+        Keyed by ``scope`` and ``content``: bytes that determine the prefetch exactly, else the prefetch serialised.
+        Run the third value once the response is on its way; a reading that is never stored is simply not reused.
         """
         if self.entries <= 0 or _resource_count(prefetch) > self.max_resources:
             return read(), False, None  # checked before serialising: a large chart pays nothing for the cache
-        content: bytes | None = None
+        scope = (*scope, content is not None)  # the two kinds of key never meet
         if scope in self._scopes:  # a reading for this patient and day exists: is it of this very content?
-            try:
-                content = orjson.dumps(prefetch)
-            except (TypeError, orjson.JSONEncodeError):
-                return read(), False, None
+            if content is None:
+                try:
+                    content = orjson.dumps(prefetch)
+                except (TypeError, orjson.JSONEncodeError):
+                    return read(), False, None
             with self._lock:
                 item = self._items.get((scope, content))
                 if item is not None and self._clock() - item[0] <= self.seconds:
@@ -695,10 +696,12 @@ def _read_prefetch(prefetch: Mapping[str, Any], terminology: Terminology, patien
 
 def build_snapshot(*, context: dict[str, Any], prefetch: Mapping[str, Any], terminology: Terminology, today: date,
                    unavailable: frozenset[str] = frozenset(), max_entries: int = 10_000,
-                   history_days: int | None = None, cache: SnapshotCache | None = None) -> PatientSnapshot:
+                   history_days: int | None = None, cache: SnapshotCache | None = None,
+                   prefetch_key: bytes | None = None) -> PatientSnapshot:
     """``history_days``: finished medication courses and observations older than this are not read (None: all).
 
     The prefetch is read once (or taken from ``cache``), then the draft orders of this call on top of it.
+    ``prefetch_key``: bytes of the request that determine the prefetch exactly (see ``prefetch.prefetch_bytes``).
     """
     patient_id = bare_id(_str(context.get("patientId")))
     horizon = today - timedelta(days=history_days) if history_days is not None else None
@@ -708,7 +711,8 @@ def build_snapshot(*, context: dict[str, Any], prefetch: Mapping[str, Any], term
 
     store: Callable[[], None] | None = None
     if cache is not None:
-        base, cached, store = cache.get_or_read((patient_id, today, horizon, max_entries), prefetch, read)
+        scope = (patient_id, today, horizon, max_entries, tuple(prefetch))
+        base, cached, store = cache.get_or_read(scope, prefetch, read, prefetch_key)
     else:
         base, cached = read(), False
     d = _Builder(terminology, patient_id, today, horizon)

@@ -58,7 +58,8 @@ def focus_of(call: HookCall, draft_refs: Sequence[str]) -> frozenset[str]:
 def evaluate(call: HookCall, rules: Sequence[Rule], knowledge: Knowledge) -> CallResult:
     snapshot = build_snapshot(context=call.context, prefetch=call.prefetch, terminology=knowledge.terminology,
                               today=call.today, unavailable=call.unavailable, max_entries=knowledge.max_entries,
-                              history_days=knowledge.thresholds.history_days(), cache=knowledge.snapshots)
+                              history_days=knowledge.thresholds.history_days(), cache=knowledge.snapshots,
+                              prefetch_key=call.prefetch_key)
     drafts = [c.ref for c in snapshot.draft_courses] + [o.ref for o in snapshot.orders if o.in_draft_orders]
     ctx = RuleContext(snapshot, call.hook, knowledge.thresholds, focus_of(call, drafts))
     findings: list[Finding] = []

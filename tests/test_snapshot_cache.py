@@ -4,10 +4,49 @@ from __future__ import annotations
 
 import logging
 
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from cds_service import create_app
+from cds_service.prefetch import prefetch_bytes
 from cds_service.snapshot import SnapshotCache
 from tests.conftest import NOW, bundle, call, fake_resolver, hook_request, sequential_uuids, topics
 from tests.factories import KETOROLAC_ORAL, LBP, condition, draft, med_request, observation
+
+
+@pytest.mark.parametrize("raw, expected", [
+    (b'{"hook":"patient-view","prefetch":{"p":{"id":"1"}}}', b'"prefetch":{"p":{"id":"1"}}}'),
+    (b'{ "hook" : "x" ,\n  "prefetch" :\t{"p": null} }\n', b'"prefetch" :\t{"p": null} }\n'),
+    (b'{"hook":"x","context":{"a":{"prefetch":1}},"prefetch":{}}', b'"prefetch":1}},"prefetch":{}}'),  # starts earlier: fine
+    (b'{"prefetch":{"p":1},"hook":"x"}', None),  # another member after it
+    (b'{"hook":"x\\/y","prefetch":{}}', None),  # a backslash anywhere: an escape could hide a key
+    (b'{"hook":"x","pre\\u0066etch":{"a":1},"context":{"prefetch":{}}}', None),
+    (b'{"hook":"x"}', None),
+])
+def test_prefetch_bytes_only_where_they_determine_the_prefetch(raw, expected):
+    assert prefetch_bytes(raw, orjson.loads(raw)) == expected
+
+
+_members = st.sampled_from([b'"hook":"order-select"', b'"context":{"a":{"prefetch":1}}', b'"context":{"prefetch":{"p":1}}',
+                            b'"x":[{"prefetch":{"p":1}}]', b'"x":"prefetch"', b'"y":{"z":[1,{"prefetch":[]}]}', b'"q":{}'])
+_prefetches = st.sampled_from([b'{}', b'{"p":1}', b'{"p":{"prefetch":1}}', b'{"q":{"prefetch":1}}', b'{"prefetch":{"p":1}}',
+                               b'{"p":1,"prefetch":1}', b'[{"prefetch":{}}]', b'[1,{"prefetch":{}}]', b'{"p":[1]}'])
+
+
+@settings(max_examples=200, deadline=None)
+@given(bodies=st.lists(st.tuples(st.lists(_members, max_size=3), _prefetches, st.sampled_from([b"", b" ", b"\n"])),
+                       min_size=2, max_size=6))
+def test_equal_prefetch_bytes_mean_equal_prefetch(bodies):
+    """Bodies built to trip the argument (nested "prefetch" keys and strings before and inside the real one)."""
+    seen: dict[bytes, object] = {}
+    for members, value, space in bodies:
+        raw = b"{" + b",".join([*members, b'"prefetch":' + space + value]) + space + b"}"
+        body = orjson.loads(raw)
+        key = prefetch_bytes(raw, body)
+        assert key is not None
+        assert seen.setdefault(key, body["prefetch"]) == body["prefetch"]
 
 
 class Clock:
@@ -117,3 +156,16 @@ def test_another_patient_with_identical_records_is_read_afresh(tmp_path):
     other = hook_request("order-select", pid="p2", prefetch=_chart(), drafts=[draft("d1", *KETOROLAC_ORAL, supply_days=2, pid="p2")])
     # the chart's records name Patient/p1: for patient p2 they are another patient's and are not read
     assert topics(call(client, other)) == [("ketorolac-oral-start", "warning")]
+
+
+def test_bodies_with_escapes_are_keyed_by_their_serialised_prefetch(tmp_path, caplog):
+    app = _stream_app(tmp_path, 16)
+    client = app.test_client()
+    caplog.set_level(logging.INFO, logger="backpain_cds.request")
+    for note in ("first\\nkeystroke", "second\\nkeystroke"):  # a backslash: the request's own bytes are not used as the key
+        body = hook_request("order-select", prefetch=_chart(), drafts=[draft("d1", *KETOROLAC_ORAL, supply_days=2)])
+        raw = orjson.dumps(body).replace(b'"userId"', b'"note":"' + note.encode() + b'","userId"', 1)
+        assert b"\\" in raw
+        resp = client.post("/cds-services/backpain-order-select", data=raw, content_type="application/json", buffered=True)
+        assert topics(resp) == [("ketorolac-contraindication", "critical")]
+    assert [r.prefetch_cached for r in caplog.records if getattr(r, "msg", "") == "hook call"] == [False, True]
