@@ -98,6 +98,7 @@ class CardLedger:
             finally:
                 for _ in batch:
                     self._queue.task_done()
+                del batch  # not held while waiting for the next call's cards
 
     def flush(self, timeout: float = 5.0) -> None:
         end = time.monotonic() + timeout
