@@ -140,7 +140,9 @@ def bench(args: argparse.Namespace) -> int:
     rows: list[dict[str, Any]] = []
     print(f"machine: {os.cpu_count()} cores; workers: {args.workers}; runs: {args.runs}; requests per run: {args.requests}")
     modes = args.payloads.split(",")
-    with ServerProcess(workers=args.workers, floor=True) as floor, ServerProcess(workers=args.workers) as service:
+    # The service as deployed: its JSON request log at INFO, one line per call (to a file here); the floor logs nothing.
+    with ServerProcess(workers=args.workers, floor=True) as floor, \
+            ServerProcess(workers=args.workers, extra_config='log_level = "INFO"\n') as service:
         for size in sizes:
             prefetch = synthetic_prefetch(size)
             resources = sum(len(v.get("entry", [])) if v.get("resourceType") == "Bundle" else 1 for v in prefetch.values())
