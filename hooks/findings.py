@@ -7,7 +7,7 @@ from datetime import date
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from cds_service.snapshot import PatientSnapshot
+from cds_service.snapshot import ObservationFact, PatientSnapshot
 
 from .thresholds import Thresholds
 
@@ -58,6 +58,12 @@ class RuleContext:
     def red_flags(self) -> list[RedFlag]:
         from .clinical import red_flags
         return red_flags(self.snapshot, self.thresholds)
+
+    @cached_property
+    def egfr(self) -> ObservationFact | None:
+        """The latest eGFR in the lab look-back (four rules ask)."""
+        from .clinical import latest_egfr
+        return latest_egfr(self.snapshot, self.thresholds)
 
 
 def rule(topic: str):  # type: ignore[no-untyped-def]

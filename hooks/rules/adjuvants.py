@@ -13,7 +13,6 @@ from ..clinical import (
     fmt_date,
     focused_drafts,
     is_current,
-    latest_egfr,
 )
 from ..findings import Finding, RuleContext, Suggestion, rule
 from .ketorolac import alternative_analgesic
@@ -66,7 +65,7 @@ def gabapentinoid_renal_dose(ctx: RuleContext) -> list[Finding]:
     if not ctx.ordering:
         return []
     s, t = ctx.snapshot, ctx.thresholds
-    egfr = latest_egfr(s, t)
+    egfr = ctx.egfr
     upper, middle, lower = t.gabapentin_egfr_band_upper, t.gabapentin_egfr_band_middle, t.gabapentin_egfr_band_lower
     if egfr is None or egfr.value is None or egfr.value >= upper:
         return []

@@ -15,7 +15,6 @@ from ..clinical import (
     fmt_date,
     focused_drafts,
     is_current,
-    latest_egfr,
     latest_weight_kg,
 )
 from ..findings import Finding, RuleContext, Suggestion, rule
@@ -81,7 +80,7 @@ def nsaid_contraindications(s: PatientSnapshot, ctx: RuleContext) -> list[str]:
     reasons = [c.display for c in s.conditions
                if c.valuesets & {"gi-bleed-ulcer", "renal-severe", "bleeding-disorder"} and (c.active or "gi-bleed-ulcer" in c.valuesets)]
     reasons += [a.display for a in s.allergies if a.valuesets & {"nsaids", "ketorolac"}]
-    egfr = latest_egfr(s, ctx.thresholds)
+    egfr = ctx.egfr
     if egfr is not None and egfr.value is not None and egfr.value < ctx.thresholds.ketorolac_contraindicated_egfr:
         reasons.append(f"eGFR {egfr.value:g}")
     reasons += [c.display for c in s.courses if "anticoagulants" in c.classes and is_current(c, s.today)]
@@ -207,7 +206,7 @@ def reduced_dose_reasons(ctx: RuleContext) -> list[str]:
     weight = latest_weight_kg(s, t)
     if weight is not None and weight < t.ketorolac_reduced_dose_weight_kg:
         reasons.append(f"weight {weight:.0f} kg")
-    egfr = latest_egfr(s, t)
+    egfr = ctx.egfr
     if egfr is not None and egfr.value is not None and egfr.value < t.ketorolac_reduced_dose_egfr:
         reasons.append(f"eGFR {egfr.value:g} ({egfr.effective})")
     return reasons
@@ -278,7 +277,7 @@ def ketorolac_contraindication(ctx: RuleContext) -> list[Finding]:
             critical.append((f"bleeding disorder or cerebrovascular bleeding: {c.display}", c.ref))
         elif c.active and "anticoagulant-use" in c.valuesets:
             caution.append((f"anticoagulation: {c.display}", c.ref))
-    egfr = latest_egfr(s, t)
+    egfr = ctx.egfr
     if egfr is not None and egfr.value is not None and egfr.value < t.ketorolac_contraindicated_egfr:
         critical.append((f"eGFR {egfr.value:g} on {egfr.effective} (< {t.ketorolac_contraindicated_egfr:g})", egfr.ref))
     for a in s.allergies:
