@@ -52,11 +52,8 @@ def parse_date(value: Any) -> FuzzyDate | None:
     if not isinstance(value, str):
         return None
     if _is_full(value):
-        try:
-            d = date.fromisoformat(value[:10])
-        except ValueError:
-            return None  # shaped like a full date but not a real one (2025-02-30)
-        return FuzzyDate(d, d)
+        d = _full_date(value)
+        return FuzzyDate(d, d) if d is not None else None
     m = _DATE.match(value.strip())
     if not m:
         return None
@@ -79,15 +76,19 @@ def _is_full(value: str) -> bool:
     return len(value) >= 10 and value[4:5] == "-" and value[7:8] == "-" and (len(value) == 10 or value[10] == "T")
 
 
+def _full_date(value: str) -> date | None:
+    try:
+        return date.fromisoformat(value[:10])
+    except ValueError:
+        return None  # shaped like a full date but not a real one (2025-02-30)
+
+
 def exact_date(value: Any) -> date | None:
     """A full date, or None (partial or unreadable dates are not exact)."""
     if not isinstance(value, str):
         return None
     if _is_full(value):
-        try:
-            return date.fromisoformat(value[:10])
-        except ValueError:
-            return None
+        return _full_date(value)
     parsed = parse_date(value)
     return parsed.earliest if parsed and parsed.exact else None
 

@@ -160,6 +160,11 @@ class PatientSnapshot:
         """Courses from this call's draft orders (rules ask for them many times per call)."""
         return tuple(c for c in self.courses if c.in_draft_orders)
 
+    @cached_property
+    def draft_refs(self) -> tuple[str, ...]:
+        """References of every draft order of this call (medications first, then other orders)."""
+        return tuple(c.ref for c in self.draft_courses) + tuple(o.ref for o in self.orders if o.in_draft_orders)
+
     @property
     def skipped(self) -> dict[str, int]:
         """Invalid entries by resourceType (live: observations are read, and counted, on first use)."""
@@ -616,7 +621,6 @@ class SnapshotCache:
         self._items: OrderedDict[tuple[Any, bytes], tuple[float, _Builder]] = OrderedDict()
         self._scopes: Counter[tuple[Any, ...]] = Counter()  # entries per scope (patient, day, …)
         self._lock = threading.Lock()
-        self.hits = self.misses = 0
 
     def get_or_read(self, scope: tuple[Any, ...], prefetch: Mapping[str, Any], read: Callable[[], _Builder],
                     content: bytes | None = None) -> tuple[_Builder, bool, Callable[[], None] | None]:
@@ -638,10 +642,7 @@ class SnapshotCache:
                 item = self._items.get((scope, content))
                 if item is not None and self._clock() - item[0] <= self.seconds:
                     self._items.move_to_end((scope, content))
-                    self.hits += 1
                     return item[1], True, None
-        with self._lock:
-            self.misses += 1
         reading = read()
         return reading, False, lambda: self._store(scope, content, prefetch, reading)
 
@@ -663,11 +664,6 @@ class SnapshotCache:
                 self._scopes[old_scope] -= 1
                 if self._scopes[old_scope] <= 0:
                     del self._scopes[old_scope]
-
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
-            self._scopes.clear()
 
 
 def _resource_count(prefetch: Mapping[str, Any]) -> int:

@@ -60,8 +60,7 @@ def evaluate(call: HookCall, rules: Sequence[Rule], knowledge: Knowledge) -> Cal
                               today=call.today, unavailable=call.unavailable, max_entries=knowledge.max_entries,
                               history_days=knowledge.thresholds.history_days(), cache=knowledge.snapshots,
                               prefetch_key=call.prefetch_key)
-    drafts = [c.ref for c in snapshot.draft_courses] + [o.ref for o in snapshot.orders if o.in_draft_orders]
-    ctx = RuleContext(snapshot, call.hook, knowledge.thresholds, focus_of(call, drafts))
+    ctx = RuleContext(snapshot, call.hook, knowledge.thresholds, focus_of(call, snapshot.draft_refs))
     findings: list[Finding] = []
     silenced: set[str] = set()
     for rule in rules:  # superseding rules come first in each service's list, so silenced ones are not even run

@@ -93,8 +93,7 @@ def imaging_red_flags(ctx: RuleContext) -> list[Finding]:
     """
     s = ctx.snapshot
     ep = ctx.episode
-    drafts = [c.ref for c in s.draft_courses] + [o.ref for o in s.orders if o.in_draft_orders]
-    if not back_pain_context(s, ep, drafts):
+    if not back_pain_context(s, ep, s.draft_refs):
         return []
     flags = ctx.red_flags
     if not flags or _addressed(ctx, flags):
