@@ -41,7 +41,7 @@ from .errors import (
 from .feedback import FeedbackStore, open_store
 from .fhir_client import Deadline, FHIRClient, Resolver, system_resolver
 from .logs import configure_logging
-from .prefetch import bare_id, prefetch_bytes, resolve
+from .prefetch import HookBody, PrefetchParses, bare_id, read_hook_body, resolve
 from .registry import HookCall, Registry, ServiceDefinition
 from .schemas import Validators
 from .snapshot import SnapshotCache
@@ -128,6 +128,8 @@ def create_app(settings: Settings | dict[str, Any] | None = None, *, services: l
         knowledge = Knowledge.load(settings.thresholds, renderer, settings.max_bundle_entries, cache)
         services = build_services(knowledge)
     registry = Registry(services)
+    parses = PrefetchParses(settings.snapshot_cache_entries, settings.snapshot_cache_seconds,
+                            settings.snapshot_cache_max_resources)
     validators = Validators()
     store = open_store(settings.database_url)
     ledger = CardLedger(store)
@@ -138,7 +140,7 @@ def create_app(settings: Settings | dict[str, Any] | None = None, *, services: l
 
     app = Flask("backpain_cds")
     app.config["SETTINGS"] = settings
-    app.extensions["backpain"] = {"registry": registry, "store": store, "ledger": ledger, "auth": auth}
+    app.extensions["backpain"] = {"registry": registry, "store": store, "ledger": ledger, "auth": auth, "parses": parses}
     origins = settings.cors_origins
     CORS(app, resources={r"/cds-services*": {"origins": origins}, r"/health": {"origins": origins}},
          methods=["GET", "POST", "OPTIONS"], allow_headers=["Content-Type", "Authorization"],
@@ -176,9 +178,9 @@ def create_app(settings: Settings | dict[str, Any] | None = None, *, services: l
             raise PayloadTooLarge(f"request body over {settings.max_body_bytes} bytes")
         return body
 
-    def parse_json(body: bytes) -> Any:
+    def parse_json(body: bytes, parse: Callable[[bytes], Any] = orjson.loads) -> Any:
         try:
-            return orjson.loads(body)  # strict: no NaN/Infinity; nesting bounded (1024) by the parser itself
+            return parse(body)  # strict: no NaN/Infinity; nesting bounded (1024) by the parser itself
         except orjson.JSONDecodeError as exc:
             if "depth limit" in str(exc):
                 raise BadRequest("JSON nested too deeply") from None
@@ -232,8 +234,8 @@ def create_app(settings: Settings | dict[str, Any] | None = None, *, services: l
         started = time.perf_counter()
         service = service_or_404(service_id)
         authenticate()
-        raw = read_body()
-        body = parse_json(raw)
+        hook_body: HookBody = parse_json(read_body(), lambda raw: read_hook_body(raw, parses))
+        body = hook_body.data
         validators.request(body, service.hook)
         context = dict(body["context"])
         context["patientId"] = bare_id(context["patientId"])
@@ -258,7 +260,7 @@ def create_app(settings: Settings | dict[str, Any] | None = None, *, services: l
             return json_response({"cards": [card]})
         today: date = now().date()
         # Nothing fetched: the prefetch is what the request carried, and its bytes can identify it for the facts cache.
-        prefetch_key = prefetch_bytes(raw, body) if not resolved.fetched else None
+        prefetch_key = hook_body.prefetch_key if not resolved.fetched else None
         result = service.evaluate(HookCall(service.id, service.hook, context, resolved.data,
                                            frozenset(resolved.unavailable), today, prefetch_key))
         response = {"cards": result.cards}
@@ -268,10 +270,13 @@ def create_app(settings: Settings | dict[str, Any] | None = None, *, services: l
         log.info("hook call", extra={"hookInstance": body.get("hookInstance"), "service": service.id, "status": 200,
                                      "duration_ms": round((time.perf_counter() - started) * 1000, 2),
                                      "fetched": resolved.fetched, "unavailable": sorted(resolved.unavailable),
+                                     "prefetch_reused": hook_body.reused,
                                      **{k: v for k, v in result.stats.items() if k != "topics"}})
         resp = json_response(response)
         if result.after_response is not None:
             resp.call_on_close(after_response(result.after_response))
+        if not hook_body.reused and hook_body.prefetch_key is not None:
+            resp.call_on_close(after_response(lambda: parses.remember(hook_body)))
         return resp
 
     def after_response(work: Callable[[], None]) -> Callable[[], None]:

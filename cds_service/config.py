@@ -44,10 +44,11 @@ class Settings:
     max_body_bytes: int = _setting(5 * 1024 * 1024, "reliability.md: body limit 5 MB → 413")
     max_bundle_entries: int = _setting(10_000, "bounded work per prefetch Bundle / draftOrders")
 
-    # --- prefetch facts cache (per worker, memory only) ------------------------------------------
-    snapshot_cache_entries: int = _setting(16, "order-select re-sends the same prefetch on every keystroke: facts read from "
-                                               "it are reused, keyed by its exact content; 0 = off (no patient data kept between calls)")
-    snapshot_cache_seconds: float = _setting(120.0, "how long a prefetch's facts stay in worker memory (a keystroke stream lasts seconds)")
+    # --- prefetch kept between calls (per worker, memory only) -----------------------------------
+    snapshot_cache_entries: int = _setting(16, "order-select re-sends the same prefetch on every keystroke: its parse and the facts "
+                                               "read from it are reused, keyed by its exact bytes or content; 0 = off (no patient "
+                                               "data kept between calls)")
+    snapshot_cache_seconds: float = _setting(120.0, "how long a prefetch's parse and facts stay in worker memory (a keystroke stream lasts seconds)")
     snapshot_cache_max_resources: int = _setting(2_000, "charts with more resources are read every call (bounds the memory the cache holds)")
 
     # --- CORS --------------------------------------------------------------------------------

@@ -12,13 +12,17 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import quote
+
+import orjson
 
 from .errors import FHIRAccessError, PrefetchUnavailable
 from .fhir_client import FHIRClient
+from .recent import Recent
 
 _TOKEN = re.compile(r"\{\{\s*([^{}]+?)\s*\}\}")
 _USER_TOKENS = {
@@ -137,21 +141,76 @@ def _fetch(template: PrefetchTemplate, context: dict[str, Any], get_client: Call
     return data
 
 
-def prefetch_bytes(raw: bytes, body: dict[str, Any]) -> bytes | None:
-    """A byte string of the request that determines its ``prefetch`` exactly, or None.
+class HookBody(NamedTuple):
+    data: Any  # exactly what ``orjson.loads`` gives for the request
+    prefetch_key: bytes | None  # bytes of the request that determine ``data["prefetch"]`` exactly, when known
+    reused: bool  # the prefetch value is the one parsed from an earlier request with the same bytes
 
-    When the body has no backslash at all and ``prefetch`` is its last member, the bytes from the first ``"prefetch"``
-    to the end are such a string, so a cache can key on them instead of re-serialising the parsed prefetch (which costs
-    more than the rest of a cached call). Why it is exact, for valid JSON without backslashes:
 
-    - no escapes exist, so the top-level key is written literally and lies at or after the first ``"prefetch"``;
-    - a string cannot contain ``"``, so that first ``"`` opens a string: the bytes after it tokenise the same whatever
-      came before, and their brackets fix the nesting depth at which they start (it is 0 at the end of the body);
-    - so two bodies with equal such bytes have the same last top-level member, i.e. the same prefetch value bytes.
+_NULL_PREFETCH = b'"prefetch":null}'
 
-    Anything else (a backslash anywhere, another member after ``prefetch``) → None: serialise the parsed prefetch.
+
+def read_hook_body(raw: bytes, parsed: PrefetchParses | None = None) -> HookBody:
+    """Parse a hook request, reusing the parsed prefetch of an earlier request that ended with the same bytes.
+
+    An EHR re-sends the same prefetch (most of the body) on every keystroke of an order. The request is split at its
+    first ``"prefetch"``. The bytes before it (the head) are parsed with ``"prefetch":null}`` appended; when that is a
+    JSON object, the parser stood at depth 1 expecting a member name, whatever the head held (strings, escapes,
+    nesting). The bytes from there on (the tail) are parsed as ``{`` + tail: from that same state they tokenise the
+    same, so when both parse, the whole body is valid and equals the head's members updated with the tail's — the
+    order and duplicate-key semantics of one parse (a generated test checks this against ``orjson.loads``). When the
+    tail holds nothing but ``prefetch``, it determines the prefetch exactly: it is the key for the facts cache and for
+    ``parsed``, whose hit replaces the tail's parse. Anything else is parsed whole (and errors come from that parse).
+    Raises ``orjson.JSONDecodeError`` as ``orjson.loads`` does.
     """
-    if not body or next(reversed(body)) != "prefetch" or raw.find(b"\\") >= 0:
-        return None
     start = raw.find(b'"prefetch"')
-    return raw[start:] if start >= 0 else None
+    if start < 0:
+        return HookBody(orjson.loads(raw), None, False)
+    try:
+        head = orjson.loads(raw[:start] + _NULL_PREFETCH)
+    except orjson.JSONDecodeError:
+        return HookBody(orjson.loads(raw), None, False)
+    if not isinstance(head, dict):
+        return HookBody(orjson.loads(raw), None, False)
+    tail = raw[start:]
+    value = parsed.get(tail) if parsed is not None else None
+    if value is not None:
+        head["prefetch"] = value
+        return HookBody(head, tail, True)
+    try:
+        members = orjson.loads(b"{" + tail)
+    except orjson.JSONDecodeError:
+        return HookBody(orjson.loads(raw), None, False)
+    head.update(members)
+    return HookBody(head, tail if len(members) == 1 else None, False)  # its first member is prefetch
+
+
+class PrefetchParses(Recent):
+    """Parsed prefetch values by the request bytes that carry them (``HookBody.prefetch_key``), per worker, in memory.
+
+    The parsed prefetch of a typical chart (~350 resources, 300 KB) costs more to build and free than the rest of a
+    cached call. Bounded by the facts cache's settings: ``entries``, ``seconds`` of age, ``max_resources`` per chart.
+    """
+
+    def __init__(self, entries: int = 16, seconds: float = 120.0, max_resources: int = 2_000,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(entries, seconds, clock)
+        self.max_resources = max_resources
+
+    def remember(self, body: HookBody) -> None:
+        """Keep a request's parsed prefetch for the next request that ends with the same bytes."""
+        value = body.data.get("prefetch") if isinstance(body.data, dict) else None
+        if self.entries <= 0 or body.reused or body.prefetch_key is None or not isinstance(value, dict):
+            return
+        if resource_count(value) <= self.max_resources:
+            self.put(body.prefetch_key, value)
+
+
+def resource_count(prefetch: Mapping[str, Any]) -> int:
+    """Resources in a prefetch: a Bundle's entries, else one per value."""
+    count = 0
+    for value in prefetch.values():
+        if isinstance(value, dict):
+            entries = value.get("entry") if value.get("resourceType") == "Bundle" else None
+            count += len(entries) if isinstance(entries, list) else 1
+    return count

@@ -12,7 +12,7 @@ import logging
 import re
 import threading
 import time
-from collections import ChainMap, Counter, OrderedDict
+from collections import ChainMap, Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -23,7 +23,8 @@ from typing import Any, NamedTuple
 import orjson
 
 from .durations import FuzzyDate, doses_per_day, duration_days, exact_date, last_day, parse_date
-from .prefetch import bare_id
+from .prefetch import bare_id, resource_count
+from .recent import Recent
 from .terminology import SNOMED, Match, Terminology
 
 log = logging.getLogger("backpain_cds.snapshot")
@@ -600,14 +601,14 @@ def iter_resources(value: Any, limit: int) -> Iterator[Any]:
         yield value
 
 
-class SnapshotCache:
+class SnapshotCache(Recent):
     """Facts read from a prefetch, kept briefly in this worker's memory for the calls that re-send it.
 
     An EHR fires order-select on every keystroke of an order with the same prefetch, and re-sends it when a chart is
-    reopened. The key is the prefetch's whole serialised content with the patient, the day and the read settings, so a
-    hit gives exactly the facts a fresh read would (draft orders are always read per call). It holds patient data in
-    process memory only (never on disk), bounded by ``entries``, ``seconds`` of age and ``max_resources`` per chart;
-    ``entries = 0`` turns it off. One cache serves one terminology (each ``Knowledge`` owns its own).
+    reopened. The key is the prefetch's content with the patient, the day and the read settings, so a hit gives exactly
+    the facts a fresh read would (draft orders are always read per call). It holds patient data in process memory only
+    (never on disk), bounded by ``entries``, ``seconds`` of age and ``max_resources`` per chart; ``entries = 0`` turns
+    it off. One cache serves one terminology (each ``Knowledge`` owns its own).
 
     The first look at a chart (no entry for that patient and day) costs nothing on the request path: the content is
     only serialised when there is an entry to compare it with, and a new reading is stored by ``get_or_read``'s third
@@ -616,11 +617,17 @@ class SnapshotCache:
 
     def __init__(self, entries: int = 16, seconds: float = 120.0, max_resources: int = 2_000,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        self.entries, self.seconds, self.max_resources = entries, seconds, max_resources
-        self._clock = clock
-        self._items: OrderedDict[tuple[Any, bytes], tuple[float, _Builder]] = OrderedDict()
+        super().__init__(entries, seconds, clock)
+        self.max_resources = max_resources
         self._scopes: Counter[tuple[Any, ...]] = Counter()  # entries per scope (patient, day, …)
-        self._lock = threading.Lock()
+
+    def on_add(self, key: tuple[tuple[Any, ...], bytes]) -> None:
+        self._scopes[key[0]] += 1
+
+    def on_evict(self, key: tuple[tuple[Any, ...], bytes]) -> None:
+        self._scopes[key[0]] -= 1
+        if self._scopes[key[0]] <= 0:
+            del self._scopes[key[0]]
 
     def get_or_read(self, scope: tuple[Any, ...], prefetch: Mapping[str, Any], read: Callable[[], _Builder],
                     content: bytes | None = None) -> tuple[_Builder, bool, Callable[[], None] | None]:
@@ -629,7 +636,7 @@ class SnapshotCache:
         Keyed by ``scope`` and ``content``: bytes that determine the prefetch exactly, else the prefetch serialised.
         Run the third value once the response is on its way; a reading that is never stored is simply not reused.
         """
-        if self.entries <= 0 or _resource_count(prefetch) > self.max_resources:
+        if self.entries <= 0 or resource_count(prefetch) > self.max_resources:
             return read(), False, None  # checked before serialising: a large chart pays nothing for the cache
         scope = (*scope, content is not None)  # the two kinds of key never meet
         if scope in self._scopes:  # a reading for this patient and day exists: is it of this very content?
@@ -638,11 +645,9 @@ class SnapshotCache:
                     content = orjson.dumps(prefetch)
                 except (TypeError, orjson.JSONEncodeError):
                     return read(), False, None
-            with self._lock:
-                item = self._items.get((scope, content))
-                if item is not None and self._clock() - item[0] <= self.seconds:
-                    self._items.move_to_end((scope, content))
-                    return item[1], True, None
+            cached = self.get((scope, content))
+            if cached is not None:
+                return cached, True, None
         reading = read()
         return reading, False, lambda: self._store(scope, content, prefetch, reading)
 
@@ -652,27 +657,7 @@ class SnapshotCache:
                 content = orjson.dumps(prefetch)
             except (TypeError, orjson.JSONEncodeError):
                 return
-        now = self._clock()
-        with self._lock:
-            key = (scope, content)
-            if key not in self._items:
-                self._scopes[scope] += 1
-            self._items[key] = (now, reading)
-            self._items.move_to_end(key)
-            while len(self._items) > self.entries or (self._items and now - next(iter(self._items.values()))[0] > self.seconds):
-                (old_scope, _), _ = self._items.popitem(last=False)
-                self._scopes[old_scope] -= 1
-                if self._scopes[old_scope] <= 0:
-                    del self._scopes[old_scope]
-
-
-def _resource_count(prefetch: Mapping[str, Any]) -> int:
-    count = 0
-    for value in prefetch.values():
-        if isinstance(value, dict):
-            entries = value.get("entry") if value.get("resourceType") == "Bundle" else None
-            count += len(entries) if isinstance(entries, list) else 1
-    return count
+        self.put((scope, content), reading)
 
 
 def _read_prefetch(prefetch: Mapping[str, Any], terminology: Terminology, patient_id: str, today: date,
@@ -697,7 +682,7 @@ def build_snapshot(*, context: dict[str, Any], prefetch: Mapping[str, Any], term
     """``history_days``: finished medication courses and observations older than this are not read (None: all).
 
     The prefetch is read once (or taken from ``cache``), then the draft orders of this call on top of it.
-    ``prefetch_key``: bytes of the request that determine the prefetch exactly (see ``prefetch.prefetch_bytes``).
+    ``prefetch_key``: bytes of the request that determine the prefetch exactly (``prefetch.HookBody.prefetch_key``).
     """
     patient_id = bare_id(_str(context.get("patientId")))
     horizon = today - timedelta(days=history_days) if history_days is not None else None

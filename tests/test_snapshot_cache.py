@@ -10,43 +10,103 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cds_service import create_app
-from cds_service.prefetch import prefetch_bytes
+from cds_service.prefetch import PrefetchParses, read_hook_body
 from cds_service.snapshot import SnapshotCache
 from tests.conftest import NOW, bundle, call, fake_resolver, hook_request, sequential_uuids, topics
 from tests.factories import KETOROLAC_ORAL, LBP, condition, draft, med_request, observation
 
 
-@pytest.mark.parametrize("raw, expected", [
+def _same(a, b) -> bool:
+    """Equal as parsed JSON, member order included."""
+    return orjson.dumps(a) == orjson.dumps(b)
+
+
+@pytest.mark.parametrize("raw, key", [
     (b'{"hook":"patient-view","prefetch":{"p":{"id":"1"}}}', b'"prefetch":{"p":{"id":"1"}}}'),
     (b'{ "hook" : "x" ,\n  "prefetch" :\t{"p": null} }\n', b'"prefetch" :\t{"p": null} }\n'),
-    (b'{"hook":"x","context":{"a":{"prefetch":1}},"prefetch":{}}', b'"prefetch":1}},"prefetch":{}}'),  # starts earlier: fine
+    (b'{"hook":"x\\/y","note":"a\\"prefetch\\"","prefetch":{}}', b'"prefetch":{}}'),  # escapes before it: fine
+    (b'{"prefetch":{"p":"\\u00e9"}}', b'"prefetch":{"p":"\\u00e9"}}'),
+    (b'{"pre\\u0066etch":1,"hook":"x","prefetch":{"p":1}}', b'"prefetch":{"p":1}}'),  # an escaped twin earlier: last wins
+    (b'{"hook":"x","context":{"a":{"prefetch":1}},"prefetch":{}}', None),  # first "prefetch" is nested: parsed whole
     (b'{"prefetch":{"p":1},"hook":"x"}', None),  # another member after it
-    (b'{"hook":"x\\/y","prefetch":{}}', None),  # a backslash anywhere: an escape could hide a key
     (b'{"hook":"x","pre\\u0066etch":{"a":1},"context":{"prefetch":{}}}', None),
+    (b'{"hook":"prefetch","prefetch":{}}', None),  # first "prefetch" is a value
     (b'{"hook":"x"}', None),
+    (b'[{"prefetch":{}}]', None),
 ])
-def test_prefetch_bytes_only_where_they_determine_the_prefetch(raw, expected):
-    assert prefetch_bytes(raw, orjson.loads(raw)) == expected
+def test_a_request_splits_at_its_prefetch_only_where_that_is_exact(raw, key):
+    body = read_hook_body(raw)
+    assert body.prefetch_key == key and body.reused is False
+    assert _same(body.data, orjson.loads(raw))
 
 
-_members = st.sampled_from([b'"hook":"order-select"', b'"context":{"a":{"prefetch":1}}', b'"context":{"prefetch":{"p":1}}',
-                            b'"x":[{"prefetch":{"p":1}}]', b'"x":"prefetch"', b'"y":{"z":[1,{"prefetch":[]}]}', b'"q":{}'])
-_prefetches = st.sampled_from([b'{}', b'{"p":1}', b'{"p":{"prefetch":1}}', b'{"q":{"prefetch":1}}', b'{"prefetch":{"p":1}}',
-                               b'{"p":1,"prefetch":1}', b'[{"prefetch":{}}]', b'[1,{"prefetch":{}}]', b'{"p":[1]}'])
+@pytest.mark.parametrize("raw", [b'{,"prefetch":{}}', b'{"a":,"prefetch":{}}', b'{"a":1,,"prefetch":{}}', b'{"a":1 "prefetch":{}}',
+                                 b'{"a":1,"prefetch":{}', b'{"a":1,"prefetch":{}}}', b'{"a":1,"prefetch":{}} x', b'{"a":["prefetch":{}}'])
+def test_invalid_json_is_refused_as_the_whole_parse_refuses_it(raw):
+    with pytest.raises(orjson.JSONDecodeError):
+        orjson.loads(raw)
+    parses = PrefetchParses()
+    parses.put(b'"prefetch":{}}', {})  # even when the tail is a known one
+    with pytest.raises(orjson.JSONDecodeError):
+        read_hook_body(raw, parses)
 
 
-@settings(max_examples=200, deadline=None)
-@given(bodies=st.lists(st.tuples(st.lists(_members, max_size=3), _prefetches, st.sampled_from([b"", b" ", b"\n"])),
-                       min_size=2, max_size=6))
-def test_equal_prefetch_bytes_mean_equal_prefetch(bodies):
-    """Bodies built to trip the argument (nested "prefetch" keys and strings before and inside the real one)."""
-    seen: dict[bytes, object] = {}
-    for members, value, space in bodies:
-        raw = b"{" + b",".join([*members, b'"prefetch":' + space + value]) + space + b"}"
-        body = orjson.loads(raw)
-        key = prefetch_bytes(raw, body)
-        assert key is not None
-        assert seen.setdefault(key, body["prefetch"]) == body["prefetch"]
+_names = st.sampled_from([b'"hook"', b'"context"', b'"prefetch"', b'"pre\\u0066etch"', b'"x"'])
+_values = st.recursive(
+    st.sampled_from([b'1', b'null', b'"prefetch"', b'"a\\"prefetch\\""', b'"\\\\"', b'"p\\u0072efetch"', b'{}', b'[]']),
+    lambda inner: st.one_of(
+        st.lists(st.tuples(_names, inner), max_size=3).map(lambda ms: b"{" + b",".join(n + b":" + v for n, v in ms) + b"}"),
+        st.lists(inner, max_size=3).map(lambda vs: b"[" + b",".join(vs) + b"]")),
+    max_leaves=6)
+_spaces = st.sampled_from([b"", b" ", b"\n\t"])
+
+
+@st.composite
+def _requests(draw):
+    members = draw(st.lists(st.tuples(_names, _values, _spaces), max_size=5))
+    raw = b"{" + b",".join(s + n + s + b":" + s + v + s for n, v, s in members) + b"}" + draw(_spaces)
+    if draw(st.booleans()) and len(raw) > 2:  # damage it: one byte dropped or doubled, often just before the split
+        split = raw.find(b'"prefetch"')
+        i = max(0, split - draw(st.integers(0, 3))) if split > 0 and draw(st.booleans()) else draw(st.integers(0, len(raw) - 1))
+        raw = raw[:i] + raw[i + draw(st.integers(0, 1)) * 2 - 1:] if draw(st.booleans()) else raw[:i] + raw[i:i + 1] + raw[i:]
+    return raw
+
+
+@settings(max_examples=400, deadline=None)
+@given(raws=st.lists(_requests(), min_size=1, max_size=6))
+def test_split_parse_is_the_parse(raws):
+    """Generated to trip the split: "prefetch" as nested keys, values, escaped names and strings, duplicates, any order."""
+    parses = PrefetchParses()
+    for raw in raws * 2:  # the second time round, known tails come from the cache
+        try:
+            expected = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            with pytest.raises(orjson.JSONDecodeError):
+                read_hook_body(raw, parses)
+            continue
+        body = read_hook_body(raw, parses)
+        assert _same(body.data, expected)
+        if body.prefetch_key is not None:  # the key determines the prefetch exactly
+            assert _same(orjson.loads(b"{" + body.prefetch_key)["prefetch"], expected["prefetch"])
+            parses.remember(body)
+
+
+def test_parsed_prefetches_are_reused_only_for_the_same_bytes_bounded_and_expiring():
+    clock = Clock()
+    parses = PrefetchParses(entries=2, seconds=60, max_resources=3, clock=clock)
+    first = read_hook_body(b'{"hook":"a","prefetch":{"p":{"resourceType":"Patient","id":"1"}}}', parses)
+    parses.remember(first)
+    again = read_hook_body(b'{"hook":"b","context":{"x":"\\n"},"prefetch":{"p":{"resourceType":"Patient","id":"1"}}}', parses)
+    assert again.reused and again.data["prefetch"] is first.data["prefetch"] and again.data["hook"] == "b"
+    assert not read_hook_body(b'{"hook":"b","prefetch":{"p":{"resourceType":"Patient","id":"2"}}}', parses).reused
+    big = read_hook_body(b'{"prefetch":{"b":{"resourceType":"Bundle","entry":[{},{},{},{}]}}}', parses)
+    parses.remember(big)  # more resources than max_resources: not kept
+    assert not read_hook_body(b'{"prefetch":{"b":{"resourceType":"Bundle","entry":[{},{},{},{}]}}}', parses).reused
+    for pid in "234":
+        parses.remember(read_hook_body(b'{"prefetch":{"p":{"id":"%s"}}}' % pid.encode(), parses))
+    assert len(parses) == 2 and not read_hook_body(b'{"prefetch":{"p":{"id":"2"}}}', parses).reused  # least recent out
+    clock.now = 61
+    assert not read_hook_body(b'{"prefetch":{"p":{"id":"4"}}}', parses).reused  # too old
 
 
 class Clock:
@@ -132,9 +192,12 @@ def test_a_keystroke_stream_gets_the_same_cards_with_and_without_the_cache(tmp_p
     cached, uncached = _stream_app(tmp_path, 16), _stream_app(tmp_path, 0)
     caplog.set_level(logging.INFO, logger="backpain_cds.request")
     with_cache = [call(cached.test_client(), body).get_json() for body in _keystrokes()]
-    flags = [r.prefetch_cached for r in caplog.records if getattr(r, "msg", "") == "hook call"]
+    logged = [r for r in caplog.records if getattr(r, "msg", "") == "hook call"]
+    flags = [r.prefetch_cached for r in logged]
     without = [call(uncached.test_client(), body).get_json() for body in _keystrokes()]
     assert with_cache == without  # same cards, same uuids (same sequence), same everything
+    # the parsed prefetch too is taken from the first request that carried the same bytes (each is sent serialised alike)
+    assert [r.prefetch_reused for r in logged] == [False, True, True, True, False]
     # chart open: nothing cached; then the same chart (observations first read from the cached reading, for the
     # contraindication), a new draft each time (the 10-day draft never leaks into the next call); a changed chart: read
     assert flags == [False, True, True, True, False]
@@ -157,14 +220,23 @@ def test_another_patient_with_identical_records_is_read_afresh(tmp_path):
     assert topics(call(client, other)) == [("ketorolac-oral-start", "warning")]
 
 
-def test_bodies_with_escapes_are_keyed_by_their_serialised_prefetch(tmp_path, caplog):
+def test_bodies_with_escapes_reuse_their_prefetch_and_other_orders_are_keyed_by_serialising(tmp_path, caplog):
     app = _stream_app(tmp_path, 16)
     client = app.test_client()
     caplog.set_level(logging.INFO, logger="backpain_cds.request")
-    for note in ("first\\nkeystroke", "second\\nkeystroke"):  # a backslash: the request's own bytes are not used as the key
-        body = hook_request("order-select", prefetch=_chart(), drafts=[draft("d1", *KETOROLAC_ORAL, supply_days=2)])
+    body = hook_request("order-select", prefetch=_chart(), drafts=[draft("d1", *KETOROLAC_ORAL, supply_days=2)])
+    chart = orjson.dumps(body["prefetch"])
+    for note in ("first\\nkeystroke", "second\\nkeystroke"):  # escapes before the prefetch: its bytes still identify it
         raw = orjson.dumps(body).replace(b'"userId"', b'"note":"' + note.encode() + b'","userId"', 1)
-        assert b"\\" in raw
+        assert b"\\" in raw and raw.endswith(b'"prefetch":' + chart + b"}")
         resp = client.post("/cds-services/backpain-order-select", data=raw, content_type="application/json", buffered=True)
         assert topics(resp) == [("ketorolac-contraindication", "critical")]
-    assert [r.prefetch_cached for r in caplog.records if getattr(r, "msg", "") == "hook call"] == [False, True]
+    first_last = orjson.dumps({"prefetch": body["prefetch"], **{k: v for k, v in body.items() if k != "prefetch"}})
+    for _ in range(2):  # parsed whole; its facts are kept under its serialised prefetch (a key of another kind)
+        resp = client.post("/cds-services/backpain-order-select", data=first_last, content_type="application/json", buffered=True)
+        assert topics(resp) == [("ketorolac-contraindication", "critical")]
+    logged = [r for r in caplog.records if getattr(r, "msg", "") == "hook call"]
+    assert [(r.prefetch_reused, r.prefetch_cached) for r in logged] == [(False, False), (True, True), (False, False), (False, True)]
+    # what the calls read was never changed by them: the kept parse is still the chart as sent
+    kept = app.extensions["backpain"]["parses"].get(b'"prefetch":' + chart + b"}")
+    assert kept is not None and orjson.dumps(kept) == chart
