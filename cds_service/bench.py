@@ -96,17 +96,28 @@ SERVICES = {"patient-view": "backpain-patient-view", "order-select": "backpain-o
 
 
 def _measure(url: str, path: str, bodies: list[bytes], concurrency: int, count: int, max_seconds: float) -> LoadResult:
+    """Warm-up calls, then ``count`` measured ones; body i of the measured calls is ``bodies[(warm-up + i) % len(bodies)]``."""
+    warm_up = max(4, concurrency * 2)
+
     def request(i: int) -> tuple[str, bytes, int]:
-        return path, bodies[i % len(bodies)], i
-    run_load(url, request, concurrency=concurrency, count=max(4, concurrency * 2), max_seconds=max_seconds)  # warm-up
+        return path, bodies[(warm_up + i) % len(bodies)], i
+
+    run_load(url, lambda i: (path, bodies[i % len(bodies)], i), concurrency=concurrency, count=warm_up, max_seconds=max_seconds)
     return run_load(url, request, concurrency=concurrency, count=count, max_seconds=max_seconds)
 
 
 # "repeated": one chart sent again and again, as an EHR does on every keystroke of an order (order-select) — after
-# the first call the service's facts cache answers for the prefetch. "distinct": every call a different patient (more
-# charts than the cache holds), as when charts are opened one after another — every call reads its prefetch afresh.
+# the first call the service reuses the parsed prefetch and the facts it read. "distinct": every call a patient the
+# service has never seen (fresh ids for each run, so no cache of any kind — parse, facts, record validity — can help),
+# as when charts are opened one after another: every call parses, reads and validates its prefetch afresh.
 PAYLOAD_MODES = ("repeated", "distinct")
-DISTINCT_CHARTS = 40  # > 2 × snapshot_cache_entries: a worker's least-recently-used cache never holds the next chart
+SOAK_CHARTS = 40  # > 2 × snapshot_cache_entries: a worker's least-recently-used cache never holds the next chart
+
+
+def distinct_bodies(body: bytes, pid: str, n: int, tag: str) -> list[bytes]:
+    """``n`` copies of a hook request, each for another patient (every reference to ``pid`` renamed)."""
+    needle = f'"{pid}"'.encode(), f'Patient/{pid}"'.encode()
+    return [body.replace(needle[0], f'"{tag}-{k}"'.encode()).replace(needle[1], f'Patient/{tag}-{k}"'.encode()) for k in range(n)]
 
 
 def _median(results: list[LoadResult]) -> dict[str, Any]:
@@ -146,15 +157,16 @@ def bench(args: argparse.Namespace) -> int:
         for size in sizes:
             prefetch = synthetic_prefetch(size)
             resources = sum(len(v.get("entry", [])) if v.get("resourceType") == "Bundle" else 1 for v in prefetch.values())
-            charts = [(f"bench-{n}", synthetic_prefetch(size, pid=f"bench-{n}")) for n in range(DISTINCT_CHARTS if size != "large" else 3)]
             for hook in hooks:
                 path = f"/cds-services/{SERVICES[hook]}"
+                body = hook_body(hook, prefetch)
                 for mode in modes:
-                    bodies = [hook_body(hook, prefetch)] if mode == "repeated" else [hook_body(hook, pf, pid) for pid, pf in charts]
                     for c in levels:
                         count = max(10, args.requests // (10 if size == "large" else 1))
                         floor_runs, service_runs = [], []
-                        for _ in range(args.runs):  # interleaved, so a noisy minute on a shared machine hits both alike
+                        for run in range(args.runs):  # interleaved, so a noisy minute on a shared machine hits both alike
+                            bodies = [body] if mode == "repeated" else \
+                                distinct_bodies(body, "bench-1", count + max(4, c * 2), f"{size}-{hook}-c{c}-r{run}")
                             floor_runs.append(_measure(floor.url, path, bodies, c, count, args.max_seconds))
                             service_runs.append(_measure(service.url, path, bodies, c, count, args.max_seconds))
                         base, ours = _median(floor_runs), _median(service_runs)
@@ -214,7 +226,7 @@ def _rss_kb(pgid: int) -> int:
 
 def _soak(server: ServerProcess, seconds: float) -> dict[str, Any]:
     """Sustained order-select load over more distinct charts than the facts cache holds (its worst case for memory)."""
-    bodies = [hook_body("order-select", synthetic_prefetch("typical", pid=f"soak-{n}"), f"soak-{n}") for n in range(DISTINCT_CHARTS)]
+    bodies = [hook_body("order-select", synthetic_prefetch("typical", pid=f"soak-{n}"), f"soak-{n}") for n in range(SOAK_CHARTS)]
     samples = []
     end = time.monotonic() + seconds
     while time.monotonic() < end:

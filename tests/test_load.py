@@ -6,10 +6,11 @@ import json
 import subprocess
 import sys
 
+import orjson
 import pytest
 import requests
 
-from cds_service.bench import load_and_durability
+from cds_service.bench import distinct_bodies, hook_body, load_and_durability, synthetic_prefetch
 from cds_service.loadgen import ServerProcess
 
 pytestmark = pytest.mark.slow
@@ -49,3 +50,17 @@ def test_benchmark_runs_and_writes_its_table(tmp_path):
     assert result["machine"]["cores"] >= 1
     assert proc.stdout.count("| small (20 res.") == 2  # the README table, one line per row
     assert result["replay"]["patients"] >= 20
+
+
+def test_distinct_bodies_are_the_same_chart_for_patients_never_seen_before():
+    base = hook_body("order-select", synthetic_prefetch("typical"))
+    bodies = distinct_bodies(base, "bench-1", 3, "t")
+    parsed = [orjson.loads(b) for b in bodies]
+    assert [p["context"]["patientId"] for p in parsed] == ["t-0", "t-1", "t-2"]
+    assert all(b"bench-1" not in b for b in bodies) and len({bytes(b) for b in bodies}) == 3
+    for k, p in enumerate(parsed):  # renamed everywhere, nothing else changed
+        assert p["prefetch"]["patient"]["id"] == f"t-{k}"
+        subjects = {e["resource"]["subject"]["reference"] for key in ("conditions", "medications", "labs")
+                    for e in p["prefetch"][key]["entry"]}
+        assert subjects == {f"Patient/t-{k}"}
+        assert orjson.loads(bodies[k].replace(f"t-{k}".encode(), b"bench-1"))["prefetch"] == orjson.loads(base)["prefetch"]
