@@ -2,8 +2,9 @@
 
 Every outbound request of a hook call goes through :class:`FHIRClient`. It refuses targets that are not on
 the configured allowlist, that resolve to loopback/private/link-local/metadata addresses (unless allowed),
-and ``next`` links on another origin. Redirects are never followed. Bodies are read in chunks up to a cap.
-All requests of one call share a :class:`Deadline`.
+and ``next`` links on another origin. It connects only to the address it checked (no second DNS lookup, so a
+name cannot be re-pointed between the check and the connection). Redirects are never followed. Bodies are read
+in chunks up to a cap. All requests of one call share a :class:`Deadline`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,11 @@ from urllib.parse import urlsplit
 
 import orjson
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
+from urllib3.util.connection import create_connection
 
 from .config import Settings
 from .errors import FHIRAccessError, FHIRTargetRefused
@@ -107,6 +113,46 @@ def check_address(address: str, settings: Settings) -> None:
         raise FHIRTargetRefused("private-network address")
 
 
+Pins = dict[tuple[str, int], str]  # (host, port) → the address the SSRF check approved
+
+
+def _pinned(connection: type[HTTPConnection], pins: Pins) -> type[HTTPConnection]:
+    """``connection`` opening its socket to the approved address of its host; the Host header, TLS SNI and the
+    certificate check still use the name."""
+
+    class Pinned(connection):  # type: ignore[valid-type,misc]
+        def _new_conn(self) -> socket.socket:
+            address = pins.get((self.host.strip("[]").lower(), self.port or 0))
+            if address is None:
+                raise NewConnectionError(self, "address not approved by the SSRF check")
+            try:
+                return create_connection((address, self.port), self.timeout, source_address=self.source_address,
+                                         socket_options=self.socket_options)
+            except TimeoutError as exc:
+                raise ConnectTimeoutError(self, f"Connection to {self.host} timed out. (connect timeout={self.timeout})") from exc
+            except OSError as exc:
+                raise NewConnectionError(self, f"Failed to establish a new connection: {exc}") from exc
+
+    return Pinned
+
+
+class PinnedAdapter(HTTPAdapter):
+    """A transport that connects only to the addresses in ``pins`` (filled by the client's SSRF check).
+
+    Requests through a proxy (``HTTPS_PROXY`` in the environment) are resolved by the proxy and are not pinned."""
+
+    def __init__(self, pins: Pins) -> None:
+        self._pins = pins
+        super().__init__(max_retries=0)
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {
+            "http": type("PinnedHTTPPool", (HTTPConnectionPool,), {"ConnectionCls": _pinned(HTTPConnection, self._pins)}),
+            "https": type("PinnedHTTPSPool", (HTTPSConnectionPool,), {"ConnectionCls": _pinned(HTTPSConnection, self._pins)}),
+        }
+
+
 class FHIRClient:
     """GETs FHIR JSON from one server for one hook call."""
 
@@ -118,9 +164,14 @@ class FHIRClient:
         self.origin = Origin.of(self.base_url)
         self._token = access_token
         self.deadline = deadline or Deadline(settings.fhir_call_deadline)
-        self._session = session or requests.Session()
         self._resolver = resolver
-        self._checked_hosts: set[tuple[str, int]] = set()
+        self._pins: Pins = {}
+        if session is None:
+            session = requests.Session()
+            adapter = PinnedAdapter(self._pins)
+            session.mount("http://", adapter)
+            session.mount("https://", adapter)
+        self._session = session
         self.requests_made = 0
         self._check_origin_allowed(self.origin)
 
@@ -130,8 +181,8 @@ class FHIRClient:
     def _check_origin_allowed(self, origin: Origin) -> None:
         if not any(_pattern_matches(p, origin) for p in self.settings.fhir_allowed_origins):
             raise FHIRTargetRefused("fhirServer is not on the allowlist")
-        key = (origin.host, origin.port)
-        if key in self._checked_hosts:
+        key = (origin.host.strip("[]"), origin.port)
+        if key in self._pins:
             return
         try:
             literal = ipaddress.ip_address(origin.host.strip("[]"))
@@ -145,7 +196,7 @@ class FHIRClient:
             raise FHIRAccessError("host has no address")
         for address in addresses:
             check_address(address, self.settings)
-        self._checked_hosts.add(key)
+        self._pins[key] = addresses[0]
 
     def url_for(self, relative: str) -> str:
         return f"{self.base_url}/{relative.lstrip('/')}"
