@@ -22,7 +22,7 @@ class HookCall:
     prefetch: dict[str, Any]
     unavailable: frozenset[str]
     today: date
-    prefetch_key: bytes | None = None  # bytes that determine the prefetch exactly (prefetch.prefetch_bytes), if known
+    prefetch_key: bytes | None = None  # bytes that determine the prefetch exactly (prefetch.HookBody.prefetch_key), if known
 
 
 @dataclass(frozen=True)
