@@ -124,12 +124,12 @@ def create_app(settings: Settings | dict[str, Any] | None = None, *, services: l
         from hooks import Knowledge, build_services  # the clinical content of this product
 
         cache = SnapshotCache(settings.snapshot_cache_entries, settings.snapshot_cache_seconds,
-                              settings.snapshot_cache_max_resources)
+                              settings.snapshot_cache_max_resources, settings.snapshot_cache_max_bytes)
         knowledge = Knowledge.load(settings.thresholds, renderer, settings.max_bundle_entries, cache)
         services = build_services(knowledge)
     registry = Registry(services)
     parses = PrefetchParses(settings.snapshot_cache_entries, settings.snapshot_cache_seconds,
-                            settings.snapshot_cache_max_resources)
+                            settings.snapshot_cache_max_resources, settings.snapshot_cache_max_bytes)
     validators = Validators()
     store = open_store(settings.database_url)
     ledger = CardLedger(store)

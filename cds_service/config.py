@@ -50,6 +50,8 @@ class Settings:
                                                "data kept between calls)")
     snapshot_cache_seconds: float = _setting(120.0, "how long a prefetch's parse and facts stay in worker memory (a keystroke stream lasts seconds)")
     snapshot_cache_max_resources: int = _setting(2_000, "charts with more resources are read every call (bounds the memory the cache holds)")
+    snapshot_cache_max_bytes: int = _setting(2 * 1024 * 1024, "charts whose prefetch JSON is larger are read every call (a few large "
+                                                              "resources can be as heavy as many small ones; typical ≈ 0.3 MB)")
 
     # --- CORS --------------------------------------------------------------------------------
     cors_origins: list[str] = _setting(

@@ -189,18 +189,20 @@ class PrefetchParses(Recent):
     """Parsed prefetch values by the request bytes that carry them (``HookBody.prefetch_key``), per worker, in memory.
 
     The parsed prefetch of a typical chart (~350 resources, 300 KB) costs more to build and free than the rest of a
-    cached call. Bounded by the facts cache's settings: ``entries``, ``seconds`` of age, ``max_resources`` per chart.
+    cached call. Bounded by the facts cache's settings: ``entries``, ``seconds`` of age, ``max_resources`` and
+    ``max_bytes`` (of prefetch JSON) per chart.
     """
 
     def __init__(self, entries: int = 16, seconds: float = 120.0, max_resources: int = 2_000,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 max_bytes: int = 2 * 1024 * 1024, clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__(entries, seconds, clock)
-        self.max_resources = max_resources
+        self.max_resources, self.max_bytes = max_resources, max_bytes
 
     def remember(self, body: HookBody) -> None:
         """Keep a request's parsed prefetch for the next request that ends with the same bytes."""
         value = body.data.get("prefetch") if isinstance(body.data, dict) else None
-        if self.entries <= 0 or body.reused or body.prefetch_key is None or not isinstance(value, dict):
+        if self.entries <= 0 or body.reused or body.prefetch_key is None or not isinstance(value, dict) \
+                or len(body.prefetch_key) > self.max_bytes:
             return
         if resource_count(value) <= self.max_resources:
             self.put(body.prefetch_key, value)

@@ -607,8 +607,8 @@ class SnapshotCache(Recent):
     An EHR fires order-select on every keystroke of an order with the same prefetch, and re-sends it when a chart is
     reopened. The key is the prefetch's content with the patient, the day and the read settings, so a hit gives exactly
     the facts a fresh read would (draft orders are always read per call). It holds patient data in process memory only
-    (never on disk), bounded by ``entries``, ``seconds`` of age and ``max_resources`` per chart; ``entries = 0`` turns
-    it off. One cache serves one terminology (each ``Knowledge`` owns its own).
+    (never on disk), bounded by ``entries``, ``seconds`` of age, ``max_resources`` and ``max_bytes`` per chart;
+    ``entries = 0`` turns it off. One cache serves one terminology (each ``Knowledge`` owns its own).
 
     The first look at a chart (no entry for that patient and day) costs nothing on the request path: the content is
     only serialised when there is an entry to compare it with, and a new reading is stored by ``get_or_read``'s third
@@ -616,9 +616,9 @@ class SnapshotCache(Recent):
     """
 
     def __init__(self, entries: int = 16, seconds: float = 120.0, max_resources: int = 2_000,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 max_bytes: int = 2 * 1024 * 1024, clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__(entries, seconds, clock)
-        self.max_resources = max_resources
+        self.max_resources, self.max_bytes = max_resources, max_bytes
         self._scopes: Counter[tuple[Any, ...]] = Counter()  # entries per scope (patient, day, …)
 
     def on_add(self, key: tuple[tuple[Any, ...], bytes]) -> None:
@@ -636,7 +636,7 @@ class SnapshotCache(Recent):
         Keyed by ``scope`` and ``content``: bytes that determine the prefetch exactly, else the prefetch serialised.
         Run the third value once the response is on its way; a reading that is never stored is simply not reused.
         """
-        if self.entries <= 0 or resource_count(prefetch) > self.max_resources:
+        if self.entries <= 0 or resource_count(prefetch) > self.max_resources or (content is not None and len(content) > self.max_bytes):
             return read(), False, None  # checked before serialising: a large chart pays nothing for the cache
         scope = (*scope, content is not None)  # the two kinds of key never meet
         if scope in self._scopes:  # a reading for this patient and day exists: is it of this very content?
@@ -657,7 +657,8 @@ class SnapshotCache(Recent):
                 content = orjson.dumps(prefetch)
             except (TypeError, orjson.JSONEncodeError):
                 return
-        self.put((scope, content), reading)
+        if len(content) <= self.max_bytes:
+            self.put((scope, content), reading)
 
 
 def _read_prefetch(prefetch: Mapping[str, Any], terminology: Terminology, patient_id: str, today: date,

@@ -93,7 +93,7 @@ def test_split_parse_is_the_parse(raws):
 
 def test_parsed_prefetches_are_reused_only_for_the_same_bytes_bounded_and_expiring():
     clock = Clock()
-    parses = PrefetchParses(entries=2, seconds=60, max_resources=3, clock=clock)
+    parses = PrefetchParses(entries=2, seconds=60, max_resources=3, max_bytes=64, clock=clock)
     first = read_hook_body(b'{"hook":"a","prefetch":{"p":{"resourceType":"Patient","id":"1"}}}', parses)
     parses.remember(first)
     again = read_hook_body(b'{"hook":"b","context":{"x":"\\n"},"prefetch":{"p":{"resourceType":"Patient","id":"1"}}}', parses)
@@ -102,6 +102,9 @@ def test_parsed_prefetches_are_reused_only_for_the_same_bytes_bounded_and_expiri
     big = read_hook_body(b'{"prefetch":{"b":{"resourceType":"Bundle","entry":[{},{},{},{}]}}}', parses)
     parses.remember(big)  # more resources than max_resources: not kept
     assert not read_hook_body(b'{"prefetch":{"b":{"resourceType":"Bundle","entry":[{},{},{},{}]}}}', parses).reused
+    heavy = b'{"prefetch":{"p":{"resourceType":"Patient","id":"1","text":"%s"}}}' % (b"x" * 20)
+    parses.remember(read_hook_body(heavy, parses))  # one resource, but over max_bytes of prefetch: not kept
+    assert not read_hook_body(heavy, parses).reused
     for pid in "234":
         parses.remember(read_hook_body(b'{"prefetch":{"p":{"id":"%s"}}}' % pid.encode(), parses))
     assert len(parses) == 2 and not read_hook_body(b'{"prefetch":{"p":{"id":"2"}}}', parses).reused  # least recent out
@@ -119,7 +122,7 @@ class Clock:
 
 def test_cache_is_exact_bounded_and_expires():
     clock = Clock()
-    cache = SnapshotCache(entries=2, seconds=60, max_resources=3, clock=clock)
+    cache = SnapshotCache(entries=2, seconds=60, max_resources=3, max_bytes=40, clock=clock)
     reads: list[str] = []
 
     def get(scope, prefetch, name):
@@ -144,10 +147,14 @@ def test_cache_is_exact_bounded_and_expires():
     assert get(("p1",), big, "big") == ("big", False)
     assert get(("p1",), big, "big again") == ("big again", False)  # over max_resources: not kept
     assert get(("p1",), c, "c") == ("c", False)
+    heavy = {"k": {"id": "h", "text": "x" * 40}}  # one resource, but over max_bytes serialised: not kept
+    assert get(("p1",), heavy, "heavy") == ("heavy", False)
+    assert get(("p1",), heavy, "heavy again") == ("heavy again", False)
+    assert cache.get_or_read(("p1",), heavy, lambda: "by bytes", b"x" * 41)[1:] == (False, None)  # a long key: never stored
     off = SnapshotCache(entries=0)
     assert off.get_or_read(("p1",), a, lambda: "1")[:2] == ("1", False)
     assert off.get_or_read(("p1",), a, lambda: "2")[:2] == ("2", False)
-    assert reads == ["a", "a-p2", "b", "a again", "a fresh", "big", "big again", "c"]
+    assert reads == ["a", "a-p2", "b", "a again", "a fresh", "big", "big again", "c", "heavy", "heavy again"]
 
 
 def test_first_look_at_a_chart_is_not_serialised_and_unstored_readings_are_not_reused(monkeypatch):
