@@ -10,7 +10,7 @@ import pytest
 from responses import matchers
 
 from cds_service.schemas import Validators
-from tests.conftest import PREFETCH_KEYS, call, hook_request, sample, topics
+from tests.conftest import FIXTURES, PREFETCH_KEYS, call, hook_request, sample, topics
 
 TOKEN_RE = re.compile(r"\{\{([^}]*)\}\}")
 ALLOWED_TOKENS = {"context.patientId", "context.userId", "context.encounterId", "userPractitionerId",
@@ -222,3 +222,17 @@ def test_readme_configuration_table_lists_every_setting():
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     for key, _default, reason in reference():
         assert f"| `{key}` |" in readme and reason.replace("|", "\\|") in readme, key
+
+
+def test_a_captured_sandbox_request_sent_again_as_captured_reuses_its_parsed_prefetch(client, mocked, caplog):
+    """The sandbox's own bytes (pretty-printed, prefetch last): the second identical call parses only the head."""
+    import logging
+
+    raw = (FIXTURES / "public-sandbox" / "order-select-ketorolac.json").read_bytes()
+    _serve_missing_keys(mocked, sample("order-select-ketorolac"))
+    caplog.set_level(logging.INFO, logger="backpain_cds.request")
+    answers = [client.post("/cds-services/backpain-order-select", data=raw, content_type="application/json", buffered=True)
+               for _ in range(2)]
+    assert [topics(a) for a in answers] == [[("ketorolac-duration", "critical")]] * 2
+    assert answers[0].get_json()["cards"][0]["summary"] == answers[1].get_json()["cards"][0]["summary"]
+    assert [r.prefetch_reused for r in caplog.records if getattr(r, "msg", "") == "hook call"] == [False, True]
