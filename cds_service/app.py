@@ -40,6 +40,7 @@ from .errors import (
 )
 from .feedback import FeedbackStore, open_store
 from .fhir_client import Deadline, FHIRClient, Resolver, system_resolver
+from .fhir_models import warm_up
 from .logs import configure_logging
 from .prefetch import HookBody, PrefetchParses, bare_id, read_hook_body, resolve
 from .registry import HookCall, Registry, ServiceDefinition
@@ -127,6 +128,7 @@ def create_app(settings: Settings | dict[str, Any] | None = None, *, services: l
                               settings.snapshot_cache_max_resources, settings.snapshot_cache_max_bytes)
         knowledge = Knowledge.load(settings.thresholds, renderer, settings.max_bundle_entries, cache)
         services = build_services(knowledge)
+        warm_up()  # FHIR models built now, not in the first hook call (before gunicorn forks its workers)
     registry = Registry(services)
     parses = PrefetchParses(settings.snapshot_cache_entries, settings.snapshot_cache_seconds,
                             settings.snapshot_cache_max_resources, settings.snapshot_cache_max_bytes)

@@ -36,3 +36,39 @@ def test_legacy_shapes_are_readable_without_an_r4_model():
     assert is_valid({"resourceType": "Condition", "id": "c1", "clinicalStatus": "active", "code": {"text": "x"},
                      "patient": {"reference": "Patient/p1"}})
     assert not is_valid({"resourceType": "MedicationRequest", "id": "m", "status": "active"})  # R4 but no intent/subject
+
+
+_FIRST_CALL = r'''
+import sys, orjson
+from cds_service import create_app
+from cds_service.bench import hook_body, synthetic_prefetch
+app = create_app({"database_url": "sqlite:///:memory:", "log_level": "WARNING"})
+before = {m for m in sys.modules if m.startswith(("fhir.resources", "fhir_core"))}
+client = app.test_client()
+for hook in ("patient-view", "order-select", "order-sign"):
+    resp = client.post(f"/cds-services/backpain-{hook}", data=hook_body(hook, synthetic_prefetch("typical")),
+                       content_type="application/json", buffered=True)
+    assert resp.status_code == 200 and resp.get_json()["cards"], resp.get_json()
+after = {m for m in sys.modules if m.startswith(("fhir.resources", "fhir_core"))}
+print(orjson.dumps({"before": len(before), "imported_by_calls": sorted(after - before)}).decode())
+'''
+
+
+def test_the_first_hook_calls_import_no_fhir_model():
+    """Models are built at start-up (before gunicorn forks), not by the first clinician's call (~0.1 s)."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    out = subprocess.run([sys.executable, "-c", _FIRST_CALL], capture_output=True, text=True, timeout=120,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert out.returncode == 0, out.stderr[-2000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["before"] > 0 and result["imported_by_calls"] == []
+
+
+def test_every_warm_up_record_is_valid_r4():
+    from cds_service.fhir_models import WARM_UP_RECORDS, is_valid_r4
+
+    assert [(r["resourceType"], is_valid_r4(r)) for r in WARM_UP_RECORDS] == [(r["resourceType"], True) for r in WARM_UP_RECORDS]
