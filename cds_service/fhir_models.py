@@ -142,8 +142,9 @@ _PERIOD = {"start": "2026-01-01", "end": "2026-01-02"}
 _QTY = {"value": 1, "unit": "d", "system": "http://unitsofmeasure.org", "code": "d"}
 _DOSAGE = {"text": "x", "timing": {"repeat": {"boundsPeriod": _PERIOD, "frequency": 1, "period": 1, "periodUnit": "d"}},
            "route": _CC, "doseAndRate": [{"doseQuantity": _QTY}]}
-_COMMON = {"id": "warm-up", "meta": {"versionId": "1", "lastUpdated": "2026-01-01T00:00:00Z"},
-           "identifier": [{"system": "urn:x", "value": "1"}], "note": [{"text": "x"}]}
+_BASE = {"id": "warm-up", "meta": {"versionId": "1", "lastUpdated": "2026-01-01T00:00:00Z"},
+         "identifier": [{"system": "urn:x", "value": "1"}]}
+_COMMON = {**_BASE, "note": [{"text": "x"}]}  # DiagnosticReport alone has no note
 # One record per type the service validates, using the elements real records carry, so that building the models'
 # validators (about 0.1 s in all) happens at start-up instead of in the first hook call that meets each type.
 WARM_UP_RECORDS: tuple[dict[str, Any], ...] = (
@@ -167,7 +168,7 @@ WARM_UP_RECORDS: tuple[dict[str, Any], ...] = (
     {"resourceType": "Procedure", **_COMMON, "status": "completed", "code": _CC, "subject": _REF, "performedPeriod": _PERIOD},
     {"resourceType": "ImagingStudy", **_COMMON, "status": "available", "subject": _REF, "started": "2026-01-01T00:00:00Z",
      "procedureCode": [_CC]},
-    {"resourceType": "DiagnosticReport", **{k: v for k, v in _COMMON.items() if k != "note"}, "status": "final", "code": _CC, "subject": _REF,
+    {"resourceType": "DiagnosticReport", **_BASE, "status": "final", "code": _CC, "subject": _REF,
      "effectiveDateTime": "2026-01-01", "issued": "2026-01-01T00:00:00Z"},
     {"resourceType": "AllergyIntolerance", **_COMMON, "clinicalStatus": _CC, "verificationStatus": _CC, "code": _CC,
      "patient": _REF, "reaction": [{"manifestation": [_CC]}]},
