@@ -48,7 +48,11 @@ class ServerProcess:
         self.url = f"http://127.0.0.1:{self.port}"
 
     def __enter__(self) -> ServerProcess:
-        self.wait_ready()
+        try:
+            self.wait_ready()
+        except BaseException:  # whatever went wrong while waiting, never leave the server running
+            self.stop()
+            raise
         return self
 
     def __exit__(self, *exc: Any) -> None:

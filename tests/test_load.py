@@ -64,3 +64,16 @@ def test_distinct_bodies_are_the_same_chart_for_patients_never_seen_before():
                     for e in p["prefetch"][key]["entry"]}
         assert subjects == {f"Patient/t-{k}"}
         assert orjson.loads(bodies[k].replace(f"t-{k}".encode(), b"bench-1"))["prefetch"] == orjson.loads(base)["prefetch"]
+
+
+def test_a_server_whose_start_fails_unexpectedly_is_stopped(monkeypatch):
+    import cds_service.loadgen as loadgen
+
+    def broken(*args, **kwargs):
+        raise ValueError("unexpected")
+
+    monkeypatch.setattr(loadgen.requests, "get", broken)
+    server = ServerProcess(workers=1, floor=True)
+    with pytest.raises(ValueError), server:
+        pass
+    assert server.proc.poll() is not None  # stopped, by its process group
