@@ -124,14 +124,12 @@ def create_app(settings: Settings | dict[str, Any] | None = None, *, services: l
     if services is None:
         from hooks import Knowledge, build_services  # the clinical content of this product
 
-        cache = SnapshotCache(settings.snapshot_cache_entries, settings.snapshot_cache_seconds,
-                              settings.snapshot_cache_max_resources, settings.snapshot_cache_max_bytes)
-        knowledge = Knowledge.load(settings.thresholds, renderer, settings.max_bundle_entries, cache)
+        knowledge = Knowledge.load(settings.thresholds, renderer, settings.max_bundle_entries,
+                                   SnapshotCache.from_settings(settings))
         services = build_services(knowledge)
         warm_up()  # FHIR models built now, not in the first hook call (before gunicorn forks its workers)
     registry = Registry(services)
-    parses = PrefetchParses(settings.snapshot_cache_entries, settings.snapshot_cache_seconds,
-                            settings.snapshot_cache_max_resources, settings.snapshot_cache_max_bytes)
+    parses = PrefetchParses.from_settings(settings)
     validators = Validators()
     store = open_store(settings.database_url)
     ledger = CardLedger(store)

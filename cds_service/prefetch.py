@@ -15,11 +15,12 @@ import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Self
 from urllib.parse import quote
 
 import orjson
 
+from .config import Settings
 from .errors import FHIRAccessError, PrefetchUnavailable
 from .fhir_client import FHIRClient
 from .recent import Recent
@@ -164,13 +165,8 @@ def read_hook_body(raw: bytes, parsed: PrefetchParses | None = None) -> HookBody
     Raises ``orjson.JSONDecodeError`` as ``orjson.loads`` does.
     """
     start = raw.find(b'"prefetch"')
-    if start < 0:
-        return HookBody(orjson.loads(raw), None, False)
-    try:
-        head = orjson.loads(raw[:start] + _NULL_PREFETCH)
-    except orjson.JSONDecodeError:
-        return HookBody(orjson.loads(raw), None, False)
-    if not isinstance(head, dict):
+    head = _head(raw[:start]) if start >= 0 else None
+    if head is None:
         return HookBody(orjson.loads(raw), None, False)
     tail = raw[start:]
     value = parsed.get(tail) if parsed is not None else None
@@ -185,12 +181,20 @@ def read_hook_body(raw: bytes, parsed: PrefetchParses | None = None) -> HookBody
     return HookBody(head, tail if len(members) == 1 else None, False)  # its first member is prefetch
 
 
-class PrefetchParses(Recent):
-    """Parsed prefetch values by the request bytes that carry them (``HookBody.prefetch_key``), per worker, in memory.
+def _head(prefix: bytes) -> dict[str, Any] | None:
+    """The members before ``prefix``'s end, if the parser stands there at depth 1 expecting a member name."""
+    try:
+        head = orjson.loads(prefix + _NULL_PREFETCH)
+    except orjson.JSONDecodeError:
+        return None
+    return head if isinstance(head, dict) else None
 
-    The parsed prefetch of a typical chart (~350 resources, 300 KB) costs more to build and free than the rest of a
-    cached call. Bounded by the facts cache's settings: ``entries``, ``seconds`` of age, ``max_resources`` and
-    ``max_bytes`` (of prefetch JSON) per chart.
+
+class ChartCache(Recent):
+    """Something kept per chart in this worker's memory, bounded by count, age and each chart's size.
+
+    ``entries`` charts at most (0: nothing kept), none older than ``seconds``; a chart over ``max_resources`` resources
+    or ``max_bytes`` of prefetch JSON is never kept. Both per-worker caches (parses, facts) share these settings.
     """
 
     def __init__(self, entries: int = 16, seconds: float = 120.0, max_resources: int = 2_000,
@@ -198,13 +202,29 @@ class PrefetchParses(Recent):
         super().__init__(entries, seconds, clock)
         self.max_resources, self.max_bytes = max_resources, max_bytes
 
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Self:
+        return cls(settings.snapshot_cache_entries, settings.snapshot_cache_seconds, settings.snapshot_cache_max_resources,
+                   settings.snapshot_cache_max_bytes)
+
+    def keeps(self, prefetch: Mapping[str, Any], size: int | None = None) -> bool:
+        """Whether a chart with this prefetch (of ``size`` JSON bytes, when known) may be kept at all."""
+        return (self.entries > 0 and (size is None or size <= self.max_bytes)
+                and resource_count(prefetch) <= self.max_resources)
+
+
+class PrefetchParses(ChartCache):
+    """Parsed prefetch values by the request bytes that carry them (``HookBody.prefetch_key``), per worker, in memory.
+
+    The parsed prefetch of a typical chart (~350 resources, 300 KB) costs more to build and free than the rest of a
+    cached call.
+    """
+
     def remember(self, body: HookBody) -> None:
         """Keep a request's parsed prefetch for the next request that ends with the same bytes."""
         value = body.data.get("prefetch") if isinstance(body.data, dict) else None
-        if self.entries <= 0 or body.reused or body.prefetch_key is None or not isinstance(value, dict) \
-                or len(body.prefetch_key) > self.max_bytes:
-            return
-        if resource_count(value) <= self.max_resources:
+        if not body.reused and body.prefetch_key is not None and isinstance(value, dict) \
+                and self.keeps(value, len(body.prefetch_key)):
             self.put(body.prefetch_key, value)
 
 

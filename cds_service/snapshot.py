@@ -23,8 +23,7 @@ from typing import Any, NamedTuple
 import orjson
 
 from .durations import FuzzyDate, doses_per_day, duration_days, exact_date, last_day, parse_date
-from .prefetch import bare_id, resource_count
-from .recent import Recent
+from .prefetch import ChartCache, bare_id
 from .terminology import SNOMED, Match, Terminology
 
 log = logging.getLogger("backpain_cds.snapshot")
@@ -601,14 +600,14 @@ def iter_resources(value: Any, limit: int) -> Iterator[Any]:
         yield value
 
 
-class SnapshotCache(Recent):
+class SnapshotCache(ChartCache):
     """Facts read from a prefetch, kept briefly in this worker's memory for the calls that re-send it.
 
     An EHR fires order-select on every keystroke of an order with the same prefetch, and re-sends it when a chart is
     reopened. The key is the prefetch's content with the patient, the day and the read settings, so a hit gives exactly
     the facts a fresh read would (draft orders are always read per call). It holds patient data in process memory only
-    (never on disk), bounded by ``entries``, ``seconds`` of age, ``max_resources`` and ``max_bytes`` per chart;
-    ``entries = 0`` turns it off. One cache serves one terminology (each ``Knowledge`` owns its own).
+    (never on disk), bounded as every ``ChartCache``; ``entries = 0`` turns it off. One cache serves one terminology
+    (each ``Knowledge`` owns its own).
 
     The first look at a chart (no entry for that patient and day) costs nothing on the request path: the content is
     only serialised when there is an entry to compare it with, and a new reading is stored by ``get_or_read``'s third
@@ -617,8 +616,7 @@ class SnapshotCache(Recent):
 
     def __init__(self, entries: int = 16, seconds: float = 120.0, max_resources: int = 2_000,
                  max_bytes: int = 2 * 1024 * 1024, clock: Callable[[], float] = time.monotonic) -> None:
-        super().__init__(entries, seconds, clock)
-        self.max_resources, self.max_bytes = max_resources, max_bytes
+        super().__init__(entries, seconds, max_resources, max_bytes, clock)
         self._scopes: Counter[tuple[Any, ...]] = Counter()  # entries per scope (patient, day, …)
 
     def on_add(self, key: tuple[tuple[Any, ...], bytes]) -> None:
@@ -636,7 +634,7 @@ class SnapshotCache(Recent):
         Keyed by ``scope`` and ``content``: bytes that determine the prefetch exactly, else the prefetch serialised.
         Run the third value once the response is on its way; a reading that is never stored is simply not reused.
         """
-        if self.entries <= 0 or resource_count(prefetch) > self.max_resources or (content is not None and len(content) > self.max_bytes):
+        if not self.keeps(prefetch, None if content is None else len(content)):
             return read(), False, None  # checked before serialising: a large chart pays nothing for the cache
         scope = (*scope, content is not None)  # the two kinds of key never meet
         if scope in self._scopes:  # a reading for this patient and day exists: is it of this very content?
@@ -657,7 +655,7 @@ class SnapshotCache(Recent):
                 content = orjson.dumps(prefetch)
             except (TypeError, orjson.JSONEncodeError):
                 return
-        if len(content) <= self.max_bytes:
+        if self.keeps(prefetch, len(content)):
             self.put((scope, content), reading)
 
 
