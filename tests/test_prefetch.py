@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.server
+import ssl
 import threading
 
 import pytest
@@ -307,15 +309,25 @@ class _Recorder(http.server.BaseHTTPRequestHandler):
         pass
 
 
+@contextlib.contextmanager
+def _serving(tls: ssl.SSLContext | None = None):
+    """A FHIR-ish server on 127.0.0.1 (its port), over TLS when given a context; stopped on exit."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    _Recorder.hosts = []
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 @pytest.fixture
 def local_fhir():
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    _Recorder.hosts = []
-    yield server.server_address[1]
-    server.shutdown()
-    server.server_close()
+    with _serving() as port:
+        yield port
 
 
 def test_the_connection_goes_to_the_checked_address_not_to_a_second_lookup(local_fhir):
@@ -374,17 +386,10 @@ def _self_signed(tmp_path, name: str):
 @pytest.mark.parametrize("name, verified", [("fhir.rebind.test", True), ("other.rebind.test", False)])
 def test_https_to_the_checked_address_still_verifies_the_certificate_for_the_name(tmp_path, monkeypatch, name, verified):
     """TLS over the pinned socket: SNI and the certificate check use the server's name, not its address."""
-    import ssl
-
     cert_file, key_file = _self_signed(tmp_path, name)
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert_file, key_file)
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    _Recorder.hosts = []
-    try:
-        port = server.server_address[1]
+    with _serving(context) as port:
         monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert_file))  # trust this test's certificate only
         settings = load_settings(overrides={"fhir_allowed_origins": [f"https://fhir.rebind.test:{port}"]})
         client = FHIRClient(f"https://fhir.rebind.test:{port}/fhir", settings, resolver=lambda h, p: ["127.0.0.1"])
@@ -395,6 +400,3 @@ def test_https_to_the_checked_address_still_verifies_the_certificate_for_the_nam
             with pytest.raises(FHIRAccessError, match="unreachable"):
                 client.read("Patient/1")
             assert _Recorder.hosts == []
-    finally:
-        server.shutdown()
-        server.server_close()
