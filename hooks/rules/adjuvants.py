@@ -8,6 +8,7 @@ from cds_service.snapshot import MedicationCourse
 from .. import suggestions as sx
 from ..clinical import (
     RADICULAR,
+    SYSTEMIC_ROUTES,
     back_pain_context,
     current_courses,
     fmt_date,
@@ -19,7 +20,6 @@ from .ketorolac import alternative_analgesic
 
 REPEAT_CLASSES = {"systemic-corticosteroids": "systemic corticosteroid", "muscle-relaxants": "muscle relaxant",
                   "gabapentinoids": "gabapentinoid", "opioids": "opioid", "benzodiazepines": "benzodiazepine"}
-SYSTEMIC = frozenset({"oral", "iv", "im", "sc", "parenteral", "nasal", "rectal", "transdermal"})
 
 
 def _has_indication(ctx: RuleContext, valueset: str, drafts: list[MedicationCourse]) -> bool:
@@ -154,9 +154,9 @@ def drug_class_repeat(ctx: RuleContext) -> list[Finding]:
     findings_for: list[tuple[MedicationCourse, str, list[MedicationCourse]]] = []
     for cls, label in REPEAT_CLASSES.items():
         for d in focused_drafts(ctx, cls):
-            if d.route not in SYSTEMIC:
+            if d.route not in SYSTEMIC_ROUTES:
                 continue
-            earlier = [c for c in s.courses if not c.in_draft_orders and cls in c.classes and c.route in SYSTEMIC
+            earlier = [c for c in s.courses if not c.in_draft_orders and cls in c.classes and c.route in SYSTEMIC_ROUTES
                        and c.start is not None and c.start >= ep.earliest_start]
             if not earlier or any(c.ingredients & d.ingredients and is_current(c, s.today) for c in earlier):
                 continue

@@ -23,6 +23,14 @@ def _opioid_drafts(ctx: RuleContext) -> list[MedicationCourse]:
     return [c for c in focused_drafts(ctx, "opioids") if not c.ingredients & MOUD]
 
 
+def _current_opioids(ctx: RuleContext) -> list[MedicationCourse]:
+    return [c for c in current_courses(ctx, "opioids") if not c.ingredients & MOUD]
+
+
+def _current_sedatives(ctx: RuleContext) -> list[MedicationCourse]:
+    return [c for cls in SEDATIVES for c in current_courses(ctx, cls)]
+
+
 @rule("opioid-first-line")
 def opioid_first_line(ctx: RuleContext) -> list[Finding]:
     """When: an opioid (not buprenorphine or methadone, which may treat opioid use disorder) is being ordered for back
@@ -82,12 +90,10 @@ def opioid_sedative(ctx: RuleContext) -> list[Finding]:
         ordered = new_opioids + new_sedatives
         if not ordered:
             return []
-        opioids = new_opioids or [c for c in current_courses(ctx, "opioids") if not c.ingredients & MOUD]
-        sedatives = new_sedatives or [c for cls in SEDATIVES for c in current_courses(ctx, cls)]
+        opioids = new_opioids or _current_opioids(ctx)
+        sedatives = new_sedatives or _current_sedatives(ctx)
     else:
-        ordered = []
-        opioids = [c for c in current_courses(ctx, "opioids") if not c.ingredients & MOUD]
-        sedatives = [c for cls in SEDATIVES for c in current_courses(ctx, cls)]
+        ordered, opioids, sedatives = [], _current_opioids(ctx), _current_sedatives(ctx)
     if not opioids or not sedatives:
         return []
     values = {"opioids": "; ".join(c.display for c in opioids), "sedatives": "; ".join(c.display for c in sedatives),
