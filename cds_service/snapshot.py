@@ -82,10 +82,11 @@ class ConditionFact(NamedTuple):
 class ObservationFact(NamedTuple):
     ref: str
     display: str
-    valuesets: frozenset[str]
+    valuesets: frozenset[str]  # of its code
     value: float | None
     unit: str
     effective: FuzzyDate | None
+    asserted: frozenset[str] = frozenset()  # value sets of a finding the record says was present (``_asserted``)
 
 
 class MedicationCourse(NamedTuple):
@@ -175,8 +176,8 @@ class PatientSnapshot:
 
     @cached_property
     def observations(self) -> tuple[ObservationFact, ...]:
-        """Read on first use: only a few rules look at labs (a patient-view call never does), and a chart often holds
-        more observations than anything else."""
+        """Read on first use: only some rules look at observations (labs; red-flag findings when the back-pain
+        episode is dated), and a chart often holds more observations than anything else."""
         return self.read_observations()
 
     @property
@@ -444,7 +445,8 @@ class _Builder:
             if when is not None and when < self.horizon:
                 return
         match = self.t.match(resource.get("code"), text_fallback=False)
-        if not match:
+        answer = self.t.match(resource.get("valueCodeableConcept"), text_fallback=False)
+        if not (match or answer):
             return
         vq = resource.get("valueQuantity")
         value = vq.get("value") if isinstance(vq, dict) else None
@@ -454,9 +456,9 @@ class _Builder:
                                or resource.get("issued"))
         ref = f"Observation/{resource.get('id')}"
         self.resources[ref] = resource
-        self.observations.append(ObservationFact(ref, match.display, match.valuesets, value,
+        self.observations.append(ObservationFact(ref, answer.display if answer else match.display, match.valuesets, value,
                                                  _str(vq.get("code") or vq.get("unit")) if isinstance(vq, dict) else "",
-                                                 effective))
+                                                 effective, _asserted(resource, match, answer)))
 
     def read_observations(self) -> tuple[ObservationFact, ...]:
         """Observation facts, read once on first use."""
@@ -551,6 +553,30 @@ def _strength(display: str) -> tuple[float, float | None, str] | None:
     if not m:
         return None
     return float(m.group(1)), float(m.group(2)) if m.group(2) else None, (m.group(3) or "").upper()
+
+
+# Observation statuses whose finding counts (registered: no result yet); HL7 v3 ObservationInterpretation codes that
+# deny a finding (normal, negative, not detected).
+_FINDING_STATUSES = frozenset({"final", "amended", "corrected", "preliminary"})
+_DENYING_INTERPRETATIONS = frozenset({"N", "NEG", "ND"})
+
+
+def _asserted(resource: dict[str, Any], code: Match, answer: Match) -> frozenset[str]:
+    """Value sets of the finding an Observation says was present: its answer when that is a coded finding
+    ("Neurological finding: numbness of saddle area"), else its code when it has no value at all or ``valueBoolean``
+    true. Any other value ("no", "absent", a coded yes/no, 0, false), ``dataAbsentReason``, a denying interpretation or
+    a status without a result leaves presence unread: empty, so no rule counts the finding."""
+    if _str(resource.get("status")) not in _FINDING_STATUSES or "dataAbsentReason" in resource:
+        return frozenset()
+    for concept in _as_list(resource.get("interpretation")):
+        if _codes_of(concept) & _DENYING_INTERPRETATIONS:
+            return frozenset()
+    if answer:
+        return answer.valuesets
+    values = [k for k in resource if k.startswith("value")]
+    if not values or (values == ["valueBoolean"] and resource["valueBoolean"] is True):
+        return code.valuesets
+    return frozenset()
 
 
 def _refs(value: Any) -> tuple[str, ...]:

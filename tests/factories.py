@@ -101,6 +101,19 @@ def observation(oid: str, code: str, display: str, value: float, unit: str, when
             "valueQuantity": {"value": value, "unit": unit, "system": "http://unitsofmeasure.org", "code": unit}}
 
 
+def finding(oid: str, snomed: str, display: str, when: str | None, *, pid: str = "p1", status: str = "final",
+            **extra: Any) -> dict[str, Any]:
+    """An Observation recording a clinical finding (SNOMED CT code, no value: the finding was observed)."""
+    r: dict[str, Any] = {"resourceType": "Observation", "id": oid, "status": status, "subject": {"reference": f"Patient/{pid}"},
+                         "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                                                   "code": "exam"}]}],
+                         "code": {"coding": [{"system": SNOMED, "code": snomed, "display": display}], "text": display}}
+    if when:
+        r["effectiveDateTime"] = when
+    r.update(extra)
+    return r
+
+
 def service_request(sid: str, system: str, code: str, display: str, *, status: str = "draft", authored: str | None = None,
                     pid: str = "p1") -> dict[str, Any]:
     r: dict[str, Any] = {"resourceType": "ServiceRequest", "id": sid, "status": status, "intent": "order",
