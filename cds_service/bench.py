@@ -75,7 +75,7 @@ def synthetic_prefetch(size: str, pid: str = "bench-1", today: date | None = Non
     empty = searchset([])
     return {"patient": {"resourceType": "Patient", "id": pid, "gender": "female", "birthDate": "1961-04-12"},
             "conditions": searchset(conditions), "medications": searchset(meds), "labs": searchset(observations),
-            "medicationStatements": empty, "medicationAdministrations": empty, "serviceRequests": empty,
+            "findings": empty, "medicationStatements": empty, "medicationAdministrations": empty, "serviceRequests": empty,
             "procedures": empty, "imagingStudies": empty, "allergies": empty}
 
 

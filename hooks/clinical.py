@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import NamedTuple
 
 from cds_service.snapshot import ConditionFact, MedicationCourse, ObservationFact, OrderFact, PatientSnapshot
 
@@ -98,27 +99,51 @@ def back_pain_context(s: PatientSnapshot, ep: Episode | None, refs: Iterable[str
     return any(by_ref.get(ref, frozenset()) & BACK_PAIN for ref in refs)
 
 
-def red_flags(s: PatientSnapshot, t: Thresholds) -> list[RedFlag]:
+class _Source(NamedTuple):
+    """A record that may carry red flags: an active Condition (or a history of cancer), or a finding observed during
+    the episode."""
+    ref: str
+    display: str
+    kinds: frozenset[str]
+    since: date | None
+    current: bool  # counts as a risk factor for fever (an active condition, or observed during the episode)
+
+
+def observed_in_episode(s: PatientSnapshot, ep: Episode | None) -> list[ObservationFact]:
+    """Findings observed present on or after the episode's start and not after today. An Observation is a moment,
+    not a standing problem: one older than the episode belongs to another story, and with no dated episode nothing
+    says which story it belongs to — then it is not read (a Condition carries its own clinical status instead)."""
+    if ep is None or ep.earliest_start is None:
+        return []
+    start = ep.earliest_start
+    return [o for o in s.observations
+            if o.asserted and o.effective is not None and start <= o.effective.earliest and o.effective.latest <= s.today]
+
+
+def red_flags(s: PatientSnapshot, t: Thresholds, ep: Episode | None = None) -> list[RedFlag]:
+    """Red flags from active Conditions (a history of cancer whatever its status), from findings observed during the
+    back-pain episode (``observed_in_episode``), and from long-term systemic steroids."""
+    sources = [_Source(c.ref, c.display, c.valuesets, c.start.earliest if c.start else None, c.active)
+               for c in s.conditions if c.active or "rf-malignancy" in c.valuesets]  # history of cancer counts
+    sources += [_Source(o.ref, o.display, o.asserted, o.effective.earliest, True)
+                for o in observed_in_episode(s, ep) if o.effective is not None]
     flags: list[RedFlag] = []
-    risk_factors = set()
-    fevers: list[ConditionFact] = []
-    for c in s.conditions:
-        malignancy_history = "rf-malignancy" in c.valuesets  # history of cancer counts whatever its status
-        if not (c.active or malignancy_history):
-            continue
-        for kind in sorted(c.valuesets):
+    risk_factors: set[str] = set()
+    fevers: list[_Source] = []
+    for src in sources:
+        for kind in sorted(src.kinds):
             if kind in RED_FLAG_KINDS:
                 tier, label, workup = RED_FLAG_KINDS[kind]
-                flags.append(RedFlag(kind, tier, label, workup, c.ref, c.display, c.start.earliest if c.start else None))
-        if c.active:
-            risk_factors |= c.valuesets & FEVER_WITH
-            if "rf-fever" in c.valuesets:
-                fevers.append(c)
-    for c in fevers:
+                flags.append(RedFlag(kind, tier, label, workup, src.ref, src.display, src.since))
+        if src.current:
+            risk_factors |= src.kinds & FEVER_WITH
+            if "rf-fever" in src.kinds:
+                fevers.append(src)
+    for src in fevers:
         if risk_factors:
             with_what = "IV drug use" if "rf-ivdu" in risk_factors else "immunosuppression"
             flags.append(RedFlag("rf-fever", EMERGENCY, f"fever with {with_what} (possible spinal infection)",
-                                 "mri-contrast-urgent", c.ref, c.display, c.start.earliest if c.start else None))
+                                 "mri-contrast-urgent", src.ref, src.display, src.since))
     for course in long_term_steroids(s, t):
         flags.append(RedFlag("rf-fracture-risk", PROMPT, "fracture risk (long-term systemic steroids)", "xray",
                              course.ref, course.display, course.start))

@@ -57,7 +57,7 @@ class RuleContext:
     @cached_property
     def red_flags(self) -> list[RedFlag]:
         from .clinical import red_flags
-        return red_flags(self.snapshot, self.thresholds)
+        return red_flags(self.snapshot, self.thresholds, self.episode)
 
     @cached_property
     def egfr(self) -> ObservationFact | None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from functools import partial
 
 from cds_service.prefetch import PrefetchTemplate
 from cds_service.registry import ServiceDefinition
+from cds_service.terminology import SNOMED
 
-from .engine import Knowledge, evaluate
+from .engine import VALUESETS_DIR, Knowledge, evaluate
 from .rules.adjuvants import (
     benzodiazepine_back_pain,
     drug_class_repeat,
@@ -37,6 +39,16 @@ _LABS = ",".join(f"http://loinc.org|{c}" for c in (
     "2160-0", "38483-4", "14682-9", "77140-2", "35203-9",  # serum creatinine
     "29463-7", "3141-9", "3142-7", "8350-1", "8351-9"))  # body weight
 
+def _red_flag_findings() -> str:
+    """SNOMED CT codes of every red-flag value set, as a FHIR token list: findings recorded as Observations."""
+    codes: list[str] = []
+    for path in sorted(VALUESETS_DIR.glob("rf-*.json")):
+        for concept in json.loads(path.read_text())["concepts"]:
+            if concept["system"] == SNOMED and concept["code"] not in codes:
+                codes.append(concept["code"])
+    return ",".join(f"{SNOMED}|{c}" for c in codes)
+
+
 # Keys `patient`, `conditions` and `medications` are the names the public CDS Hooks sandbox uses.
 # 2.0 tokens only: no {{today()}}, so date windows (last 30 days, 12 months) are applied by the snapshot.
 # `patient=Patient/{id}` is the standard reference form; some servers answer a bare id with an empty Bundle.
@@ -47,6 +59,7 @@ PREFETCH = (
     PrefetchTemplate("medicationStatements", "MedicationStatement?patient=Patient/{{context.patientId}}", required=False),
     PrefetchTemplate("medicationAdministrations", "MedicationAdministration?patient=Patient/{{context.patientId}}", required=False),
     PrefetchTemplate("labs", "Observation?patient=Patient/{{context.patientId}}&code=" + _LABS, required=False),
+    PrefetchTemplate("findings", "Observation?patient=Patient/{{context.patientId}}&code=" + _red_flag_findings(), required=False),
     PrefetchTemplate("serviceRequests", "ServiceRequest?patient=Patient/{{context.patientId}}"),
     PrefetchTemplate("procedures", "Procedure?patient=Patient/{{context.patientId}}", required=False),
     PrefetchTemplate("imagingStudies", "ImagingStudy?patient=Patient/{{context.patientId}}", required=False),

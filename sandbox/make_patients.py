@@ -98,6 +98,16 @@ class P:
                                "effectiveDateTime": when, "valueQuantity": {"value": value, "unit": unit, "system": UCUM, "code": unit}})
         return self
 
+    def finding(self, code: str, display: str, when: str, **extra: Any) -> P:
+        """A finding recorded at examination as an Observation (SNOMED CT code; no value: it was observed)."""
+        r: dict[str, Any] = {"resourceType": "Observation", "id": self._id("obs"), "status": "final",
+                             "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                                                       "code": "exam"}]}],
+                             "code": {"coding": [{"system": SNOMED, "code": code, "display": display}], "text": display},
+                             "subject": self._subject(), "effectiveDateTime": when}
+        self.resources.append(r | extra)
+        return self
+
     def order(self, system: str, code: str, display: str, when: str, status: str = "completed") -> P:
         self.resources.append({"resourceType": "ServiceRequest", "id": self._id("sr"), "status": status, "intent": "order",
                                "code": {"coding": [{"system": system, "code": code, "display": display}], "text": display},
@@ -223,6 +233,13 @@ def patients() -> dict[str, P]:
         P("bp23", "Carlos", "Mendes", "male", "52y").condition(SNOMED, "23056005", "Sciatica (disorder)", "@today-200d")
         .order(*MRI, "@today-90d").order(SNOMED, "308481009", "Referral to orthopedic surgeon (procedure)", "@today-85d"))
     ps["24-referral-overdue"] = P("bp24", "Fatima", "Hussain", "female", "61y").condition(ICD10, "M54.17", "Radiculopathy, lumbosacral region", "@today-120d")
+    ps["36-saddle-numbness-observed"] = (
+        P("bp36", "Grace", "Whitfield", "female", "44y").condition(*LBP, "@today-10d")
+        .finding("449813001", "Numbness of saddle area (finding)", "@now-1d")
+        .finding("267064002", "Retention of urine (disorder)", "@now-1d", valueBoolean=False))
+    ps["37-weight-loss-before-this-episode"] = (
+        P("bp37", "Owen", "Fraser", "male", "53y").condition(*LBP, "@today-10d")
+        .finding("422868009", "Unexplained weight loss (finding)", "@today-2y"))
     ps["27-ketorolac-oral-start"] = P("bp27", "Noah", "Garcia", "male", "31y").condition(*LBP, "@today-1d")
     # --- further rules ----------------------------------------------------------------------------------------------
     ps["28-opioid-on-gabapentin"] = (

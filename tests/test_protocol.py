@@ -33,6 +33,12 @@ def test_discovery_lists_one_service_per_hook_with_2_0_prefetch(client):
         assert prefetch["medications"] == "MedicationRequest?patient=Patient/{{context.patientId}}"
         assert {"medicationStatements", "medicationAdministrations", "labs", "serviceRequests"} <= set(prefetch)
         assert "98979-8" in prefetch["labs"] and "29463-7" in prefetch["labs"] and "2160-0" in prefetch["labs"]
+        path, query = prefetch["findings"].split("&code=")  # red-flag findings recorded as Observations
+        assert path == "Observation?patient=Patient/{{context.patientId}}"
+        codes = query.split(",")
+        assert len(codes) == len(set(codes)) == 66 and all(c.startswith("http://snomed.info/sct|") for c in codes)
+        assert {"http://snomed.info/sct|449813001", "http://snomed.info/sct|386661006",  # saddle numbness, fever
+                "http://snomed.info/sct|422868009", "http://snomed.info/sct|228388006"} <= set(codes)  # weight loss, IVDU
         for template in prefetch.values():
             assert set(TOKEN_RE.findall(template)) <= ALLOWED_TOKENS, template
 

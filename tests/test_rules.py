@@ -19,6 +19,7 @@ from tests.factories import (
     XR_LUMBAR,
     condition,
     draft,
+    finding,
     med_admin,
     med_request,
     observation,
@@ -291,6 +292,45 @@ def test_red_flag_fires_when_something_else_is_ordered(client):
     assert topics(resp) == [("imaging-red-flags", "critical")]
     resp = order(client, [service_request("mri", *MRI_LUMBAR)], conditions=conditions)
     assert topics(resp) == []  # the clinician is acting on the red flag
+
+
+@pytest.mark.parametrize("when, fires", [("2026-11-20", True), ("2026-11-02", True), ("2026-11-01", False),  # episode began 11-02
+                                         ("2026-11-23", False), (None, False)])
+def test_red_flag_observed_during_the_episode_is_a_red_flag(client, when, fires):
+    findings = [finding("o1", "267064002", "Retention of urine", when)]
+    resp = view(client, conditions=[LBP_RECENT], findings=findings)
+    assert topics(resp) == ([("imaging-red-flags", "critical")] if fires else [])
+    if fires:
+        c = card(resp, "imaging-red-flags")
+        assert c["summary"] == "Red flag: cauda equina signs. Order emergency MRI and same-day spine surgery referral now."
+        assert f"- **cauda equina signs** — Retention of urine (Observation/o1, observed {when})" in c["detail"]
+
+
+def test_observed_red_flag_needs_a_dated_episode(client):
+    undated = condition("lbp", *LBP)
+    findings = [finding("o1", "267064002", "Retention of urine", "2026-11-20")]
+    assert topics(view(client, conditions=[undated], findings=findings)) == []
+    assert topics(view(client, conditions=[undated, condition("ce", "192970008", "Cauda equina syndrome")])) == [
+        ("imaging-red-flags", "critical")]  # a Condition needs no date: it is active
+
+
+def test_denied_finding_is_no_red_flag_and_a_recorded_one_silences_early_imaging(client):
+    mri = [service_request("mri", *MRI_LUMBAR)]
+    denied = [finding("o1", "449813001", "Numbness of saddle area", "2026-11-20", valueBoolean=False)]
+    assert topics(order(client, mri, conditions=[LBP_RECENT], findings=denied)) == [("imaging-early", "warning")]
+    present = [finding("o1", "449813001", "Numbness of saddle area", "2026-11-20", valueBoolean=True)]
+    assert topics(order(client, mri, conditions=[LBP_RECENT], findings=present)) == []
+    apap = [draft("apap", "198440", "Acetaminophen 500 MG Oral Tablet", supply_days=10)]
+    assert topics(order(client, apap, conditions=[LBP_RECENT], findings=present)) == [("imaging-red-flags", "critical")]
+
+
+def test_observed_fever_with_ivdu_is_an_emergency(client):
+    fever = [finding("t", "386661006", "Fever", "2026-11-21")]
+    assert topics(view(client, conditions=[LBP_RECENT], findings=fever)) == []
+    resp = view(client, conditions=[LBP_RECENT, condition("iv", "228388006", "Intravenous drug user")], findings=fever)
+    assert topics(resp) == [("imaging-red-flags", "critical")]
+    assert "fever with IV drug use (possible spinal infection)** — Fever (Observation/t, observed 2026-11-21)" in card(
+        resp, "imaging-red-flags")["detail"]
 
 
 # --- persistent radicular, repeat imaging, referral ------------------------------------------------------------------

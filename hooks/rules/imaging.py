@@ -102,8 +102,7 @@ def imaging_red_flags(ctx: RuleContext) -> list[Finding]:
     workup = min({f.workup for f in flags}, key=WORKUP_ORDER.index)
     study, priority = WORKUP[workup]
     age_note = _age_note(ctx, flags)
-    values = {"flags": "\n".join(f"- **{f.label}** — {f.display} ({f.record}{', since ' + fmt_date(f.since) if f.since else ''})"
-                                 for f in flags),
+    values = {"flags": "\n".join(f"- **{f.label}** — {f.display} ({f.record}{_when(f)})" for f in flags),
               "first_flag": flags[0].label if not emergency else next(f.label for f in flags if f.tier == EMERGENCY),
               "workup": WORKUP_TEXT[workup], "workup_short": WORKUP_SHORT[workup], "age_note": age_note}
     reason = sx.back_pain_reason()
@@ -119,6 +118,12 @@ def imaging_red_flags(ctx: RuleContext) -> list[Finding]:
         options.append(Suggestion("refer", (sx.referral(s.patient_id, "orthopaedic", "urgent", note, reason),)))
     return [Finding("imaging-red-flags", "critical" if emergency else "warning", values, tuple(f.record for f in flags),
                     tuple(options), variant="emergency" if emergency else "prompt")]
+
+
+def _when(flag: RedFlag) -> str:
+    if flag.since is None:
+        return ""
+    return f", {'observed' if flag.record.startswith('Observation/') else 'since'} {fmt_date(flag.since)}"
 
 
 def _age_note(ctx: RuleContext, flags: list[RedFlag]) -> str:
