@@ -272,7 +272,10 @@ def load_and_durability(*, workers: int = 3, requests_per_kind: int = 200, concu
     killer.join()
     server.stop()
     acknowledged = set(result.acknowledged)
-    stored = set(open_store(server.database_url).card_uuids())
+    try:
+        stored = set(open_store(server.database_url).card_uuids())
+    finally:
+        server.close()
     report["kill"] = {"sent": result.count, "acknowledged": len(acknowledged), "missing_after_kill": len(acknowledged - stored),
                       "stored": len(stored)}
     return report

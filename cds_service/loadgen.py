@@ -7,6 +7,7 @@ process id (the whole process group, so no worker is left behind).
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import statistics
@@ -51,12 +52,17 @@ class ServerProcess:
         try:
             self.wait_ready()
         except BaseException:  # whatever went wrong while waiting, never leave the server running
-            self.stop()
+            self.close()
             raise
         return self
 
     def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the server and remove its directory (config, log, SQLite file): read what you need before this."""
         self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
 
     def wait_ready(self, timeout: float = 30) -> None:
         end = time.monotonic() + timeout

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tempfile
 
 import orjson
 import pytest
@@ -22,10 +23,13 @@ def test_make_serve_equivalent_answers_discovery():
         assert resp.status_code == 200
         assert {s["id"] for s in resp.json()["services"]} == {"backpain-patient-view", "backpain-order-select", "backpain-order-sign"}
         assert resp.headers["Server"].startswith("gunicorn")
+        assert (server.dir / "server.log").exists()
     assert server.proc.poll() is not None  # stopped by its pid
+    assert not server.dir.exists()  # and its directory removed
 
 
-def test_load_zero_errors_and_no_acknowledged_feedback_lost_even_on_kill():
+def test_load_zero_errors_and_no_acknowledged_feedback_lost_even_on_kill(tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where the servers' directories are made
     report = load_and_durability(workers=2, requests_per_kind=40, concurrency=6, max_seconds=60, kill_after=0.8)
     print(json.dumps(report))
     assert report["load"]["errors"] == 0
@@ -33,6 +37,7 @@ def test_load_zero_errors_and_no_acknowledged_feedback_lost_even_on_kill():
     assert report["load"]["feedback_acknowledged"] == 40 and report["load"]["feedback_missing"] == 0
     assert report["kill"]["acknowledged"] > 0
     assert report["kill"]["missing_after_kill"] == 0
+    assert list(tmp_path.iterdir()) == []  # both servers removed their directories once read
 
 
 def test_benchmark_runs_and_writes_its_table(tmp_path):
@@ -77,3 +82,4 @@ def test_a_server_whose_start_fails_unexpectedly_is_stopped(monkeypatch):
     with pytest.raises(ValueError), server:
         pass
     assert server.proc.poll() is not None  # stopped, by its process group
+    assert not server.dir.exists()
