@@ -39,6 +39,7 @@ _LABS = ",".join(f"http://loinc.org|{c}" for c in (
     "2160-0", "38483-4", "14682-9", "77140-2", "35203-9",  # serum creatinine
     "29463-7", "3141-9", "3142-7", "8350-1", "8351-9"))  # body weight
 
+
 def _red_flag_findings() -> str:
     """SNOMED CT codes of every red-flag value set, as a FHIR token list: findings recorded as Observations."""
     codes: list[str] = []
