@@ -31,21 +31,26 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    """``backpain-cds serve`` on 127.0.0.1 in its own process group."""
+    """``backpain-cds serve`` on 127.0.0.1 in its own process group.
 
-    def __init__(self, *, workers: int = 2, floor: bool = False, database_url: str | None = None, extra_config: str = "") -> None:
+    ``python``: the interpreter to run it with (another environment's, to test an installed copy); it runs in the
+    server's own directory, so ``-m cds_service.cli`` never picks up a source tree from the working directory.
+    """
+
+    def __init__(self, *, workers: int = 2, floor: bool = False, database_url: str | None = None, extra_config: str = "",
+                 python: str = sys.executable) -> None:
         self.port = free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="backpain-serve-"))
         self.database_url = database_url or f"sqlite:///{self.dir}/feedback.sqlite3"
         config = self.dir / "config.toml"
         level = "" if "log_level" in extra_config else 'log_level = "WARNING"\n'
         config.write_text(f'database_url = "{self.database_url}"\n{level}{extra_config}')
-        cmd = [sys.executable, "-m", "cds_service.cli", "--config", str(config), "serve", "--host", "127.0.0.1",
+        cmd = [python, "-m", "cds_service.cli", "--config", str(config), "serve", "--host", "127.0.0.1",
                "--port", str(self.port), "--workers", str(workers)]
         if floor:
             cmd.append("--floor")
         self.log = open(self.dir / "server.log", "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True, cwd=self.dir)
         self.url = f"http://127.0.0.1:{self.port}"
 
     def __enter__(self) -> ServerProcess:
