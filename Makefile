@@ -34,9 +34,11 @@ serve: $(STAMP)  ## set up and run the service on 127.0.0.1:8080 (embedded defau
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check cds_service hooks tests scripts sandbox
+	$(VENV)/bin/mypy
 
 test: $(STAMP) $(BROWSER) $(FHIRSRV)  ## set up and run every test
 	$(VENV)/bin/ruff check cds_service hooks tests scripts sandbox
+	$(VENV)/bin/mypy
 	$(PY) -m pytest -q
 	$(VENV)/bin/backpain-cds replay --no-colour sandbox/patients
 

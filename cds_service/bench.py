@@ -265,7 +265,12 @@ def load_and_durability(*, workers: int = 3, requests_per_kind: int = 200, concu
     server = ServerProcess(workers=workers)
     server.wait_ready()
     stop = threading.Event()
-    killer = threading.Timer(kill_after, lambda: (server.kill(), stop.set()))
+
+    def crash() -> None:
+        server.kill()
+        stop.set()
+
+    killer = threading.Timer(kill_after, crash)
     killer.start()
     result = run_load(server.url, lambda i: ("/cds-services/backpain-patient-view/feedback", _feedback(f"kill-{i}"), f"kill-{i}"),
                       concurrency=concurrency, count=100_000, max_seconds=kill_after + 5, stop_event=stop)

@@ -12,7 +12,7 @@ import json
 import string
 import sys
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -22,26 +22,35 @@ OVERRIDE_SYSTEM = "https://backpain-cds.example.org/CodeSystem/override-reason"
 SUMMARY_MAX = 139
 
 
-class SuggestionLike(Protocol):
-    key: str
-    actions: tuple[dict[str, Any] | None, ...]
-    recommended: bool
-    label_values: dict[str, Any]
+class SuggestionLike(Protocol):  # read-only members: frozen dataclasses satisfy it
+    @property
+    def key(self) -> str: ...
+    @property
+    def actions(self) -> tuple[dict[str, Any] | None, ...]: ...
+    @property
+    def recommended(self) -> bool: ...
+    @property
+    def label_values(self) -> dict[str, Any]: ...
 
 
 class FindingLike(Protocol):
-    topic: str
-    indicator: str
-    values: dict[str, Any]
-    suggestions: tuple[SuggestionLike, ...]
-    variant: str
+    @property
+    def topic(self) -> str: ...
+    @property
+    def indicator(self) -> str: ...
+    @property
+    def values(self) -> dict[str, Any]: ...
+    @property
+    def suggestions(self) -> Sequence[SuggestionLike]: ...
+    @property
+    def variant(self) -> str: ...
 
 
 class TemplateError(ValueError):
     pass
 
 
-class _Blank(dict):  # type: ignore[type-arg]
+class _Blank(dict[str, Any]):
     def __missing__(self, key: str) -> str:
         return "…"
 

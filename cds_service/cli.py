@@ -62,7 +62,7 @@ def serve(args: argparse.Namespace) -> int:
     from .app import create_app
     from .floor import floor_app
 
-    class Server(BaseApplication):  # type: ignore[misc]
+    class Server(BaseApplication):
         def load_config(self) -> None:
             self.cfg.set("bind", f"{settings.host}:{settings.port}")
             self.cfg.set("workers", settings.workers)

@@ -9,11 +9,13 @@ a site overrides them in the ``[thresholds]`` table of the TOML file or with ``B
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import os
 import tomllib
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +24,7 @@ ENV_PREFIX = "BPCDS_"
 
 def _setting(default: Any, reason: str, **kw: Any) -> Any:
     if isinstance(default, (list, dict)):
-        return field(default_factory=lambda d=default: json.loads(json.dumps(d)), metadata={"reason": reason}, **kw)
+        return field(default_factory=partial(copy.deepcopy, default), metadata={"reason": reason}, **kw)
     return field(default=default, metadata={"reason": reason}, **kw)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -64,5 +64,5 @@ class Registry:
     def discovery(self) -> dict[str, Any]:
         return {"services": [s.discovery() for s in self._services.values()]}
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[ServiceDefinition]:
         return iter(self._services.values())

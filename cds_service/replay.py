@@ -107,7 +107,7 @@ class Case:
 
 
 def find_cases(paths: Iterable[str]) -> list[Case]:
-    cases = []
+    cases: list[Case] = []
     for p in map(Path, paths):
         if p.is_dir():
             cases.extend(Case.load(e) for e in sorted(p.glob("*.expected.json")))

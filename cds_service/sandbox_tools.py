@@ -31,7 +31,7 @@ DEFAULT_PATIENTS = Path(__file__).resolve().parent.parent / "sandbox" / "patient
 def _services(discovery: dict[str, Any]) -> dict[str, Any]:
     from .prefetch import PrefetchTemplate
 
-    out = {}
+    out: dict[str, Any] = {}
     for s in discovery["services"]:
         templates = tuple(PrefetchTemplate(k, q) for k, q in (s.get("prefetch") or {}).items())
         out.setdefault(s["hook"], (s["id"], templates))

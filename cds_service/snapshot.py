@@ -270,7 +270,7 @@ class _Builder:
             target = self.medications.get(_local_reference(reference))
             if target is not None:
                 return target.get("code")
-            if isinstance(ref.get("display"), str):
+            if isinstance(ref, dict) and isinstance(ref.get("display"), str):
                 return {"text": ref["display"]}
         return None
 
@@ -605,7 +605,7 @@ def _local_reference(reference: str) -> str:
 def _codes_of(concept: Any) -> set[str]:
     if not isinstance(concept, dict):
         return set()
-    return {c.get("code") for c in _as_list(concept.get("coding")) if isinstance(c, dict) and isinstance(c.get("code"), str)}
+    return {code for c in _as_list(concept.get("coding")) if isinstance(c, dict) and isinstance(code := c.get("code"), str)}
 
 
 def _fmt_days(days: float) -> str:

@@ -61,7 +61,7 @@ class Episode:
     def start_text(self) -> str:
         if self.earliest_start is None:
             return "unknown"
-        if self.earliest_start == self.latest_start:
+        if self.latest_start is None or self.earliest_start == self.latest_start:
             return self.earliest_start.isoformat()
         return f"between {self.earliest_start.isoformat()} and {self.latest_start.isoformat()}"
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from cds_service.snapshot import ObservationFact, PatientSnapshot
 
@@ -66,9 +67,12 @@ class RuleContext:
         return latest_egfr(self.snapshot, self.thresholds)
 
 
-def rule(topic: str):  # type: ignore[no-untyped-def]
+RuleFn = TypeVar("RuleFn", bound=Callable[[RuleContext], list[Finding]])
+
+
+def rule(topic: str) -> Callable[[RuleFn], RuleFn]:
     """Name the card topic a rule produces (the engine skips a rule whose topic is already superseded)."""
-    def mark(fn):  # type: ignore[no-untyped-def]
-        fn.topic = topic
+    def mark(fn: RuleFn) -> RuleFn:
+        setattr(fn, "topic", topic)  # noqa: B010 - a function attribute the engine reads with getattr
         return fn
     return mark

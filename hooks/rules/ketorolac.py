@@ -284,12 +284,12 @@ def ketorolac_contraindication(ctx: RuleContext) -> list[Finding]:
         if a.valuesets & {"nsaids", "ketorolac"}:
             critical.append((f"allergy or intolerance: {a.display}", a.ref))
     draft_refs = {d.ref for d in drafts}
-    for c in current_courses(ctx, "nsaids", exclude=draft_refs):
-        critical.append((f"concurrent NSAID/aspirin: {c.display}", c.ref))
-    for c in current_courses(ctx, "ketorolac-interacting", exclude=draft_refs):
-        critical.append((f"concurrent {', '.join(sorted(c.ingredients))}: {c.display}", c.ref))
-    for c in current_courses(ctx, "anticoagulants", exclude=draft_refs):
-        caution.append((f"concurrent anticoagulant: {c.display}", c.ref))
+    for course in current_courses(ctx, "nsaids", exclude=draft_refs):
+        critical.append((f"concurrent NSAID/aspirin: {course.display}", course.ref))
+    for course in current_courses(ctx, "ketorolac-interacting", exclude=draft_refs):
+        critical.append((f"concurrent {', '.join(sorted(course.ingredients))}: {course.display}", course.ref))
+    for course in current_courses(ctx, "anticoagulants", exclude=draft_refs):
+        caution.append((f"concurrent anticoagulant: {course.display}", course.ref))
     if not critical and not caution:
         return []
     items = critical + caution
