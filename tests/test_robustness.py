@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from cds_service.schemas import Validators
 from tests.conftest import SERVICE, call, hook_request
-from tests.factories import KETOROLAC_ORAL, condition, draft, med_request
+from tests.factories import KETOROLAC_ORAL, LBP, condition, draft, finding, med_request
 
 json_leaf = st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6), st.floats(allow_nan=False, allow_infinity=False),
                       st.text(max_size=20))
@@ -18,7 +18,8 @@ json_value = st.recursive(json_leaf, lambda inner: st.one_of(st.lists(inner, max
                           max_leaves=20)
 fhir_keys = st.sampled_from(["resourceType", "id", "status", "code", "subject", "onsetDateTime", "authoredOn", "dosageInstruction",
                              "dispenseRequest", "medicationCodeableConcept", "effectiveDateTime", "valueQuantity", "reasonCode",
-                             "clinicalStatus", "coding", "entry", "resource", "route", "timing", "repeat", "boundsPeriod"])
+                             "clinicalStatus", "coding", "entry", "resource", "route", "timing", "repeat", "boundsPeriod",
+                             "valueCodeableConcept", "valueBoolean", "interpretation", "dataAbsentReason"])
 fhirish = st.recursive(json_leaf, lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(fhir_keys, inner, max_size=5)),
                        max_leaves=25)
 resource = st.builds(lambda rt, extra: {**extra, "resourceType": rt},
@@ -46,8 +47,9 @@ def test_arbitrary_json_never_5xx(client, body, service):
 @given(resources=st.lists(resource, max_size=6), drafts=st.lists(resource, max_size=3),
        hook=st.sampled_from(["patient-view", "order-select", "order-sign"]))
 def test_garbage_fhir_in_prefetch_and_drafts_never_5xx(client, resources, drafts, hook):
+    episode = condition("lbp", *LBP, onset="2026-11-01")  # a dated back-pain episode: observations are read too
     body = hook_request(hook, drafts=[{**d, "id": f"d{i}"} for i, d in enumerate(drafts)],
-                        prefetch={"conditions": {"resourceType": "Bundle", "entry": [{"resource": r} for r in resources]},
+                        prefetch={"conditions": {"resourceType": "Bundle", "entry": [{"resource": r} for r in [episode, *resources]]},
                                   "medications": {"resourceType": "Bundle", "entry": resources}})
     _ok(call(client, body))
 
@@ -131,3 +133,45 @@ def test_fast_and_reference_schema_validators_agree(mutation):
     for schema, instance in schemas:
         reference_ok = not any(True for _ in schema.reference.iter_errors(instance))
         assert schema.fast.is_valid(instance) == reference_ok, (path, value, delete)
+
+
+_V3 = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation"
+_interpretation = st.one_of(
+    json_value, st.lists(st.fixed_dictionaries({"coding": st.lists(st.fixed_dictionaries(
+        {"system": st.just(_V3), "code": st.sampled_from(["N", "NEG", "ND", "A", "POS", "H"])}), max_size=2)}), max_size=2))
+_finding_shape = st.fixed_dictionaries({}, optional={
+    "status": st.sampled_from(["final", "amended", "corrected", "preliminary", "registered", "cancelled", "entered-in-error",
+                               "unknown", "FINAL", "", None]),
+    "valueBoolean": st.sampled_from([True, False, "true", "false", 1, 0, None]),
+    "valueString": st.sampled_from(["yes", "no", "absent", ""]),
+    "valueQuantity": st.fixed_dictionaries({"value": st.integers(0, 2)}),
+    "valueCodeableConcept": json_value,
+    "interpretation": _interpretation,
+    "dataAbsentReason": json_value,
+    "effectiveDateTime": st.sampled_from(["2026-10-31", "2026-11-01", "2026-11-20", "2026-11-22", "2026-11-23", "2026-11",
+                                          "garbage", None]),
+})
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(shape=_finding_shape)
+def test_an_observed_red_flag_fires_only_on_a_finding_that_reads_as_present(client, shape):
+    """Safety property: whatever the shape, a card built on an Observation never rests on a denied, unread or
+    resultless finding, nor on one dated outside the episode (2026-11-01 … today)."""
+    obs = {**finding("o1", "267064002", "Retention of urine", "2026-11-20"), **shape}
+    if obs.get("effectiveDateTime") is None:
+        obs.pop("effectiveDateTime")
+    body = hook_request("patient-view", prefetch={
+        "conditions": {"resourceType": "Bundle", "entry": [{"resource": condition("lbp", *LBP, onset="2026-11-01")}]},
+        "findings": {"resourceType": "Bundle", "entry": [{"resource": obs}]}})
+    resp = call(client, body)
+    _ok(resp)
+    if not resp.get_json()["cards"]:
+        return
+    assert obs.get("status") in ("final", "amended", "corrected", "preliminary")
+    assert "dataAbsentReason" not in obs
+    assert not ({"valueString", "valueQuantity"} & set(obs)) and obs.get("valueBoolean", True) is True
+    codes = {c.get("code") for i in (obs.get("interpretation") if isinstance(obs.get("interpretation"), list) else [])
+             if isinstance(i, dict) for c in (i.get("coding") or []) if isinstance(c, dict)}
+    assert not codes & {"N", "NEG", "ND"}
+    assert obs["effectiveDateTime"] in ("2026-11-01", "2026-11-20", "2026-11-22")
