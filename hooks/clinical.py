@@ -39,6 +39,7 @@ RED_FLAG_KINDS: dict[str, tuple[str, str, str]] = {
     "rf-neuro-finding": (PROMPT, "neurologic finding", "mri"),
 }
 FEVER_WITH = frozenset({"rf-ivdu", "rf-immunosuppression"})
+FINDINGS_KEY = "findings"  # the optional prefetch key of red-flag findings recorded as Observations
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from cds_service.prefetch import PrefetchTemplate
 from cds_service.registry import ServiceDefinition
 from cds_service.terminology import SNOMED
 
+from .clinical import FINDINGS_KEY
 from .engine import VALUESETS_DIR, Knowledge, evaluate
 from .rules.adjuvants import (
     benzodiazepine_back_pain,
@@ -60,7 +61,7 @@ PREFETCH = (
     PrefetchTemplate("medicationStatements", "MedicationStatement?patient=Patient/{{context.patientId}}", required=False),
     PrefetchTemplate("medicationAdministrations", "MedicationAdministration?patient=Patient/{{context.patientId}}", required=False),
     PrefetchTemplate("labs", "Observation?patient=Patient/{{context.patientId}}&code=" + _LABS, required=False),
-    PrefetchTemplate("findings", "Observation?patient=Patient/{{context.patientId}}&code=" + _red_flag_findings(), required=False),
+    PrefetchTemplate(FINDINGS_KEY, "Observation?patient=Patient/{{context.patientId}}&code=" + _red_flag_findings(), required=False),
     PrefetchTemplate("serviceRequests", "ServiceRequest?patient=Patient/{{context.patientId}}"),
     PrefetchTemplate("procedures", "Procedure?patient=Patient/{{context.patientId}}", required=False),
     PrefetchTemplate("imagingStudies", "ImagingStudy?patient=Patient/{{context.patientId}}", required=False),

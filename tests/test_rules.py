@@ -232,6 +232,22 @@ def test_imaging_early_card_content(client):
                                                  "resourceId": "ServiceRequest/xr"}
 
 
+def test_imaging_early_says_when_observed_findings_could_not_be_read(client):
+    """An optional key that could not be obtained (omitted, no FHIR server) leaves the red-flag check partial: the card
+    says what was checked instead of claiming no red flags."""
+    body = hook_request("order-select", drafts=[service_request("xr", *XR_LUMBAR)],
+                        prefetch={"conditions": bundle(LBP_RECENT)})
+    del body["prefetch"]["findings"]
+    resp = call(client, body)
+    assert topics(resp) == [("imaging-early", "warning")]
+    c = card(resp, "imaging-early")
+    assert c["summary"] == ("Back pain began 20 days ago, no red flag on the problem list (exam findings unread): "
+                            "imaging not advised before 6 weeks.")
+    assert "| Red flags | none on the problem list; findings recorded as observations could not be read — check the " \
+           "examination for red flags |" in c["detail"]
+    assert len(c["summary"]) < 140
+
+
 def test_recorded_date_used_when_no_onset(client):
     resp = order(client, [service_request("mri", *MRI_LUMBAR)], conditions=[condition("lbp", *LBP, recorded="2026-11-10")])
     assert topics(resp) == [("imaging-early", "warning")]

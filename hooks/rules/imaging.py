@@ -8,6 +8,7 @@ from .. import suggestions as sx
 from ..clinical import (
     CROSS_SECTIONAL,
     EMERGENCY,
+    FINDINGS_KEY,
     LUMBAR_IMAGING,
     SPINE_REFERRAL,
     RedFlag,
@@ -49,7 +50,9 @@ def imaging_early(ctx: RuleContext) -> list[Finding]:
     """When: a lumbar imaging order (MRI, CT, radiographs) is being ordered for back pain, the episode started
     no more than 42 days ago for certain (every back-pain condition dated), and no red flag of either tier.
     Then: warning (ACR 2021 var. 1–2; Choosing Wisely); suggest cancelling the imaging and referring to
-    physiotherapy, reassessing at 6 weeks. Unknown onset → no card.
+    physiotherapy, reassessing at 6 weeks. Unknown onset → no card. When the findings recorded as Observations could
+    not be obtained (optional key unavailable), the card says the problem list had no red flag and the examination's
+    findings were not read, instead of "no red flags".
     """
     if not ctx.ordering:
         return []
@@ -68,8 +71,10 @@ def imaging_early(ctx: RuleContext) -> list[Finding]:
     deletes = tuple(sx.delete(o.ref, f"Cancel {o.display}") for o in orders)
     physio = sx.referral(s.patient_id, "physio", "routine", f"Acute low back pain without red flags; reassess on {reassess.isoformat()}",
                          sx.back_pain_reason())
+    # Findings recorded as Observations could not be obtained: say what was checked rather than "no red flags".
+    variant = "findings-unread" if FINDINGS_KEY in s.unavailable else ""
     return [Finding("imaging-early", "warning", values, tuple(o.ref for o in orders) + tuple(c.ref for c in ep.conditions),
-                    (Suggestion("physio", deletes + (physio,), recommended=True), Suggestion("cancel", deletes)))]
+                    (Suggestion("physio", deletes + (physio,), recommended=True), Suggestion("cancel", deletes)), variant)]
 
 
 def _addressed(ctx: RuleContext, flags: list[RedFlag]) -> bool:
