@@ -263,21 +263,21 @@ def load_and_durability(*, workers: int = 3, requests_per_kind: int = 200, concu
         report["load"] = {**result.summary(), "statuses": result.statuses, "feedback_acknowledged": len(acknowledged),
                           "feedback_missing": len(acknowledged - stored)}
     server = ServerProcess(workers=workers)
-    server.wait_ready()
-    stop = threading.Event()
+    try:  # whatever happens, the server is stopped and its directory removed (after its database has been read)
+        server.wait_ready()
+        stop = threading.Event()
 
-    def crash() -> None:
-        server.kill()
-        stop.set()
+        def crash() -> None:
+            server.kill()
+            stop.set()
 
-    killer = threading.Timer(kill_after, crash)
-    killer.start()
-    result = run_load(server.url, lambda i: ("/cds-services/backpain-patient-view/feedback", _feedback(f"kill-{i}"), f"kill-{i}"),
-                      concurrency=concurrency, count=100_000, max_seconds=kill_after + 5, stop_event=stop)
-    killer.join()
-    server.stop()
-    acknowledged = set(result.acknowledged)
-    try:
+        killer = threading.Timer(kill_after, crash)
+        killer.start()
+        result = run_load(server.url, lambda i: ("/cds-services/backpain-patient-view/feedback", _feedback(f"kill-{i}"), f"kill-{i}"),
+                          concurrency=concurrency, count=100_000, max_seconds=kill_after + 5, stop_event=stop)
+        killer.join()
+        server.stop()
+        acknowledged = set(result.acknowledged)
         stored = set(open_store(server.database_url).card_uuids())
     finally:
         server.close()
