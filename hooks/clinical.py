@@ -111,14 +111,16 @@ class _Source(NamedTuple):
 
 
 def observed_in_episode(s: PatientSnapshot, ep: Episode | None) -> list[ObservationFact]:
-    """Findings observed present on or after the episode's start and not after today. An Observation is a moment,
-    not a standing problem: one older than the episode belongs to another story, and with no dated episode nothing
-    says which story it belongs to — then it is not read (a Condition carries its own clinical status instead)."""
+    """Findings observed present on or after the episode's start (for certain: the earliest day a partial date allows)
+    and not dated after today. An Observation is a moment, not a standing problem: one older than the episode belongs
+    to another story, and with no dated episode nothing says which story it belongs to — then it is not read (a
+    Condition carries its own clinical status instead). A partial date of this month ("2026-11") counts: what was
+    observed cannot lie in the future."""
     if ep is None or ep.earliest_start is None:
         return []
     start = ep.earliest_start
     return [o for o in s.observations
-            if o.asserted and o.effective is not None and start <= o.effective.earliest and o.effective.latest <= s.today]
+            if o.asserted and o.effective is not None and start <= o.effective.earliest <= s.today]
 
 
 def red_flags(s: PatientSnapshot, t: Thresholds, ep: Episode | None = None) -> list[RedFlag]:

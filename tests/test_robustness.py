@@ -174,4 +174,4 @@ def test_an_observed_red_flag_fires_only_on_a_finding_that_reads_as_present(clie
     codes = {c.get("code") for i in (obs.get("interpretation") if isinstance(obs.get("interpretation"), list) else [])
              if isinstance(i, dict) for c in (i.get("coding") or []) if isinstance(c, dict)}
     assert not codes & {"N", "NEG", "ND"}
-    assert obs["effectiveDateTime"] in ("2026-11-01", "2026-11-20", "2026-11-22")
+    assert obs["effectiveDateTime"] in ("2026-11-01", "2026-11-20", "2026-11-22", "2026-11")
