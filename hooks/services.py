@@ -7,7 +7,7 @@ from functools import partial
 
 from cds_service.prefetch import PrefetchTemplate
 from cds_service.registry import ServiceDefinition
-from cds_service.terminology import SNOMED
+from cds_service.terminology import SNOMED, ValueSet
 
 from .clinical import FINDINGS_KEY
 from .engine import VALUESETS_DIR, Knowledge, evaluate
@@ -43,12 +43,10 @@ _LABS = ",".join(f"http://loinc.org|{c}" for c in (
 
 def _red_flag_findings() -> str:
     """SNOMED CT codes of every red-flag value set, as a FHIR token list: findings recorded as Observations."""
-    codes: list[str] = []
+    codes: dict[str, None] = {}  # ordered, each once
     for path in sorted(VALUESETS_DIR.glob("rf-*.json")):
-        for concept in json.loads(path.read_text())["concepts"]:
-            if concept["system"] == SNOMED and concept["code"] not in codes:
-                codes.append(concept["code"])
-    return ",".join(f"{SNOMED}|{c}" for c in codes)
+        codes.update((c.code, None) for c in ValueSet.from_json(json.loads(path.read_text())).concepts if c.system == SNOMED)
+    return ",".join(f"{SNOMED}|{code}" for code in codes)
 
 
 # Keys `patient`, `conditions` and `medications` are the names the public CDS Hooks sandbox uses.
