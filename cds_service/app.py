@@ -275,8 +275,7 @@ def create_app(settings: Settings | dict[str, Any] | None = None, *, services: l
         resp = json_response(response)
         if result.after_response is not None:
             resp.call_on_close(after_response(result.after_response))
-        if not hook_body.reused and hook_body.prefetch_key is not None:
-            resp.call_on_close(after_response(lambda: parses.remember(hook_body)))
+        resp.call_on_close(after_response(lambda: parses.remember(hook_body)))  # it keeps only what it should
         return resp
 
     def after_response(work: Callable[[], None]) -> Callable[[], None]:

@@ -26,6 +26,7 @@ from typing import Any
 import orjson
 
 from .loadgen import LoadResult, ServerProcess, run_load
+from .prefetch import resource_count
 
 SIZES = {"small": (5, 10, 4), "typical": (50, 200, 100), "large": (700, 3000, 1300)}  # conditions, meds, observations
 CONDITION_CODES = [("http://snomed.info/sct", "279039007", "Low back pain"), ("http://hl7.org/fhir/sid/icd-10-cm", "M54.41", "Lumbago with sciatica, right side"),
@@ -95,9 +96,13 @@ def hook_body(hook: str, prefetch: dict[str, Any], pid: str = "bench-1") -> byte
 SERVICES = {"patient-view": "backpain-patient-view", "order-select": "backpain-order-select", "order-sign": "backpain-order-sign"}
 
 
+def _warm_up_calls(concurrency: int) -> int:
+    return max(4, concurrency * 2)
+
+
 def _measure(url: str, path: str, bodies: list[bytes], concurrency: int, count: int, max_seconds: float) -> LoadResult:
     """Warm-up calls, then ``count`` measured ones; body i of the measured calls is ``bodies[(warm-up + i) % len(bodies)]``."""
-    warm_up = max(4, concurrency * 2)
+    warm_up = _warm_up_calls(concurrency)
 
     def request(i: int) -> tuple[str, bytes, int]:
         return path, bodies[(warm_up + i) % len(bodies)], i
@@ -156,7 +161,7 @@ def bench(args: argparse.Namespace) -> int:
             ServerProcess(workers=args.workers, extra_config='log_level = "INFO"\n') as service:
         for size in sizes:
             prefetch = synthetic_prefetch(size)
-            resources = sum(len(v.get("entry", [])) if v.get("resourceType") == "Bundle" else 1 for v in prefetch.values())
+            resources = resource_count(prefetch)
             for hook in hooks:
                 path = f"/cds-services/{SERVICES[hook]}"
                 body = hook_body(hook, prefetch)
@@ -166,7 +171,7 @@ def bench(args: argparse.Namespace) -> int:
                         floor_runs, service_runs = [], []
                         for run in range(args.runs):  # interleaved, so a noisy minute on a shared machine hits both alike
                             bodies = [body] if mode == "repeated" else \
-                                distinct_bodies(body, "bench-1", count + max(4, c * 2), f"{size}-{hook}-c{c}-r{run}")
+                                distinct_bodies(body, "bench-1", count + _warm_up_calls(c), f"{size}-{hook}-c{c}-r{run}")
                             floor_runs.append(_measure(floor.url, path, bodies, c, count, args.max_seconds))
                             service_runs.append(_measure(service.url, path, bodies, c, count, args.max_seconds))
                         base, ours = _median(floor_runs), _median(service_runs)

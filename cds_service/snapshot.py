@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import re
 import threading
-import time
 from collections import ChainMap, Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -640,9 +639,8 @@ class SnapshotCache(ChartCache):
     return value, which the service runs after its response has been sent.
     """
 
-    def __init__(self, entries: int = 16, seconds: float = 120.0, max_resources: int = 2_000,
-                 max_bytes: int = 2 * 1024 * 1024, clock: Callable[[], float] = time.monotonic) -> None:
-        super().__init__(entries, seconds, max_resources, max_bytes, clock)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:  # ChartCache's bounds
+        super().__init__(*args, **kwargs)
         self._scopes: Counter[tuple[Any, ...]] = Counter()  # entries per scope (patient, day, …)
 
     def on_add(self, key: tuple[tuple[Any, ...], bytes]) -> None:
