@@ -77,7 +77,7 @@ def synthetic_prefetch(size: str, pid: str = "bench-1", today: date | None = Non
     return {"patient": {"resourceType": "Patient", "id": pid, "gender": "female", "birthDate": "1961-04-12"},
             "conditions": searchset(conditions), "medications": searchset(meds), "labs": searchset(observations),
             "findings": empty, "medicationStatements": empty, "medicationAdministrations": empty, "serviceRequests": empty,
-            "procedures": empty, "imagingStudies": empty, "allergies": empty}
+            "procedures": empty, "imagingStudies": empty, "diagnosticReports": empty, "allergies": empty}
 
 
 def hook_body(hook: str, prefetch: dict[str, Any], pid: str = "bench-1") -> bytes:

@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from .durations import FuzzyDate, doses_per_day, duration_days, exact_date, last_day, parse_date
+from .durations import MAX_DAYS, FuzzyDate, doses_per_day, duration_days, exact_date, last_day, parse_date
 from .prefetch import ChartCache, bare_id
 from .terminology import SNOMED, Match, Terminology
 
@@ -56,7 +56,7 @@ _COUNT_UNITS = {"tab", "tabs", "tablet", "tablets", "{tbl}", "{tablet}", "{pill}
 # Statuses that mean "not real" for exposure; drafts outside context.draftOrders are not orders yet.
 _MED_REQUEST_IGNORED = {"cancelled", "entered-in-error", "draft", "unknown"}
 _MED_EVENT_IGNORED = {"entered-in-error", "not-done", "not-taken", "unknown", "intended"}
-_ORDER_IGNORED = {"entered-in-error", "revoked", "not-done"}
+_ORDER_IGNORED = {"entered-in-error", "revoked", "not-done", "cancelled"}
 _MEDICATION_TYPES = frozenset({"MedicationRequest", "MedicationStatement", "MedicationAdministration", "MedicationOrder"})
 _ORDER_TYPES = frozenset({"ServiceRequest", "Procedure", "ImagingStudy", "DiagnosticReport"})
 # What an odd entry can raise while being read: it is then skipped and counted, never the whole call.
@@ -72,6 +72,7 @@ class ConditionFact(NamedTuple):
     active: bool
     onset: FuzzyDate | None
     recorded: FuzzyDate | None
+    codes: tuple[tuple[str, str], ...] = ()  # (system, code) of its codings, as recorded
 
     @property
     def start(self) -> FuzzyDate | None:
@@ -86,6 +87,7 @@ class ObservationFact(NamedTuple):
     unit: str
     effective: FuzzyDate | None
     asserted: frozenset[str] = frozenset()  # value sets of a finding the record says was present (``_asserted``)
+    value_date: FuzzyDate | None = None  # valueDateTime / valueDate (an estimated delivery date, …)
 
 
 class MedicationCourse(NamedTuple):
@@ -107,6 +109,8 @@ class MedicationCourse(NamedTuple):
     reason_valuesets: frozenset[str] = frozenset()
     reason_refs: tuple[str, ...] = ()
     stop_reason: str = ""  # statusReason text of a stopped course ("not effective", …)
+    end_known: bool = True  # False: a stopped course whose stop date was not recorded (end = earlier of plan and today)
+    request: str = ""  # the order an administration carried out (``MedicationAdministration.request``), "Type/id"
 
     @property
     def route_text(self) -> str:
@@ -152,6 +156,7 @@ class PatientSnapshot:
     unavailable: frozenset[str]  # optional prefetch keys that could not be obtained
     unsupported: Mapping[str, int] = field(default_factory=dict)  # resource types seen but not read
     read_observations: Callable[[], tuple[ObservationFact, ...]] = tuple  # see ``observations``
+    unread_drafts: tuple[str, ...] = ()  # draft orders that name no drug or service at all ("Type/id"), logged
     from_cache: bool = False  # the prefetch's facts came from the SnapshotCache
     after_response: Callable[[], None] | None = None  # stores this reading in the SnapshotCache (run after responding)
 
@@ -191,16 +196,43 @@ class PatientSnapshot:
         return len(self.resources)
 
 
+class _Strength(NamedTuple):
+    """What one unit of a product holds: ``mg`` per tablet/capsule (``per`` ""), or ``mg`` per ``per_amount`` mL
+    (``per`` "ML") or per actuation (``per`` "ACTUAT")."""
+    mg: float
+    per_amount: float | None
+    per: str
+
+
 class _Dose(NamedTuple):
     mg: float | None = None  # per administration, when readable
     per_day: float | None = None
     amount: float | None = None  # as written
     unit: str = ""  # as written, lower-case
+    strength: _Strength | None = None  # of the product
 
     @property
     def count_unit(self) -> str | None:
         """The unit when the dose is counted (tablets, capsules…) rather than weighed."""
         return None if self.unit in ("mg", "g") or not self.unit else self.unit
+
+    def units_per_dose(self, quantity_unit: str) -> float | None:
+        """How many of a dispensed quantity's units one dose uses: the dose as written when it counts the same units
+        (tablets for tablets; a unit-less quantity counts what the dose counts), or a weighed dose converted with the
+        product's strength (10 mg of a 10 mg tablet is one tablet; 15 mg of a 30 mg/mL solution is 0.5 mL)."""
+        if self.amount is None:
+            return None
+        if self.count_unit is not None:
+            if quantity_unit in _COUNT_UNITS or quantity_unit in (self.count_unit, ""):
+                return self.amount
+            return None
+        if self.mg is None or self.strength is None or self.strength.mg <= 0:
+            return None
+        if not self.strength.per and (quantity_unit in _COUNT_UNITS or quantity_unit == ""):
+            return self.mg / self.strength.mg
+        if self.strength.per == "ML" and quantity_unit == "ml":
+            return self.mg / (self.strength.mg / (self.strength.per_amount or 1))
+        return None
 
 
 def _obj(value: Any, key: str) -> dict[str, Any]:
@@ -242,6 +274,8 @@ class _Builder:
         self.skipped: Counter[str] = Counter()
         self.unsupported: Counter[str] = Counter()
         self.patient: dict[str, Any] | None = None
+        self.unread_drafts: list[str] = []  # draft orders naming no drug or service at all ("Type/id")
+        self.seen: set[tuple[str, str]] = set()  # (resourceType, id) already read
         self._observation_lock = threading.Lock()
 
     # -- patient scoping ------------------------------------------------------------------------
@@ -255,23 +289,25 @@ class _Builder:
         return reference.rsplit("Patient/", 1)[1].split("/")[0] != self.patient_id
 
     # -- medications -----------------------------------------------------------------------------
-    def _medication_concept(self, resource: dict[str, Any]) -> Any:
+    def _medication_concept(self, resource: dict[str, Any]) -> tuple[Any, dict[str, Any] | None]:
+        """The drug's CodeableConcept, and the Medication resource it came from (whose ingredient strength may say
+        what one tablet holds)."""
         concept = resource.get("medicationCodeableConcept")
         if concept is not None:
-            return concept
+            return concept, None
         ref = resource.get("medicationReference")
         reference = ref.get("reference") if isinstance(ref, dict) else None
         if isinstance(reference, str):
             if reference.startswith("#"):
                 for contained in _as_list(resource.get("contained")):
                     if isinstance(contained, dict) and contained.get("id") == reference[1:]:
-                        return contained.get("code")
+                        return contained.get("code"), contained
             target = self.medications.get(_local_reference(reference))
             if target is not None:
-                return target.get("code")
-            if isinstance(ref, dict) and isinstance(ref.get("display"), str):
-                return {"text": ref["display"]}
-        return None
+                return target.get("code"), target
+        if isinstance(ref, dict) and isinstance(ref.get("display"), str):
+            return {"text": ref["display"]}, None
+        return None, None
 
     def _route(self, dosage: Any, match: Match, display: str) -> tuple[str | None, str]:
         route = dosage.get("route") if isinstance(dosage, dict) else None
@@ -293,8 +329,28 @@ class _Builder:
                 return cls, label if cls == "local" else _ROUTE_LABELS[cls]
         return None, ""
 
+    def _strength(self, concept: Any, medication: dict[str, Any] | None) -> _Strength | None:
+        """What one unit of the product holds: the Medication's single ingredient strength, else the one strength in
+        the product's name (RxNorm's name for its code first, then the record's own words). None for combination
+        products (two strengths) and names without a strength."""
+        if medication is not None:
+            ingredients = [i for i in _as_list(medication.get("ingredient")) if isinstance(i, dict)]
+            if len(ingredients) == 1 and (strength := _ratio_strength(ingredients[0].get("strength"))):
+                return strength
+        names: list[str] = []
+        if isinstance(concept, dict):
+            for coding in _as_list(concept.get("coding")):
+                if isinstance(coding, dict) and isinstance(coding.get("code"), str):
+                    names += [c.display for c in self.t.concepts_for(_str(coding.get("system")), coding["code"])]
+            names += [_str(c.get("display")) for c in _as_list(concept.get("coding")) if isinstance(c, dict)]
+            names.append(_str(concept.get("text")))
+        for name in names:
+            if name and (strength := _name_strength(name)) is not None:
+                return strength
+        return None
+
     @staticmethod
-    def _dose(dosage: Any, display: str) -> _Dose:
+    def _dose(dosage: Any, strength: _Strength | None) -> _Dose:
         """The dose as written (amount, unit), in mg when readable, and administrations per day."""
         if not isinstance(dosage, dict):
             return _Dose()
@@ -305,20 +361,20 @@ class _Builder:
                 dose = dr["doseQuantity"]
                 break
         dose = dose or _obj(dosage, "doseQuantity") or _obj(dosage, "dose")  # DSTU2/STU3; MedicationAdministration
-        if not isinstance(dose.get("value"), (int, float)):
+        value = dose.get("value")
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
             return _Dose(per_day=per_day)
-        amount = float(dose["value"])
+        amount = float(value)
         unit = _str(dose.get("code") or dose.get("unit")).strip().lower()
         mg = None
         if unit in ("mg", "g"):
             mg = amount * (1000 if unit == "g" else 1)
-        elif strength := _strength(display or ""):
-            mg_each, per_amount, per = strength
-            if unit in _COUNT_UNITS and not per:
-                mg = amount * mg_each
-            elif unit == "ml" and per == "ML":
-                mg = amount * mg_each / (per_amount or 1)
-        return _Dose(mg, per_day, amount, unit)
+        elif strength is not None:
+            if unit in _COUNT_UNITS and not strength.per:
+                mg = amount * strength.mg
+            elif unit == "ml" and strength.per == "ML":
+                mg = amount * strength.mg / (strength.per_amount or 1)
+        return _Dose(mg, per_day, amount, unit, strength)
 
     def add_medication(self, resource: dict[str, Any], rtype: str, in_draft: bool) -> None:
         status = _str(resource.get("status"))
@@ -330,18 +386,26 @@ class _Builder:
                                  or (resource.get("effectivePeriod") or {}).get("end"))
             if written is not None and written < self.horizon:
                 return  # finished long before any rule looks back
-        concept = self._medication_concept(resource)
+        concept, medication = self._medication_concept(resource)
         match = self.t.match(concept)
-        if not match:
-            return  # unrecognised drug: no fact, so no rule can fire on it
         ref = f"{rtype}/{resource.get('id')}"
+        if not match:
+            if in_draft and not match.display and not _codes_of(concept):
+                self.unread_drafts.append(ref)  # no drug named at all: nothing to check, but never silently
+                log.info("draft order unreadable: no medication code or text", extra={"resource": ref})
+            return  # unrecognised drug: no fact, so no rule can fire on it
         display = match.display
         administration = rtype == "MedicationAdministration"
         dosage = resource.get("dosage") if administration else _first(resource.get("dosageInstruction") or resource.get("dosage"))
         route, route_label = self._route(dosage, match, display)
-        dose = self._dose(dosage, display)
+        dose = self._dose(dosage, self._strength(concept, medication))
         single, per_day = dose.mg, dose.per_day
         start, end, basis = self._course_dates(resource, rtype, dosage, dose, in_draft)
+        end_known = True
+        if status == "stopped" and not in_draft and start is not None:
+            end, basis, end_known = self._stopped_end(resource, rtype, start, end, basis)
+            if end is None or end < start:
+                return  # stopped before it started: nothing was given
         daily = single * per_day if single is not None and per_day else (single if administration else None)
         reasons = self._reasons(resource)
         reason_refs = _refs(resource.get("reasonReference"))
@@ -350,7 +414,44 @@ class _Builder:
             ref=ref, display=display, ingredients=match.ingredients, classes=match.valuesets, matched_by=match.by,
             route=route, route_label=route_label, start=start, end=end, end_basis=basis, status=status or "unknown",
             in_draft_orders=in_draft, is_administration=administration, single_dose_mg=single, daily_dose_mg=daily,
-            reason_valuesets=reasons, reason_refs=reason_refs, stop_reason=_concept_text(resource.get("statusReason"))))
+            reason_valuesets=reasons, reason_refs=reason_refs, stop_reason=_concept_text(resource.get("statusReason")),
+            end_known=end_known, request=_local_reference(_str(_obj(resource, "request").get("reference")))
+            if administration else ""))
+
+    def _stopped_end(self, resource: dict[str, Any], rtype: str, start: date, planned: date | None,
+                     basis: str) -> tuple[date | None, str, bool]:
+        """The last day of a stopped course (FHIR ``stopped``: doses were given, then it was stopped): its recorded stop
+        date — a stop-date extension (R5 ``statusChanged`` backport, or one named for the stop) or, on an order, the end of
+        its validity period — capped by its planned end; a course with a recorded period keeps it. With no stop date:
+        the earlier of its planned end and today, and the course says the stop date was not recorded (``finish`` then
+        takes the last administration of the order, when one was sent, as its end)."""
+        if basis == "recorded period":
+            return planned, basis, True
+        stop = _stop_extension_date(resource)
+        if stop is None and rtype in ("MedicationRequest", "MedicationOrder"):
+            stop = exact_date(_obj(_obj(resource, "dispenseRequest"), "validityPeriod").get("end"))
+        if stop is not None:
+            if planned is not None and planned < stop:
+                return planned, basis, True
+            return stop, f"stopped {stop.isoformat()}", True
+        if planned is not None and planned <= self.today:
+            return planned, f"{basis}; stopped, stop date not recorded", False
+        return max(start, self.today) if start <= self.today else None, "stopped, stop date not recorded: counted to today", False
+
+    def finish(self) -> None:
+        """Once every resource is read: a stopped order with no recorded stop date ends on its last administration,
+        when the administrations that carried it out were sent (``MedicationAdministration.request``)."""
+        last: dict[str, date] = {}
+        for c in self.courses:
+            if c.is_administration and c.request and c.start is not None:
+                last[c.request] = max(last.get(c.request, c.start), c.start)
+        if not last:
+            return
+        for i, c in enumerate(self.courses):
+            given = last.get(c.ref)
+            if not c.end_known and given is not None and c.start is not None and given >= c.start:
+                self.courses[i] = c._replace(end=given, end_basis=f"stopped; last administration {given.isoformat()}",
+                                             end_known=True)
 
     def _reasons(self, resource: dict[str, Any]) -> frozenset[str]:
         codes = resource.get("reasonCode")
@@ -398,12 +499,14 @@ class _Builder:
         if days:
             return start, last_day(start, days), f"{_fmt_days(days)} supply"
         quantity = _obj(dispense, "quantity")
-        count_unit = dose.count_unit
-        if quantity and dose.per_day and count_unit and dose.amount:
-            q_unit = _str(quantity.get("code") or quantity.get("unit")).lower()
-            if (q_unit in _COUNT_UNITS or q_unit == count_unit) and isinstance(quantity.get("value"), (int, float)):
-                days = quantity["value"] / (dose.amount * dose.per_day)
-                return start, last_day(start, days), f"{_fmt_days(days)} supply (quantity ÷ doses per day)"
+        amount = quantity.get("value")
+        if dose.per_day and isinstance(amount, (int, float)) and not isinstance(amount, bool) and amount > 0:
+            per_dose = dose.units_per_dose(_str(quantity.get("code") or quantity.get("unit")).strip().lower())
+            if per_dose:
+                days = amount / (per_dose * dose.per_day)
+                if days <= MAX_DAYS:
+                    return start, last_day(start, days), (f"{_fmt_days(days)} supply ({amount:g} ÷ {per_dose:g} per dose × "
+                                                          f"{dose.per_day:g} doses a day)")
         count = repeat.get("count")
         if isinstance(count, int) and count > 0 and dose.per_day:
             return start, last_day(start, count / dose.per_day), f"{count} doses"
@@ -434,7 +537,8 @@ class _Builder:
         self.conditions.append(ConditionFact(
             ref=ref, display=match.display or "condition", valuesets=match.valuesets, active=active,
             onset=parse_date(resource.get("onsetDateTime") or (resource.get("onsetPeriod") or {}).get("start")),
-            recorded=parse_date(resource.get("recordedDate") or resource.get("dateRecorded") or resource.get("assertedDate"))))
+            recorded=parse_date(resource.get("recordedDate") or resource.get("dateRecorded") or resource.get("assertedDate")),
+            codes=_codings(resource["code"])))
 
     def add_observation(self, resource: dict[str, Any]) -> None:
         if _str(resource.get("status")) in {"entered-in-error", "cancelled"}:
@@ -457,7 +561,8 @@ class _Builder:
         self.resources[ref] = resource
         self.observations.append(ObservationFact(ref, answer.display if answer else match.display, match.valuesets, value,
                                                  _str(vq.get("code") or vq.get("unit")) if isinstance(vq, dict) else "",
-                                                 effective, _asserted(resource, match, answer)))
+                                                 effective, _asserted(resource, match, answer),
+                                                 parse_date(resource.get("valueDateTime"))))
 
     def read_observations(self) -> tuple[ObservationFact, ...]:
         """Observation facts, read once on first use."""
@@ -485,12 +590,16 @@ class _Builder:
             if isinstance(concept, dict):
                 codes.extend((_str(c.get("system")), _str(c.get("code"))) for c in _as_list(concept.get("coding")) if isinstance(c, dict))
         when = (parse_date(resource.get("authoredOn")) or parse_date(resource.get("occurrenceDateTime"))
-                or parse_date(resource.get("performedDateTime")) or parse_date((resource.get("performedPeriod") or {}).get("start"))
+                or parse_date(_obj(resource, "occurrencePeriod").get("start"))
+                or parse_date(resource.get("performedDateTime")) or parse_date(_obj(resource, "performedPeriod").get("start"))
                 or parse_date(resource.get("started")) or parse_date(resource.get("effectiveDateTime"))
-                or parse_date(resource.get("issued")))
+                or parse_date(_obj(resource, "effectivePeriod").get("start")) or parse_date(resource.get("issued")))
         if when is None and in_draft:
             when = FuzzyDate(self.today, self.today)
         ref = f"{rtype}/{resource.get('id')}"
+        if in_draft and not codes and not display:
+            self.unread_drafts.append(ref)
+            log.info("draft order unreadable: no code or text", extra={"resource": ref})
         self.resources[ref] = resource
         if valuesets or in_draft:
             self.orders.append(OrderFact(ref, display or rtype, frozenset(valuesets), status or "unknown", when, in_draft,
@@ -519,6 +628,12 @@ class _Builder:
             if bare_id(_str(resource.get("id"))) in (self.patient_id, ""):
                 self.patient = resource
             return
+        rid = resource.get("id")
+        if isinstance(rid, str) and rid:
+            key = (rtype, rid)
+            if key in self.seen:
+                return  # the same record from a second prefetch key (a server that ignored ``code=``): read once
+            self.seen.add(key)
         try:
             if self._for_other_patient(resource):
                 return
@@ -544,14 +659,55 @@ class _Builder:
 
 
 @lru_cache(maxsize=4096)
-def _strength(display: str) -> tuple[float, float | None, str] | None:
-    """The strength in a product name: ``10 MG Oral Tablet`` → (10, None, ""), ``30 MG/ML`` → (30, None, "ML").
+def _name_strength(name: str) -> _Strength | None:
+    """The one strength in a product name: ``10 MG Oral Tablet`` → 10 mg per unit, ``30 MG/ML`` → 30 mg per mL; None
+    when the name has no strength or more than one (a combination product: which ingredient a mg dose means is unknown).
 
     Product names repeat across orders and calls, so the answer is memoised (names only, no patient data)."""
-    m = _STRENGTH.search(display)
-    if not m:
+    found = _STRENGTH.findall(name)
+    if len(found) != 1:
         return None
-    return float(m.group(1)), float(m.group(2)) if m.group(2) else None, (m.group(3) or "").upper()
+    mg, per_amount, per = found[0]
+    return _Strength(float(mg), float(per_amount) if per_amount else None, per.upper())
+
+
+_COUNT_DENOMINATORS = _COUNT_UNITS | {"tablet", "{tablet}", "capsule", "{capsule}", "tab", "{tab}"}
+
+
+def _ratio_strength(ratio: Any) -> _Strength | None:
+    """A Medication ingredient's ``strength`` Ratio: mg (or g) per one countable unit, or per so many mL."""
+    numerator, denominator = _obj(ratio, "numerator"), _obj(ratio, "denominator")
+    value, per = numerator.get("value"), denominator.get("value", 1)
+    if not isinstance(value, (int, float)) or not isinstance(per, (int, float)) or isinstance(value, bool) or value <= 0 \
+            or per <= 0:
+        return None
+    unit = _str(numerator.get("code") or numerator.get("unit")).strip().lower()
+    mg = value * 1000 if unit == "g" else value if unit == "mg" else None
+    if mg is None:
+        return None
+    per_unit = _str(denominator.get("code") or denominator.get("unit")).strip().lower()
+    if per_unit == "ml":
+        return _Strength(float(mg), float(per), "ML")
+    if per_unit in _COUNT_DENOMINATORS or not per_unit:
+        return _Strength(float(mg) / per, None, "")
+    return None
+
+
+_STOP_EXTENSION = re.compile(r"statuschanged|stop|discontinu", re.I)
+
+
+def _stop_extension_date(resource: dict[str, Any]) -> date | None:
+    """A stop date carried as an extension, on the resource or its ``statusReason``: the R5 ``statusChanged`` backport
+    (``http://hl7.org/fhir/5.0/StructureDefinition/extension-MedicationRequest.statusChanged``) or an EHR extension whose
+    URL names the stop or discontinuation, with a date value."""
+    for holder in (resource, _obj(resource, "statusReason")):
+        for ext in _as_list(holder.get("extension")):
+            if isinstance(ext, dict) and _STOP_EXTENSION.search(_str(ext.get("url"))):
+                when = exact_date(ext.get("valueDateTime") or ext.get("valueDate") or ext.get("valueInstant")
+                                  or _obj(ext, "valuePeriod").get("end"))
+                if when is not None:
+                    return when
+    return None
 
 
 # Observation statuses whose finding counts (registered: no result yet); HL7 v3 ObservationInterpretation codes that
@@ -599,6 +755,14 @@ def _local_reference(reference: str) -> str:
     """``http://x/fhir/Medication/7/_history/2`` → ``Medication/7``."""
     parts = reference.split("/_history")[0].rstrip("/").split("/")
     return "/".join(parts[-2:])
+
+
+def _codings(concept: Any) -> tuple[tuple[str, str], ...]:
+    """(system, code) of a CodeableConcept's codings, as recorded."""
+    if not isinstance(concept, dict):
+        return ()
+    return tuple((_str(c.get("system")), c["code"]) for c in _as_list(concept.get("coding"))
+                 if isinstance(c, dict) and isinstance(c.get("code"), str))
 
 
 def _codes_of(concept: Any) -> set[str]:
@@ -695,6 +859,7 @@ def _read_prefetch(prefetch: Mapping[str, Any], terminology: Terminology, patien
     for value in values:
         for resource in iter_resources(value, max_entries):
             b.add(resource)
+    b.finish()
     return b
 
 
@@ -724,6 +889,10 @@ def build_snapshot(*, context: dict[str, Any], prefetch: Mapping[str, Any], term
     for resource in iter_resources(context.get("draftOrders"), max_entries):
         d.add(resource, in_draft=True)
     patient = base.patient or {}
+    # An order the EHR sends as a draft (order-sign may carry revised orders) replaces the version the prefetch holds.
+    revised = d.resources.keys() & base.resources.keys()
+    courses = tuple(c for c in base.courses if c.ref not in revised) if revised else tuple(base.courses)
+    orders = tuple(o for o in base.orders if o.ref not in revised) if revised else tuple(base.orders)
 
     def observations() -> tuple[ObservationFact, ...]:
         return base.read_observations() + d.read_observations()
@@ -731,8 +900,9 @@ def build_snapshot(*, context: dict[str, Any], prefetch: Mapping[str, Any], term
     return PatientSnapshot(
         patient_id=patient_id, today=today, birth_date=exact_date(patient.get("birthDate")),
         sex=patient.get("gender") if isinstance(patient.get("gender"), str) else None,
-        conditions=(*base.conditions, *d.conditions), courses=(*base.courses, *d.courses),
-        orders=(*base.orders, *d.orders), allergies=(*base.allergies, *d.allergies), read_observations=observations,
+        conditions=(*base.conditions, *d.conditions), courses=(*courses, *d.courses),
+        orders=(*orders, *d.orders), allergies=(*base.allergies, *d.allergies), read_observations=observations,
+        unread_drafts=tuple(d.unread_drafts),
         selections=tuple(s for s in _as_list(context.get("selections")) if isinstance(s, str)),
         resources=MappingProxyType(ChainMap(d.resources, base.resources)), skip_counts=(base.skipped, d.skipped),
         unavailable=unavailable, unsupported=MappingProxyType(dict(base.unsupported + d.unsupported)), from_cache=cached,

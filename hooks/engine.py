@@ -25,8 +25,9 @@ SEVERITY = {"critical": 0, "warning": 1, "info": 2}
 
 # One problem, one card: a topic on the left silences the topics on the right in the same response.
 SUPERSEDES = {
+    # its detail carries the duration facts; no card may offer to keep, shorten or swap a contraindicated drug
+    "ketorolac-contraindication": ("ketorolac-duration", "ketorolac-oral-start", "ketorolac-dose"),
     "ketorolac-duration": ("ketorolac-oral-start",),  # its detail states the oral-start fact
-    "ketorolac-contraindication": ("ketorolac-oral-start", "ketorolac-dose"),
     "imaging-red-flags": ("referral-spine", "imaging-repeat"),  # the red-flag card carries the referral
 }
 
@@ -71,10 +72,14 @@ def evaluate(call: HookCall, rules: Sequence[Rule], knowledge: Knowledge) -> Cal
             silenced.update(SUPERSEDES.get(f.topic, ()))
     kept: list[Finding] = []
     invalid: set[str] = set()
+    drafts = frozenset(snapshot.draft_refs)
     for f in findings:
         if f.topic in silenced:
             continue
-        bad = [ref for ref in f.sources if ref in snapshot.resources and not is_valid(snapshot.resources[ref])]
+        # A record behind the card that is not valid FHIR drops it — never a draft order: what the clinician is ordering
+        # now is evaluated whatever else it lacks (drafts are often incomplete).
+        bad = [ref for ref in f.sources if ref in snapshot.resources and ref not in drafts
+               and not is_valid(snapshot.resources[ref])]
         if bad:
             invalid.update(bad)
             log.info("finding dropped: driving resource invalid", extra={"topic": f.topic, "resources": sorted(bad)})
@@ -85,5 +90,6 @@ def evaluate(call: HookCall, rules: Sequence[Rule], knowledge: Knowledge) -> Cal
     stats = {"resources": snapshot.resource_count, "skipped": sum(snapshot.skipped.values()),
              "prefetch_cached": snapshot.from_cache,
              "unread_types": sorted(snapshot.unsupported),
-             "invalid_driving": len(invalid), "cards": len(cards), "topics": [f.topic for f in kept]}
+             "invalid_driving": len(invalid), "unread_drafts": len(snapshot.unread_drafts), "cards": len(cards),
+             "topics": [f.topic for f in kept]}
     return CallResult(cards, stats, snapshot.after_response)
