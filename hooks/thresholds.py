@@ -13,6 +13,9 @@ from typing import Any
 DEFAULTS: dict[str, tuple[float, str]] = {
     "ketorolac_max_days": (5, "FDA ketorolac tromethamine label, boxed warning: combined oral + IV/IM use must not exceed 5 days"),
     "ketorolac_lookback_days": (30, "rule catalogue: count ketorolac already given in the last 30 days"),
+    "ketorolac_course_gap_days": (7, "FDA label: the 5-day limit is on the total duration of use, so a dose-free day does not end "
+                                     "a course; rule catalogue: doses and orders up to 7 dose-free days apart are one course "
+                                     "(a course that ended longer ago stays separate)"),
     "ketorolac_oral_after_parenteral_hours": (48, "FDA label: oral ketorolac only as continuation of IV/IM dosing (catalogue: 48 h)"),
     "ketorolac_oral_max_mg_day": (40, "FDA label: oral ketorolac maximum 40 mg/day"),
     "ketorolac_parenteral_max_mg_day": (120, "FDA label: IV/IM ketorolac maximum 120 mg/day"),
@@ -33,6 +36,13 @@ DEFAULTS: dict[str, tuple[float, str]] = {
     "long_term_steroid_days": (90, "fracture-risk convention (≥ 3 months of systemic glucocorticoids)"),
     "fracture_risk_age_male": (65, "rule catalogue: older age (men ≥ 65) strengthens fracture risk"),
     "fracture_risk_age_female": (75, "rule catalogue: older age (women ≥ 75) strengthens fracture risk"),
+    "fever_celsius": (38.0, "rule catalogue: fever is a body temperature (LOINC 8310-5) of 38.0 °C or more, dated in the episode"),
+    "chronic_back_pain_days": (84, "ACP 2017: chronic low back pain lasts more than 12 weeks — a code that means chronic back "
+                                   "pain places the episode's start at least this long ago, whatever the record's dates"),
+    "nsaid_avoid_gestation_weeks": (20, "FDA Drug Safety Communication, 15 October 2020: avoid NSAIDs at 20 weeks of pregnancy "
+                                        "or later (fetal kidney problems, low amniotic fluid)"),
+    "pregnancy_max_days": (301, "ACOG: a pregnancy is post-term after 42 weeks; a record of pregnancy (or a gestational age "
+                                "carried forward) past 43 weeks cannot describe a current pregnancy"),
     # further rules
     "opioid_nonopioid_lookback_days": (90, "CDC 2022 recommendation 1: non-opioid therapy first (rule catalogue: 90 days)"),
     "opioid_supply_warning_days": (7, "CDC 2022 recommendation 6: more than 7 days rarely needed for acute pain"),

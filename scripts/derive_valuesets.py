@@ -79,6 +79,8 @@ CLINICAL = {
                                             ("icd10cm", "lumbar_disc_disorders", None)]),
     "lbp-spondylosis": ("Lumbar spondylosis", [("snomed", "lumbar_spondylosis", None), ("icd10cm", "lumbar_spondylosis", None)]),
     "lbp-stenosis": ("Lumbar spinal stenosis", [("snomed", "lumbar_spinal_stenosis", None), ("icd10cm", "lumbar_spinal_stenosis", None)]),
+    "lbp-chronic": ("Chronic (low) back pain: 12 weeks or more by definition, whatever the record's dates", [
+        ("snomed", "low_back_pain_nonspecific", _in({"278860009", "134407002"}))]),
     # red flags — emergency tier
     "rf-cauda-equina": ("Cauda equina syndrome and its signs (urinary retention, faecal incontinence, saddle anaesthesia)", [
         ("snomed", "red_flag_cauda_equina_and_neuro", _not_in(CAUDA_EQUINA_NOT)),
@@ -94,6 +96,8 @@ CLINICAL = {
                            ("icd10cm", "red_flag_infection", _prefix(["R50"]))]),
     "rf-ivdu": ("Intravenous or other drug use", [("snomed", "red_flag_iv_drug_use_or_substance_use", None),
                                                    ("icd10cm", "red_flag_iv_drug_use_substance_use", None)]),
+    "rf-injection-drug-use": ("Injection drug use itself (a risk factor for spinal infection, ACR 2021), not other substance use", [
+        ("snomed", "red_flag_iv_drug_use_or_substance_use", _in({"228388006", "226034001"}))]),
     # red flags — prompt tier
     "rf-neuro-finding": ("Other neurologic findings (abnormal reflex, sensory loss, weakness, gait difficulty)", [
         ("icd10cm", "red_flag_cauda_equina_and_neuro", _prefix(["R29.2", "R26.2", "R20.0", "R20.2", "M62.81"]))]),
@@ -119,7 +123,11 @@ CLINICAL = {
         ("icd10cm", "bleeding_risk_anticoagulation", _prefix(["D68", "D69.6", "I60", "I61", "I62"]))]),
     "anticoagulant-use": ("Long-term anticoagulant or antithrombotic use", [
         ("icd10cm", "bleeding_risk_anticoagulation", _prefix(["Z79.01", "Z79.02"])), ("snomed", "anticoagulant_therapy", None)]),
-    "pregnancy": ("Pregnancy", [("snomed", "pregnancy", None), ("icd10cm", "pregnancy_lactation", None)]),
+    "pregnancy": ("Pregnancy (lactation codes left out: breastfeeding is not pregnancy)", [
+        ("snomed", "pregnancy", None), ("icd10cm", "pregnancy_lactation", lambda e: not e["code"].startswith("Z39"))]),
+    "pregnancy-third-trimester": ("Pregnancy codes that state the third trimester (28 weeks 0 days or more: ICD-10-CM "
+                                  "chapter 15 trimester definitions)", [
+        ("icd10cm", "pregnancy_lactation", lambda e: "third trimester" in (e.get("display") or "").lower())]),
     # labs
     "egfr": ("eGFR", [("loinc", "egfr", None)]),
     "serum-creatinine": ("Serum creatinine", [("loinc", "serum_creatinine", None)]),
@@ -140,14 +148,16 @@ CLINICAL = {
 # and SNOMED CT disorder concepts; a descendant ICD-10-CM code matches its category.
 PROJECT_AUTHORED = {
     "steroid-other-indication": {
-        "title": "Other indications for systemic corticosteroids (asthma/COPD, inflammatory arthritis, lupus, PMR/GCA, "
+        "title": "Other indications for systemic corticosteroids (asthma/COPD exacerbation, inflammatory arthritis, lupus, PMR/GCA, "
                  "adrenal insufficiency, IBD, gout, transplant, active cancer, MS, anaphylaxis/angioedema, sarcoidosis)",
         "source": "project-authored (not in ../shared/terminology/codes.json): ICD-10-CM categories from the CMS tabular "
                   "and SNOMED CT disorder concepts; needs clinical terminology review",
-        "icd10cm": ["J45", "J44", "M05", "M06", "M08", "M32", "M35.3", "M31.5", "M31.6", "E27.1", "E27.2", "E27.4", "K50",
+        "icd10cm": ["J45.21", "J45.22", "J45.31", "J45.32", "J45.41", "J45.42", "J45.51", "J45.52", "J45.901", "J45.902",
+                    "J44.0", "J44.1", "M05", "M06", "M08", "M32", "M35.3", "M31.5", "M31.6", "E27.1", "E27.2", "E27.4", "K50",
                     "K51", "M10", "M1A", "Z94", "G35", "T78.2", "T78.3", "D86", "M45", "L40.5", "M07"]
                    + [f"C{i:02d}" for i in range(0, 97)],
-        "snomed": {"195967001": "Asthma", "13645005": "Chronic obstructive lung disease", "69896004": "Rheumatoid arthritis",
+        "snomed": {"281239006": "Exacerbation of asthma", "708038006": "Acute exacerbation of asthma", "304527002": "Acute asthma",
+                   "195951007": "Acute exacerbation of chronic obstructive airways disease", "69896004": "Rheumatoid arthritis",
                    "55464009": "Systemic lupus erythematosus", "65323003": "Polymyalgia rheumatica",
                    "400130008": "Temporal arteritis", "34000006": "Crohn's disease", "64766004": "Ulcerative colitis",
                    "90560007": "Gout", "24700007": "Multiple sclerosis", "39579001": "Anaphylaxis",
@@ -173,6 +183,40 @@ PROJECT_AUTHORED["benzodiazepine-indication"] = {
     "icd10cm": ["F40", "F41", "F43.0", "G40", "R56", "F10.13", "F10.23", "F10.93", "F13.13", "F13.23", "F13.93", "G47.0", "F51.0"],
     "snomed": {"197480006": "Anxiety disorder", "21897009": "Generalized anxiety disorder", "371631005": "Panic disorder",
                "84757009": "Epilepsy", "91175000": "Seizure", "193462001": "Insomnia"},
+}
+
+# Sets with no group in the verified list whose codes come from a named public specification (the source is kept per code).
+_IPS_EDD = ("HL7 IPS ValueSet 'Pregnancy Expected Delivery Date Method' (http://hl7.org/fhir/uv/ips/ValueSet/edd-method-uv-ips), "
+            "used by the IPS Observation Pregnancy EDD profile")
+_GA = ("HL7 Europe Patient Summary ValueSet gestational-age-loinc (LOINC component LP19507-0 Gestational age), "
+       "http://hl7.eu/fhir/eps/ValueSet/gestational-age-loinc")
+_CMS = "CMS ICD-10-CM tabular list"
+PUBLISHED = {
+    "body-temperature": ("Body temperature (vital sign)", "loinc", {
+        "8310-5": ("Body temperature", "HL7 FHIR R4 Body Temperature profile (http://hl7.org/fhir/R4/bodytemp.html): "
+                                       "Observation.code LOINC 8310-5")}),
+    "pregnancy-status": ("Pregnancy status (the question; the answer 'Pregnant' is in the pregnancy set)", "loinc", {
+        "82810-3": ("Pregnancy status", "HL7 US Core STU7 Observation Pregnancy Status profile "
+                                        "(https://hl7.org/fhir/us/core/STU7/StructureDefinition-us-core-observation-pregnancystatus.html)")}),
+    "not-pregnant": ("Not pregnant (an answer to pregnancy status that ends an earlier record of pregnancy)", "snomed", {
+        "60001007": ("Not pregnant (finding)", "HL7 US Core ValueSet us-core-pregnancy-status "
+                                               "(http://hl7.org/fhir/us/core/ValueSet/us-core-pregnancy-status); HL7 COVID-19 "
+                                               "Library ValueSet pregnancy-status-value-set")}),
+    "gestational-age": ("Gestational age, estimated (an Observation valued in weeks or days)", "loinc", {
+        "11884-4": ("Gestational age Estimated", _GA + "; HL7 US Vital Records Common Library profile Observation-gestational-age-at-delivery-vr"),
+        "11885-1": ("Gestational age Estimated from last menstrual period", _GA),
+        "11886-9": ("Gestational age Estimated from ovulation date", _GA)}),
+    "delivery-date-estimated": ("Estimated delivery date (an Observation valued with a date)", "loinc", {
+        "11778-8": ("Delivery date Estimated", _IPS_EDD),
+        "11779-6": ("Delivery date Estimated from last menstrual period", _IPS_EDD),
+        "11780-4": ("Delivery date Estimated from ovulation date", _IPS_EDD)}),
+    "gestation-weeks": ("Weeks of gestation of pregnancy (ICD-10-CM Z3A: the code states the completed weeks)", "icd10cm", {
+        code: (display, _CMS) for code, display in [
+            ("Z3A.00", "Weeks of gestation of pregnancy not specified"), ("Z3A.01", "Less than 8 weeks gestation of pregnancy"),
+            *((f"Z3A.{w:02d}", f"{w} weeks gestation of pregnancy") for w in range(8, 43)),
+            ("Z3A.49", "Greater than 42 weeks gestation of pregnancy")]}),
+    "labour": ("Labour before delivery (preterm labour without delivery); delivery and postpartum codes left out: they stay "
+               "on the record after the birth", "icd10cm", {"O60.0": ("Preterm labor without delivery (category)", _CMS)}),
 }
 
 ROUTES = {  # SNOMED route → route class (oral | iv | im | sc | nasal | rectal | transdermal | local)
@@ -229,6 +273,11 @@ def derive(codes: dict) -> dict[str, dict]:
                     for c in spec["icd10cm"]]
         concepts += [{"system": SYSTEMS["snomed"], "code": c, "display": d, "source": "SNOMED CT"} for c, d in spec["snomed"].items()]
         out[vs_id] = {"id": vs_id, "title": spec["title"], "kind": "clinical", "source": spec["source"], "concepts": concepts}
+    for vs_id, (title, system_key, codes_) in PUBLISHED.items():
+        concepts = [{"system": SYSTEMS[system_key], "code": c, "display": d, "source": src} for c, (d, src) in codes_.items()]
+        out[vs_id] = {"id": vs_id, "title": title, "kind": "clinical",
+                      "source": "published specification (not in ../shared/terminology/codes.json): each code names its source",
+                      "concepts": concepts}
     route_concepts = []
     for group in ("medication_routes_systemic", "medication_routes_local_not_systemic"):
         for e in codes["snomed"][group]:
