@@ -6,6 +6,7 @@ start is not known for certain answers neither "within 6 weeks" nor "older than 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -18,6 +19,7 @@ from .thresholds import Thresholds
 
 BACK_PAIN = frozenset({"lbp-nonspecific", "lbp-radicular", "lbp-disc", "lbp-spondylosis", "lbp-stenosis"})
 RADICULAR = frozenset({"lbp-radicular"})
+CHRONIC = "lbp-chronic"  # codes that mean chronic back pain (12 weeks or more)
 LUMBAR_IMAGING = frozenset({"imaging-lumbar-mri", "imaging-lumbar-ct", "imaging-lumbar-xr"})
 CROSS_SECTIONAL = frozenset({"imaging-lumbar-mri", "imaging-lumbar-ct"})
 SPINE_REFERRAL = frozenset({"referral-spine"})
@@ -25,8 +27,9 @@ SYSTEMIC_ROUTES = frozenset({"oral", "iv", "im", "sc", "parenteral", "nasal", "r
 PARENTERAL_ROUTES = frozenset({"iv", "im", "sc", "parenteral"})
 CONSERVATIVE_CLASSES = frozenset({"nsaids", "ketorolac", "acetaminophen", "muscle-relaxants", "duloxetine"})
 
-# Red-flag kinds: value set → (tier, label, recommended work-up)
-EMERGENCY, PROMPT = "emergency", "prompt"
+# Red-flag kinds: value set → (tier, label, recommended work-up). RISK: a risk factor that is no red flag by itself but
+# makes "no imaging in the first 6 weeks" unsafe advice (injection drug use without a recorded fever).
+EMERGENCY, PROMPT, RISK = "emergency", "prompt", "risk"
 RED_FLAG_KINDS: dict[str, tuple[str, str, str]] = {
     "rf-cauda-equina": (EMERGENCY, "cauda equina signs", "mri-emergency"),
     "rf-motor-deficit": (EMERGENCY, "severe or progressive motor deficit", "mri-emergency"),
@@ -44,15 +47,27 @@ FINDINGS_KEY = "findings"  # the optional prefetch key of red-flag findings reco
 
 @dataclass(frozen=True)
 class Episode:
+    """The back-pain episode and what its records say of its start. ``recordedDate`` is only an upper bound on onset (the
+    problem was on the list by then), and a code that means chronic back pain puts the start 12 weeks back or more."""
+
     conditions: tuple[ConditionFact, ...]
     radicular: bool
-    earliest_start: date | None  # earliest possible episode start among dated conditions
-    latest_start: date | None  # latest possible episode start (min of the conditions' latest bounds)
-    fully_dated: bool
+    earliest_start: date | None  # earliest day any record's dates allow (the window for findings and earlier courses)
+    latest_start: date | None  # the episode began on or before this day, for certain
+    fully_dated: bool  # every condition carries a date
+    onset_recorded: bool = True  # every condition states its onset (not only when it was recorded)
+    chronic: bool = False  # a condition's code means chronic back pain
 
     def certainly_within(self, today: date, days: float) -> bool:
-        """Episode started no more than ``days`` days ago, for certain."""
-        return self.fully_dated and self.earliest_start is not None and (today - self.earliest_start).days <= days
+        """Episode started no more than ``days`` days ago, for certain (every onset recorded, no chronic code)."""
+        return (self.fully_dated and self.onset_recorded and not self.chronic and self.earliest_start is not None
+                and (today - self.earliest_start).days <= days)
+
+    def recorded_within(self, today: date, days: float) -> bool:
+        """Every back-pain record is dated within ``days`` days, but some only by when it was recorded: the onset is not
+        known (a card may say so, never assert it)."""
+        return (self.fully_dated and not self.onset_recorded and not self.chronic and self.earliest_start is not None
+                and (today - self.earliest_start).days <= days)
 
     def certainly_older(self, today: date, days: float) -> bool:
         """Episode started more than ``days`` days ago, for certain."""
@@ -60,10 +75,14 @@ class Episode:
 
     @property
     def start_text(self) -> str:
-        if self.earliest_start is None:
+        if self.latest_start is None:
             return "unknown"
-        if self.latest_start is None or self.earliest_start == self.latest_start:
-            return self.earliest_start.isoformat()
+        if self.chronic:
+            return f"on or before {self.latest_start.isoformat()} (chronic back pain: 12 weeks or more)"
+        if not self.onset_recorded:
+            return f"on or before {self.latest_start.isoformat()} (date recorded; onset not recorded)"
+        if self.earliest_start is None or self.earliest_start == self.latest_start:
+            return self.latest_start.isoformat()
         return f"between {self.earliest_start.isoformat()} and {self.latest_start.isoformat()}"
 
 
@@ -78,17 +97,30 @@ class RedFlag:
     since: date | None
 
 
-def episode(s: PatientSnapshot) -> Episode | None:
+def episode(s: PatientSnapshot, t: Thresholds) -> Episode | None:
+    """The active back-pain conditions as one episode. Its start: the earliest onset, or the date a condition was recorded
+    when that is all there is (an upper bound on its onset); a chronic back-pain code places it at least
+    ``chronic_back_pain_days`` ago whatever the dates say."""
     conditions = tuple(c for c in s.conditions if c.active and c.valuesets & BACK_PAIN)
     if not conditions:
         return None
+    chronic = any(CHRONIC in c.valuesets for c in conditions)
     dated = [c.start for c in conditions if c.start is not None]
+    latest = [d.latest for d in dated]
+    if chronic:
+        latest.append(s.today - timedelta(days=int(t.chronic_back_pain_days)))
+    latest_start = min(latest, default=None)
+    earliest_start = min((d.earliest for d in dated), default=latest_start)
+    if earliest_start is not None and latest_start is not None and earliest_start > latest_start:
+        earliest_start = latest_start  # a chronic code over a recent date: the code wins
     return Episode(
         conditions=conditions,
         radicular=any(c.valuesets & RADICULAR for c in conditions),
-        earliest_start=min((d.earliest for d in dated), default=None),
-        latest_start=min((d.latest for d in dated), default=None),
+        earliest_start=earliest_start,
+        latest_start=latest_start,
         fully_dated=len(dated) == len(conditions),
+        onset_recorded=all(c.onset is not None for c in conditions),
+        chronic=chronic,
     )
 
 
@@ -110,22 +142,49 @@ class _Source(NamedTuple):
     current: bool  # counts as a risk factor for fever (an active condition, or observed during the episode)
 
 
+def in_episode(s: PatientSnapshot, ep: Episode | None) -> list[ObservationFact]:
+    """Observations dated on or after the episode's start (for certain: the earliest day a partial date allows) and not
+    after today (see ``observed_in_episode``)."""
+    if ep is None or ep.earliest_start is None:
+        return []
+    start = ep.earliest_start
+    return [o for o in s.observations if o.effective is not None and start <= o.effective.earliest <= s.today]
+
+
 def observed_in_episode(s: PatientSnapshot, ep: Episode | None) -> list[ObservationFact]:
     """Findings observed present on or after the episode's start (for certain: the earliest day a partial date allows)
     and not dated after today. An Observation is a moment, not a standing problem: one older than the episode belongs
     to another story, and with no dated episode nothing says which story it belongs to — then it is not read (a
     Condition carries its own clinical status instead). A partial date of this month ("2026-11") counts: what was
     observed cannot lie in the future."""
-    if ep is None or ep.earliest_start is None:
-        return []
-    start = ep.earliest_start
-    return [o for o in s.observations
-            if o.asserted and o.effective is not None and start <= o.effective.earliest <= s.today]
+    return [o for o in in_episode(s, ep) if o.asserted]
+
+
+def celsius(o: ObservationFact) -> float | None:
+    """A body temperature in °C (UCUM Cel or [degF], and their common spellings); None when the unit is unknown."""
+    if o.value is None:
+        return None
+    unit = o.unit.strip().lower().replace("°", "")
+    if unit in ("cel", "c", "degc"):
+        return o.value
+    if unit in ("[degf]", "f", "degf"):
+        return (o.value - 32) * 5 / 9
+    return None
+
+
+def temperatures(s: PatientSnapshot, ep: Episode | None) -> list[tuple[ObservationFact, float]]:
+    """Body temperatures (LOINC 8310-5) measured during the episode, in °C, latest first."""
+    readings = [(o, c) for o in in_episode(s, ep) if "body-temperature" in o.valuesets and (c := celsius(o)) is not None]
+    return sorted(readings, key=lambda r: r[0].effective.latest if r[0].effective else date.min, reverse=True)
 
 
 def red_flags(s: PatientSnapshot, t: Thresholds, ep: Episode | None = None) -> list[RedFlag]:
     """Red flags from active Conditions (a history of cancer whatever its status), from findings observed during the
-    back-pain episode (``observed_in_episode``), and from long-term systemic steroids."""
+    back-pain episode (``observed_in_episode``), and from long-term systemic steroids. Fever — a fever record, or a body
+    temperature of ``fever_celsius`` or more measured during the episode — counts with IV drug use or immunosuppression
+    (possible spinal infection). Injection drug use with no fever recorded is a RISK-tier flag: no red flag by itself,
+    but a reason not to advise against imaging (ACR 2021), and the card asks for a temperature and inflammatory
+    markers."""
     sources = [_Source(c.ref, c.display, c.valuesets, c.start.earliest if c.start else None, c.active)
                for c in s.conditions if c.active or "rf-malignancy" in c.valuesets]  # history of cancer counts
     sources += [_Source(o.ref, o.display, o.asserted, o.effective.earliest, True)
@@ -142,11 +201,23 @@ def red_flags(s: PatientSnapshot, t: Thresholds, ep: Episode | None = None) -> l
             risk_factors |= src.kinds & FEVER_WITH
             if "rf-fever" in src.kinds:
                 fevers.append(src)
+    readings = temperatures(s, ep) if ep is not None else []
+    fevers += [_Source(o.ref, f"{o.display or 'Body temperature'} {value:.1f} °C", frozenset({"rf-fever"}),
+                       o.effective.earliest if o.effective else None, True)
+               for o, value in readings if value >= t.fever_celsius]
     for src in fevers:
         if risk_factors:
             with_what = "IV drug use" if "rf-ivdu" in risk_factors else "immunosuppression"
             flags.append(RedFlag("rf-fever", EMERGENCY, f"fever with {with_what} (possible spinal infection)",
                                  "mri-contrast-urgent", src.ref, src.display, src.since))
+    if not (fevers and risk_factors):
+        for src in sources:
+            if src.current and "rf-injection-drug-use" in src.kinds:
+                latest_temp = (f"latest temperature {readings[0][1]:.1f} °C on {readings[0][0].effective}" if readings
+                               else "no temperature recorded in this episode")
+                flags.append(RedFlag("rf-injection-drug-use", RISK, f"injection drug use: spinal infection risk ({latest_temp})",
+                                     "infection-workup", src.ref, src.display, src.since))
+                break
     for course in long_term_steroids(s, t):
         flags.append(RedFlag("rf-fracture-risk", PROMPT, "fracture risk (long-term systemic steroids)", "xray",
                              course.ref, course.display, course.start))
@@ -234,3 +305,135 @@ def current_courses(ctx: RuleContext, valueset: str, exclude: Iterable[str] = ()
 
 def fmt_date(d: date | None) -> str:
     return d.isoformat() if d else "unknown"
+
+
+# --- pregnancy -------------------------------------------------------------------------------------------------------
+
+PREGNANCY_CONDITIONS = frozenset({"pregnancy", "pregnancy-third-trimester", "gestation-weeks", "labour"})
+_Z3A = re.compile(r"^Z3A\.(\d{2})$", re.I)
+_Z3A_WEEKS = {"01": 0.0, "49": 43.0}  # "less than 8 weeks", "greater than 42 weeks"
+
+
+@dataclass(frozen=True)
+class Pregnancy:
+    """A current pregnancy as the record states it: the record it rests on and, when a record says it, the gestational
+    age today in weeks (at least: a trimester or a labour code gives a lower bound)."""
+
+    record: str
+    display: str
+    weeks: float | None
+    since: date | None  # the date of the record it rests on
+
+    @property
+    def text(self) -> str:
+        when = f", {self.since.isoformat()}" if self.since else ""
+        age = f"{int(self.weeks)} weeks or more today" if self.weeks is not None else "gestational age not recorded"
+        return f"pregnancy ({age}): {self.display} ({self.record}{when})"
+
+
+def _condition_weeks(c: ConditionFact) -> float | None:
+    """Gestational age a pregnancy Condition states at its date: the weeks of an ICD-10-CM Z3A code, 28 for a third
+    trimester code, 20 for preterm labour (labour before 37 weeks counts as preterm from 20 weeks)."""
+    weeks = [_Z3A_WEEKS.get(m.group(1), float(m.group(1))) for _, code in c.codes
+             if (m := _Z3A.match(code)) and m.group(1) != "00"]  # Z3A.00: weeks not specified
+    if "pregnancy-third-trimester" in c.valuesets:
+        weeks.append(28.0)
+    if "labour" in c.valuesets:
+        weeks.append(20.0)
+    return max(weeks, default=None)
+
+
+def pregnancy(s: PatientSnapshot, t: Thresholds) -> Pregnancy | None:
+    """A current pregnancy from active Conditions (pregnancy, trimester, weeks-of-gestation and preterm-labour codes) and
+    Observations (pregnancy status answered 'pregnant', an estimated gestational age, an estimated delivery date).
+
+    A record's gestational age is carried forward to today; a record that would now be past ``pregnancy_max_days`` (43
+    weeks), or a record of pregnancy older than that, does not describe a current pregnancy. A pregnancy status answered
+    'not pregnant' dated after every record of pregnancy ends it. When records disagree the highest gestational age is
+    kept (the cautious reading)."""
+    today, limit = s.today, t.pregnancy_max_days
+    found: list[Pregnancy] = []
+
+    def consider(record: str, display: str, when: date | None, weeks_then: float | None, measured: date | None = None) -> None:
+        """``weeks_then``: the gestational age on ``when``; ``measured``: when the record was made (default ``when``)."""
+        elapsed = (today - when).days if when is not None else 0
+        if elapsed < 0:
+            return
+        weeks = weeks_then + elapsed / 7 if weeks_then is not None else None
+        if (weeks is not None and weeks * 7 > limit) or (weeks is None and elapsed > limit):
+            return  # this pregnancy has ended
+        found.append(Pregnancy(record, display, weeks, measured or when))
+
+    for c in s.conditions:
+        if c.active and c.valuesets & PREGNANCY_CONDITIONS:
+            consider(c.ref, c.display, c.start.latest if c.start else None, _condition_weeks(c))
+    ended: date | None = None
+    for o in s.observations:
+        when = o.effective.latest if o.effective else None
+        unit = o.unit.strip().lower()
+        if "pregnancy" in o.asserted:  # pregnancy status answered 'pregnant', or the finding itself
+            consider(o.ref, o.display, when, None)
+        elif "not-pregnant" in o.asserted and when is not None:
+            ended = max(ended or when, when)
+        elif "gestational-age" in o.valuesets and o.value is not None and unit in ("wk", "d", "week", "weeks", "days"):
+            consider(o.ref, f"{o.display} {o.value:g} {o.unit}", when, o.value / 7 if unit in ("d", "days") else o.value)
+        elif "delivery-date-estimated" in o.valuesets and o.value_date is not None and when is not None:
+            weeks_today = 40 - (o.value_date.earliest - today).days / 7  # a due date is 40 weeks of gestation
+            if weeks_today >= 0:
+                consider(o.ref, f"{o.display} {o.value_date}", today, weeks_today, measured=when)
+    if ended is not None:
+        found = [p for p in found if p.since is not None and p.since > ended]
+    if not found:
+        return None
+    return max(found, key=lambda p: -1.0 if p.weeks is None else p.weeks)
+
+
+# --- NSAID contraindications -----------------------------------------------------------------------------------------
+
+class Contraindication(NamedTuple):
+    text: str  # "history of peptic ulcer / GI bleeding: <display>"
+    ref: str  # the record it rests on
+    critical: bool  # False: a caution (anticoagulant, a pregnancy before 20 weeks or of unknown age)
+
+
+def nsaid_contraindications(ctx: RuleContext, replacing: Iterable[str] = (), ketorolac: bool = False) -> list[Contraindication]:
+    """Why an NSAID must not be given — the ketorolac label's contraindications, which every rule also checks before it
+    suggests an NSAID (naproxen, ibuprofen): peptic ulcer or GI bleeding (ever), advanced renal impairment (CKD 4–5,
+    dialysis, AKI, or eGFR below ``ketorolac_contraindicated_egfr``), a bleeding disorder or cerebrovascular bleeding, an
+    NSAID/aspirin allergy, a current other NSAID or aspirin (any dose), probenecid or pentoxifylline, pregnancy from
+    ``nsaid_avoid_gestation_weeks`` weeks or labour (FDA 2020) — critical; an anticoagulant, or a pregnancy of unknown or
+    earlier gestational age — a caution. ``replacing``: the orders the NSAID would replace (not counted as concurrent).
+    ``ketorolac``: the drug in question is ketorolac itself (its other courses are then its own exposure, not a second
+    NSAID)."""
+    s, t = ctx.snapshot, ctx.thresholds
+    skip = set(replacing)
+    found: list[Contraindication] = []
+    for c in s.conditions:
+        if "gi-bleed-ulcer" in c.valuesets:
+            found.append(Contraindication(f"history of peptic ulcer / GI bleeding: {c.display}", c.ref, True))
+        elif c.active and "renal-severe" in c.valuesets:
+            found.append(Contraindication(f"advanced renal impairment: {c.display}", c.ref, True))
+        elif c.active and "bleeding-disorder" in c.valuesets:
+            found.append(Contraindication(f"bleeding disorder or cerebrovascular bleeding: {c.display}", c.ref, True))
+        elif c.active and "anticoagulant-use" in c.valuesets:
+            found.append(Contraindication(f"anticoagulation: {c.display}", c.ref, False))
+    egfr = ctx.egfr
+    if egfr is not None and egfr.value is not None and egfr.value < t.ketorolac_contraindicated_egfr:
+        found.append(Contraindication(f"eGFR {egfr.value:g} on {egfr.effective} (< {t.ketorolac_contraindicated_egfr:g})",
+                                      egfr.ref, True))
+    for a in s.allergies:
+        if a.valuesets & {"nsaids", "ketorolac"}:
+            found.append(Contraindication(f"allergy or intolerance: {a.display}", a.ref, True))
+    preg = ctx.pregnancy
+    if preg is not None:
+        late = preg.weeks is not None and preg.weeks >= t.nsaid_avoid_gestation_weeks
+        found.append(Contraindication(preg.text, preg.record, late))
+    classes = ("nsaids",) if ketorolac else ("nsaids", "ketorolac")
+    for cls in classes:
+        for course in current_courses(ctx, cls, exclude=skip):
+            found.append(Contraindication(f"concurrent NSAID/aspirin: {course.display}", course.ref, True))
+    for course in current_courses(ctx, "ketorolac-interacting", exclude=skip):
+        found.append(Contraindication(f"concurrent {', '.join(sorted(course.ingredients))}: {course.display}", course.ref, True))
+    for course in current_courses(ctx, "anticoagulants", exclude=skip):
+        found.append(Contraindication(f"concurrent anticoagulant: {course.display}", course.ref, False))
+    return sorted(found, key=lambda c: not c.critical)  # critical first, each group in record order

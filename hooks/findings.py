@@ -13,7 +13,7 @@ from cds_service.snapshot import ObservationFact, PatientSnapshot
 from .thresholds import Thresholds
 
 if TYPE_CHECKING:
-    from .clinical import Episode, RedFlag
+    from .clinical import Episode, Pregnancy, RedFlag
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ class RuleContext:
     @cached_property
     def episode(self) -> Episode | None:
         from .clinical import episode
-        return episode(self.snapshot)
+        return episode(self.snapshot, self.thresholds)
 
     @cached_property
     def red_flags(self) -> list[RedFlag]:
@@ -65,6 +65,12 @@ class RuleContext:
         """The latest eGFR in the lab look-back (four rules ask)."""
         from .clinical import latest_egfr
         return latest_egfr(self.snapshot, self.thresholds)
+
+    @cached_property
+    def pregnancy(self) -> Pregnancy | None:
+        """A current pregnancy, when the record states one (NSAID contraindications read it)."""
+        from .clinical import pregnancy
+        return pregnancy(self.snapshot, self.thresholds)
 
 
 RuleFn = TypeVar("RuleFn", bound=Callable[[RuleContext], list[Finding]])

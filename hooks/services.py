@@ -7,7 +7,7 @@ from functools import partial
 
 from cds_service.prefetch import PrefetchTemplate
 from cds_service.registry import ServiceDefinition
-from cds_service.terminology import SNOMED, ValueSet
+from cds_service.terminology import CPT, LOINC, SNOMED, ValueSet
 
 from .clinical import FINDINGS_KEY
 from .engine import VALUESETS_DIR, Knowledge, evaluate
@@ -38,15 +38,29 @@ _LABS = ",".join(f"http://loinc.org|{c}" for c in (
     "98979-8", "62238-1", "33914-3", "77147-7", "48642-3", "48643-1", "88293-6", "88294-4", "50044-7", "70969-1",
     "69405-9", "50210-4", "94677-2", "98980-6",  # eGFR
     "2160-0", "38483-4", "14682-9", "77140-2", "35203-9",  # serum creatinine
-    "29463-7", "3141-9", "3142-7", "8350-1", "8351-9"))  # body weight
+    "29463-7", "3141-9", "3142-7", "8350-1", "8351-9",  # body weight
+    "8310-5",  # body temperature (fever with injection drug use or immunosuppression)
+    "82810-3", "11884-4", "11885-1", "11886-9", "11778-8", "11779-6", "11780-4"))  # pregnancy status, gestational age, due date
+
+
+def _tokens(pattern: str, systems: tuple[str, ...]) -> str:
+    """The codes of the value sets whose files match ``pattern``, in ``systems``, as a FHIR token list (each once)."""
+    codes: dict[tuple[str, str], None] = {}  # ordered, each once
+    for path in sorted(VALUESETS_DIR.glob(pattern)):
+        codes.update(((c.system, c.code), None) for c in ValueSet.from_json(json.loads(path.read_text())).concepts
+                     if c.system in systems)
+    return ",".join(f"{system}|{code}" for system, code in codes)
 
 
 def _red_flag_findings() -> str:
-    """SNOMED CT codes of every red-flag value set, as a FHIR token list: findings recorded as Observations."""
-    codes: dict[str, None] = {}  # ordered, each once
-    for path in sorted(VALUESETS_DIR.glob("rf-*.json")):
-        codes.update((c.code, None) for c in ValueSet.from_json(json.loads(path.read_text())).concepts if c.system == SNOMED)
-    return ",".join(f"{SNOMED}|{code}" for code in codes)
+    """SNOMED CT codes of every red-flag value set: findings recorded as Observations."""
+    return _tokens("rf-*.json", (SNOMED,))
+
+
+def _cross_sectional_reports() -> str:
+    """LOINC, CPT and SNOMED CT codes of lumbar MRI and CT: radiology reports of earlier cross-sectional imaging (radiographs
+    are left out: their 100-odd LOINC codes would double the URL, and no rule needs an earlier radiograph's report)."""
+    return ",".join(_tokens(f"imaging-lumbar-{kind}.json", (LOINC, CPT, SNOMED)) for kind in ("mri", "ct"))
 
 
 # Keys `patient`, `conditions` and `medications` are the names the public CDS Hooks sandbox uses.
@@ -63,13 +77,15 @@ PREFETCH = (
     PrefetchTemplate("serviceRequests", "ServiceRequest?patient=Patient/{{context.patientId}}"),
     PrefetchTemplate("procedures", "Procedure?patient=Patient/{{context.patientId}}", required=False),
     PrefetchTemplate("imagingStudies", "ImagingStudy?patient=Patient/{{context.patientId}}", required=False),
+    PrefetchTemplate("diagnosticReports", "DiagnosticReport?patient=Patient/{{context.patientId}}&code=" + _cross_sectional_reports(),
+                     required=False),
     PrefetchTemplate("allergies", "AllergyIntolerance?patient=Patient/{{context.patientId}}", required=False),
 )
 
 # Required rules first, then the further guideline rules; a superseding rule precedes the rules it silences.
 PATIENT_VIEW_RULES = (ketorolac_duration, systemic_steroid_back_pain, imaging_red_flags, imaging_persistent_radicular,
                       referral_spine, opioid_sedative)
-ORDER_RULES = (ketorolac_duration, ketorolac_contraindication, ketorolac_dose, ketorolac_oral_start,
+ORDER_RULES = (ketorolac_contraindication, ketorolac_duration, ketorolac_dose, ketorolac_oral_start,
                systemic_steroid_back_pain, imaging_red_flags, imaging_early, imaging_repeat,
                opioid_first_line, opioid_sedative, nsaid_duplicate, gabapentinoid_nonradicular, gabapentinoid_renal_dose,
                muscle_relaxant, benzodiazepine_back_pain, drug_class_repeat)

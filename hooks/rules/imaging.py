@@ -10,6 +10,7 @@ from ..clinical import (
     EMERGENCY,
     FINDINGS_KEY,
     LUMBAR_IMAGING,
+    RISK,
     SPINE_REFERRAL,
     RedFlag,
     back_pain_context,
@@ -48,7 +49,10 @@ WORKUP_TEXT = {
 @rule("imaging-early")
 def imaging_early(ctx: RuleContext) -> list[Finding]:
     """When: a lumbar imaging order (MRI, CT, radiographs) is being ordered for back pain, the episode started
-    no more than 42 days ago for certain (every back-pain condition dated), and no red flag of either tier.
+    no more than 42 days ago for certain (every back-pain condition dated by its onset), and no red flag of either tier
+    (injection drug use counts: a risk tier of its own). Where a condition is dated only by when it was recorded (an
+    upper bound on its onset), the card says "first recorded N days ago" and that the advice does not apply if the pain
+    began more than 6 weeks ago; a chronic back-pain code (12 weeks or more) gives no card.
     Then: warning (ACR 2021 var. 1–2; Choosing Wisely); suggest cancelling the imaging and referring to
     physiotherapy, reassessing at 6 weeks. Unknown onset → no card. When the findings recorded as Observations could
     not be obtained (optional key unavailable), the card says the problem list had no red flag and the examination's
@@ -61,11 +65,18 @@ def imaging_early(ctx: RuleContext) -> list[Finding]:
     if not orders:
         return []
     ep = ctx.episode
-    if ep is None or not ep.certainly_within(s.today, t.imaging_early_days) or ctx.red_flags:
+    if ep is None or ctx.red_flags:
         return []
+    certain = ep.certainly_within(s.today, t.imaging_early_days)
+    if not certain and not ep.recorded_within(s.today, t.imaging_early_days):
+        return []  # onset unknown, older than 6 weeks, or a chronic back-pain code
     assert ep.earliest_start is not None
     reassess = ep.earliest_start + timedelta(days=int(t.imaging_early_days))
+    onset_note = "" if certain else (
+        "\n\nThe onset was not recorded — only when the problem was recorded. If the pain began more than "
+        f"{int(t.imaging_early_days) // 7} weeks ago, this advice does not apply.")
     values = {"orders": "; ".join(o.display for o in orders), "episode_start": ep.start_text,
+              "began": "began" if certain else "was first recorded", "onset_note": onset_note,
               "episode_days": (s.today - ep.earliest_start).days, "weeks": int(t.imaging_early_days) // 7,
               "reassess": fmt_date(reassess), "conditions": ", ".join(c.display for c in ep.conditions)}
     deletes = tuple(sx.delete(o.ref, f"Cancel {o.display}") for o in orders)
@@ -92,6 +103,8 @@ def imaging_red_flags(ctx: RuleContext) -> list[Finding]:
     deficit, suspected spinal infection) or prompt tier (cancer or its history, unexplained weight loss,
     immunosuppression, fracture risk, other neurologic findings) — and no lumbar imaging or spine referral is
     under way (none drafted now, none on record since the flag).
+    Injection drug use with no fever recorded (RISK tier) gives an info card asking for a temperature and inflammatory
+    markers, with no order suggested.
     Then: critical (emergency tier) or warning (prompt tier), naming each flag and its record; suggest the
     indicated study (MRI without contrast for neurologic emergencies, MRI with and without contrast for cancer
     or infection, radiographs for fracture risk) and a spine referral.
@@ -103,12 +116,16 @@ def imaging_red_flags(ctx: RuleContext) -> list[Finding]:
     flags = ctx.red_flags
     if not flags or _addressed(ctx, flags):
         return []
+    listed = "\n".join(f"- **{f.label}** — {f.display} ({f.record}{_when(f)})" for f in flags)
+    serious = [f for f in flags if f.tier != RISK]
+    if not serious:  # injection drug use without a recorded fever: ask for the work-up, order nothing yet
+        return [Finding("imaging-red-flags", "info", {"flags": listed}, tuple(f.record for f in flags), variant="risk")]
     emergency = any(f.tier == EMERGENCY for f in flags)
-    workup = min({f.workup for f in flags}, key=WORKUP_ORDER.index)
+    workup = min({f.workup for f in serious}, key=WORKUP_ORDER.index)
     study, priority = WORKUP[workup]
     age_note = _age_note(ctx, flags)
-    values = {"flags": "\n".join(f"- **{f.label}** — {f.display} ({f.record}{_when(f)})" for f in flags),
-              "first_flag": flags[0].label if not emergency else next(f.label for f in flags if f.tier == EMERGENCY),
+    values = {"flags": listed,
+              "first_flag": serious[0].label if not emergency else next(f.label for f in flags if f.tier == EMERGENCY),
               "workup": WORKUP_TEXT[workup], "workup_short": WORKUP_SHORT[workup], "age_note": age_note}
     reason = sx.back_pain_reason()
     note = "Red flags: " + "; ".join(sorted({f.label for f in flags}))
@@ -145,7 +162,7 @@ def _age_note(ctx: RuleContext, flags: list[RedFlag]) -> str:
 def imaging_persistent_radicular(ctx: RuleContext) -> list[Finding]:
     """When (patient-view): a radicular back-pain episode started more than 42 days ago for certain, conservative
     therapy is on record (NSAID, acetaminophen, muscle relaxant, duloxetine, physical therapy), no lumbar MRI/CT in
-    the last 12 months, and no red flag (the red-flag card covers those patients).
+    the last 12 months (ordered, performed, an ImagingStudy, or a radiology DiagnosticReport), and no red flag (the red-flag card covers those patients).
     Then: info — MRI is appropriate if the patient is a candidate for surgery or epidural steroid injection; suggest
     MRI lumbar spine without contrast and a spine referral. On order hooks an MRI being ordered is appropriate: no card.
     """
@@ -174,7 +191,8 @@ def imaging_persistent_radicular(ctx: RuleContext) -> list[Finding]:
 
 @rule("imaging-repeat")
 def imaging_repeat(ctx: RuleContext) -> list[Finding]:
-    """When: a lumbar MRI/CT is being ordered, a lumbar MRI/CT was done or ordered in the last 12 months, and no
+    """When: a lumbar MRI/CT is being ordered, a lumbar MRI/CT was done or ordered in the last 12 months (a ServiceRequest,
+    Procedure, ImagingStudy or radiology DiagnosticReport), and no
     red flag has been recorded since that imaging (an undated red flag counts as possibly new: no card).
     Then: info — do not repeat MRI without new neurological findings or a surgical question; suggest cancelling.
     """

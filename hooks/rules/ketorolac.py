@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import Any
 
 from cds_service.durations import span_days
 from cds_service.snapshot import MedicationCourse, PatientSnapshot
@@ -11,11 +12,11 @@ from cds_service.snapshot import MedicationCourse, PatientSnapshot
 from .. import suggestions as sx
 from ..clinical import (
     PARENTERAL_ROUTES,
-    current_courses,
     fmt_date,
     focused_drafts,
     is_current,
     latest_weight_kg,
+    nsaid_contraindications,
 )
 from ..findings import Finding, RuleContext, Suggestion, rule
 
@@ -29,11 +30,13 @@ def is_systemic_ketorolac(c: MedicationCourse) -> bool:
 
 @dataclass(frozen=True)
 class Exposure:
-    """One collapsed ketorolac exposure interval (overlapping or adjacent courses merged)."""
+    """One ketorolac course: doses and orders no more than the gap threshold apart, merged (a dose-free day does not
+    end a course: the label limits the total duration of use)."""
 
     first: date
     last: date | None  # None: open-ended (a course in it has no planned end)
     courses: tuple[MedicationCourse, ...]
+    gaps: tuple[tuple[date, date], ...] = ()  # dose-free stretches inside the course (first and last free day)
 
     @property
     def days(self) -> int | None:
@@ -43,13 +46,26 @@ class Exposure:
     def routes(self) -> str:
         return ", ".join(sorted({c.route_text for c in self.courses}))
 
+    @property
+    def gaps_text(self) -> str:
+        return "; ".join(f"{a.isoformat()}" + (f" to {b.isoformat()}" if b != a else "") + f" ({span_days(a, b)} "
+                         f"day{'s' if span_days(a, b) != 1 else ''})" for a, b in self.gaps)
 
-def exposures(s: PatientSnapshot, lookback_days: float, include_drafts: frozenset[str]) -> list[Exposure]:
-    """Ketorolac courses of the last ``lookback_days`` (plus the given drafts) collapsed into intervals."""
+    @property
+    def unknown_stops(self) -> tuple[MedicationCourse, ...]:
+        """Stopped courses whose stop date was not recorded (counted to the earlier of their planned end and today)."""
+        return tuple(c for c in self.courses if not c.end_known)
+
+
+def exposures(s: PatientSnapshot, lookback_days: float, gap_days: float, include_drafts: frozenset[str]) -> list[Exposure]:
+    """Ketorolac courses of the last ``lookback_days`` (plus the given drafts), merged into exposures: a course that
+    starts no more than ``gap_days`` dose-free days after the previous one ended continues it. Stopped orders count
+    (FHIR ``stopped``: doses were given) to the end the snapshot gives them; entered-in-error, cancelled and
+    never-started orders are not courses at all."""
     cutoff = s.today - timedelta(days=lookback_days)
     courses = []
     for c in s.courses:
-        if not is_systemic_ketorolac(c) or c.start is None or c.status == "stopped":
+        if not is_systemic_ketorolac(c) or c.start is None:
             continue
         if c.in_draft_orders:
             if c.ref in include_drafts:
@@ -57,6 +73,7 @@ def exposures(s: PatientSnapshot, lookback_days: float, include_drafts: frozense
         elif (c.end or c.start) >= cutoff:
             courses.append(c)
     courses.sort(key=lambda c: c.start)  # type: ignore[arg-type, return-value]
+    bridge = timedelta(days=int(gap_days) + 1)
     merged: list[Exposure] = []
     for c in courses:
         assert c.start is not None
@@ -66,93 +83,131 @@ def exposures(s: PatientSnapshot, lookback_days: float, include_drafts: frozense
             end = None  # open-ended draft
         else:  # a recorded course with no end: it ran at least to today while it is still active
             end = max(c.start, s.today) if is_current(c, s.today) else c.start
-        if merged and (merged[-1].last is None or c.start <= merged[-1].last + timedelta(days=1)):
+        if merged and (merged[-1].last is None or c.start <= merged[-1].last + bridge):
             prev = merged[-1]
+            gaps = prev.gaps
+            if prev.last is not None and c.start > prev.last + timedelta(days=1):
+                gaps += ((prev.last + timedelta(days=1), c.start - timedelta(days=1)),)
             last = None if prev.last is None or end is None else max(prev.last, end)
-            merged[-1] = Exposure(prev.first, last, prev.courses + (c,))
+            merged[-1] = Exposure(prev.first, last, prev.courses + (c,), gaps)
         else:
             merged.append(Exposure(c.start, end, (c,)))
     return merged
 
 
-def nsaid_contraindications(s: PatientSnapshot, ctx: RuleContext) -> list[str]:
-    """Reasons an NSAID (naproxen) must not be suggested instead."""
-    reasons = [c.display for c in s.conditions
-               if c.valuesets & {"gi-bleed-ulcer", "renal-severe", "bleeding-disorder"} and (c.active or "gi-bleed-ulcer" in c.valuesets)]
-    reasons += [a.display for a in s.allergies if a.valuesets & {"nsaids", "ketorolac"}]
-    egfr = ctx.egfr
-    if egfr is not None and egfr.value is not None and egfr.value < ctx.thresholds.ketorolac_contraindicated_egfr:
-        reasons.append(f"eGFR {egfr.value:g}")
-    reasons += [c.display for c in s.courses if "anticoagulants" in c.classes and is_current(c, s.today)]
-    return reasons
-
-
 def alternative_analgesic(ctx: RuleContext, drafts: list[MedicationCourse], label: str) -> Suggestion:
-    """Remove the drafts and order naproxen 500 mg twice daily — or acetaminophen when an NSAID is contraindicated."""
+    """Remove the drafts and order naproxen 500 mg twice daily — or acetaminophen when an NSAID is contraindicated
+    (``nsaid_contraindications``: every rule that suggests an NSAID checks the same reasons)."""
     s = ctx.snapshot
-    name = "acetaminophen" if nsaid_contraindications(s, ctx) else "naproxen"
+    name = "acetaminophen" if nsaid_contraindications(ctx, [d.ref for d in drafts]) else "naproxen"
     actions = tuple(sx.delete(d.ref, f"Remove the {label} order ({d.display})") for d in drafts)
     return Suggestion(f"replace-{name}", actions + (sx.medication_order(s.patient_id, name, sx.back_pain_reason()),),
                       recommended=True)
 
 
-@rule("ketorolac-duration")
-def ketorolac_duration(ctx: RuleContext) -> list[Finding]:
-    """When: ketorolac by any systemic route (IV, IM, oral, intranasal; not ophthalmic) — the draft being ordered
-    together with doses given in the last 30 days and overlapping or adjacent courses — spans more than 5
-    calendar days from first exposure to planned last day (order-select/sign), or an active course is already
-    past day 5 (patient-view).
-    Then: critical card with the arithmetic; suggest naproxen (or acetaminophen when NSAIDs are contraindicated),
-    or shortening the draft to the days still allowed. A draft with no end date: warning asking for ≤ 5 days.
-    """
+@dataclass(frozen=True)
+class Plan:
+    """What the ketorolac being ordered adds up to: its exposure, the drafts in it, and the card values that show it."""
+
+    exposure: Exposure
+    drafts: tuple[MedicationCourse, ...]
+    values: dict[str, Any]
+    allowed: int  # days still allowed from today
+
+    @property
+    def open_ended(self) -> bool:
+        return self.exposure.last is None
+
+
+def planned_exposure(ctx: RuleContext) -> Plan | None:
+    """The exposure of the ketorolac drafts in focus, with doses already given and every other draft of the call: the
+    first that is open-ended or over the limit, else the first that holds a draft in focus."""
     s, t = ctx.snapshot, ctx.thresholds
     limit = int(t.ketorolac_max_days)
-    if not ctx.ordering:
-        return _ketorolac_duration_active(ctx, limit)
     drafts = focused_drafts(ctx, "ketorolac")
     if not drafts:
-        return []
-    all_drafts = frozenset(c.ref for c in s.draft_courses)
-    for exp in exposures(s, t.ketorolac_lookback_days, all_drafts):
-        in_exp = [c for c in exp.courses if c.ref in {d.ref for d in drafts}]
+        return None
+    focused = {d.ref for d in drafts}
+    plans: list[Plan] = []
+    for exp in exposures(s, t.ketorolac_lookback_days, t.ketorolac_course_gap_days, frozenset(c.ref for c in s.draft_courses)):
+        in_exp = tuple(c for c in exp.courses if c.ref in focused)
         if not in_exp:
             continue
         given = [c for c in exp.courses if not c.in_draft_orders]
         first_text = f"{fmt_date(exp.first)} ({'already given: ' + ', '.join(sorted({c.display for c in given})) if given else 'this order'})"
         allowed = max(0, limit - (s.today - exp.first).days)
-        values = {"limit": limit, "first_day": first_text, "routes": exp.routes, "allowed_from_today": allowed,
-                  "orders": "; ".join(f"{c.display} ({c.route_text})" for c in in_exp),
-                  "oral_note": _oral_note(ctx, in_exp)}
-        sources = tuple(c.ref for c in exp.courses)
-        draft = in_exp[0]
-        shorten: tuple[Suggestion, ...] = ()
-        if allowed >= 1 and len(in_exp) == 1:
-            shorten = (Suggestion("shorten", (sx.bounded_duration(s.resources[draft.ref], allowed, draft.per_day),),
-                                  label_values={"days": allowed}),)
+        values: dict[str, Any] = {
+            "limit": limit, "first_day": first_text, "routes": exp.routes, "allowed_from_today": allowed,
+            "orders": "; ".join(f"{c.display} ({c.route_text})" for c in in_exp), "oral_note": _oral_note(ctx, list(in_exp)),
+            "gap_row": f"\n| Dose-free days within the course | {exp.gaps_text} (a dose-free day does not end a course) |"
+            if exp.gaps else "",
+            "stop_note": _stop_note(exp)}
         if exp.last is None:
             open_ended = [c for c in in_exp if c.end is None]
-            values |= {"open_order": open_ended[0].display if open_ended else draft.display}
-            return [Finding("ketorolac-duration", "warning", values, sources,
-                            shorten + (alternative_analgesic(ctx, in_exp, "ketorolac"),), variant="open-ended")]
-        days = exp.days or 0
-        if days <= limit:
-            continue
-        basis = next((c.end_basis for c in exp.courses if c.end == exp.last and c.end_basis), "planned end")
-        values |= {"days": days, "last_day": f"{fmt_date(exp.last)} ({basis})"}
-        return [Finding("ketorolac-duration", "critical", values, sources, (alternative_analgesic(ctx, in_exp, "ketorolac"),) + shorten)]
-    return []
+            values["open_order"] = open_ended[0].display if open_ended else in_exp[0].display
+        else:
+            basis = next((c.end_basis for c in exp.courses if c.end == exp.last and c.end_basis), "planned end")
+            values |= {"days": exp.days or 0, "last_day": f"{fmt_date(exp.last)} ({basis})"}
+        plans.append(Plan(exp, in_exp, values, allowed))
+    return next((p for p in plans if p.open_ended or p.values["days"] > limit), plans[0] if plans else None)
+
+
+def _stop_note(exp: Exposure) -> str:
+    stopped = exp.unknown_stops
+    if not stopped:
+        return ""
+    names = "; ".join(f"{c.display} (from {fmt_date(c.start)})" for c in stopped)
+    return (f"\n\nStopped order{'s' if len(stopped) > 1 else ''} with no stop date recorded: {names} — counted to the "
+            "earlier of its planned end and today. Check the administration record.")
+
+
+@rule("ketorolac-duration")
+def ketorolac_duration(ctx: RuleContext) -> list[Finding]:
+    """When: ketorolac by any systemic route (IV, IM, oral, intranasal; not ophthalmic) — the draft being ordered
+    together with doses given in the last 30 days and the courses it continues (a gap of up to
+    ``ketorolac_course_gap_days`` dose-free days does not end a course; stopped orders count) — spans more than 5
+    calendar days from first exposure to planned last day (order-select/sign), or an active course is already past
+    day 5 (patient-view).
+    Then: critical card with the arithmetic (first dose, dose-free days bridged, planned last day, and any stopped order
+    whose stop date was not recorded); suggest naproxen (or acetaminophen when NSAIDs are contraindicated), or shortening
+    the draft to the days still allowed. A draft with no end date, when no duration can be derived at all: warning
+    asking for ≤ 5 days. (Superseded by ketorolac-contraindication, whose detail then carries these facts: no card offers
+    to keep or shorten a contraindicated drug.)
+    """
+    if not ctx.ordering:
+        return _ketorolac_duration_active(ctx, int(ctx.thresholds.ketorolac_max_days))
+    plan = planned_exposure(ctx)
+    if plan is None:
+        return []
+    s, limit = ctx.snapshot, int(ctx.thresholds.ketorolac_max_days)
+    draft = plan.drafts[0]
+    sources = tuple(c.ref for c in plan.exposure.courses)
+    shorten: tuple[Suggestion, ...] = ()
+    if plan.allowed >= 1 and len(plan.drafts) == 1:
+        shorten = (Suggestion("shorten", (sx.bounded_duration(s.resources[draft.ref], plan.allowed, draft.per_day),),
+                              label_values={"days": plan.allowed}),)
+    alternative = alternative_analgesic(ctx, list(plan.drafts), "ketorolac")
+    if plan.open_ended:
+        return [Finding("ketorolac-duration", "warning", plan.values, sources, shorten + (alternative,), variant="open-ended")]
+    if plan.values["days"] <= limit:
+        return []
+    return [Finding("ketorolac-duration", "critical", plan.values, sources, (alternative,) + shorten)]
 
 
 def _ketorolac_duration_active(ctx: RuleContext, limit: int) -> list[Finding]:
-    s = ctx.snapshot
-    for exp in exposures(s, ctx.thresholds.ketorolac_lookback_days, frozenset()):
+    s, t = ctx.snapshot, ctx.thresholds
+    for exp in exposures(s, t.ketorolac_lookback_days, t.ketorolac_course_gap_days, frozenset()):
         active = [c for c in exp.courses if is_current(c, s.today)]
         elapsed = span_days(exp.first, s.today)
         if not active or elapsed <= limit:
             continue
+        alternative = "acetaminophen" if nsaid_contraindications(ctx, [c.ref for c in exp.courses], ketorolac=True) \
+            else "acetaminophen, or naproxen with GI protection and renal monitoring"
         values = {"limit": limit, "days": elapsed, "first_day": fmt_date(exp.first), "routes": exp.routes,
                   "last_day": fmt_date(exp.last) if exp.last else "not recorded (open-ended)",
-                  "orders": "; ".join(f"{c.display} ({c.route_text})" for c in active)}
+                  "orders": "; ".join(f"{c.display} ({c.route_text})" for c in active), "alternative": alternative,
+                  "gap_row": f"\n| Dose-free days within the course | {exp.gaps_text} |" if exp.gaps else "",
+                  "stop_note": _stop_note(exp)}
         stops = tuple(Suggestion("stop", (sx.stop(s.resources[c.ref], f"Stop {c.display}"),), recommended=True)
                       for c in active if c.ref.startswith("MedicationRequest/"))
         return [Finding("ketorolac-duration", "critical", values, tuple(c.ref for c in exp.courses), stops[:1], variant="active")]
@@ -177,8 +232,8 @@ def ketorolac_oral_start(ctx: RuleContext) -> list[Finding]:
     """When: an oral ketorolac draft is being ordered and no IV/IM ketorolac was given (or is being ordered) in
     the preceding 48 hours.
     Then: warning — oral ketorolac is labelled only as continuation of parenteral dosing; suggest naproxen
-    500 mg twice daily or ibuprofen 600 mg every 8 hours. (Superseded by ketorolac-duration, whose detail
-    states the same fact, so one problem gives one card.)
+    500 mg twice daily or ibuprofen 600 mg every 8 hours (acetaminophen when an NSAID is contraindicated).
+    (Superseded by ketorolac-duration, whose detail states the same fact, and by ketorolac-contraindication.)
     """
     if not ctx.ordering:
         return []
@@ -187,7 +242,7 @@ def ketorolac_oral_start(ctx: RuleContext) -> list[Finding]:
         return []
     s = ctx.snapshot
     deletes = tuple(sx.delete(d.ref, f"Remove the ketorolac order ({d.display})") for d in oral)
-    blocked = nsaid_contraindications(s, ctx)
+    blocked = nsaid_contraindications(ctx, [d.ref for d in oral])
     options: list[Suggestion] = []
     names = ["acetaminophen"] if blocked else ["naproxen", "ibuprofen"]
     for i, name in enumerate(names):
@@ -254,51 +309,55 @@ def ketorolac_dose(ctx: RuleContext) -> list[Finding]:
 
 @rule("ketorolac-contraindication")
 def ketorolac_contraindication(ctx: RuleContext) -> list[Finding]:
-    """When: a ketorolac draft and any of: peptic ulcer or GI bleeding (ever), eGFR < 30 or CKD 4–5/dialysis/AKI,
-    bleeding disorder or cerebrovascular bleeding, NSAID/aspirin/ketorolac allergy, a current other NSAID or
-    aspirin, probenecid or pentoxifylline (critical); a current anticoagulant alone (warning).
-    Then: the contraindications found, each with its record; suggest removing ketorolac and giving acetaminophen.
-    (Labour and delivery: no coded value set yet — not evaluated.)
+    """When: a ketorolac draft and any NSAID contraindication (``clinical.nsaid_contraindications``): peptic ulcer or GI
+    bleeding (ever), eGFR < 30 or CKD 4–5/dialysis/AKI, bleeding disorder or cerebrovascular bleeding,
+    NSAID/aspirin/ketorolac allergy, a current other NSAID or aspirin, probenecid or pentoxifylline, pregnancy from 20
+    weeks or preterm labour (critical); a current anticoagulant, or a pregnancy before 20 weeks or of unknown gestational
+    age (warning — critical when the planned ketorolac would also run past its 5-day limit).
+    Then: the contraindications found, each with its record, and the planned duration (first dose, planned last day,
+    day count); suggest removing ketorolac and giving acetaminophen. One problem, one card: it silences the duration,
+    oral-start and dose cards, so no card offers to keep, shorten or swap the ketorolac for another NSAID.
+    Labour and delivery: read from a preterm-labour code (ICD-10-CM O60.0) and from a pregnancy of 20 weeks or more;
+    delivery and postpartum codes are not read as labour (they stay on the record after the birth, when ketorolac is
+    commonly given).
     """
     if not ctx.ordering:
         return []
     drafts = focused_drafts(ctx, "ketorolac")
     if not drafts:
         return []
-    s, t = ctx.snapshot, ctx.thresholds
-    critical: list[tuple[str, str]] = []
-    caution: list[tuple[str, str]] = []
-    for c in s.conditions:
-        if "gi-bleed-ulcer" in c.valuesets:
-            critical.append((f"history of peptic ulcer / GI bleeding: {c.display}", c.ref))
-        elif c.active and "renal-severe" in c.valuesets:
-            critical.append((f"advanced renal impairment: {c.display}", c.ref))
-        elif c.active and "bleeding-disorder" in c.valuesets:
-            critical.append((f"bleeding disorder or cerebrovascular bleeding: {c.display}", c.ref))
-        elif c.active and "anticoagulant-use" in c.valuesets:
-            caution.append((f"anticoagulation: {c.display}", c.ref))
-    egfr = ctx.egfr
-    if egfr is not None and egfr.value is not None and egfr.value < t.ketorolac_contraindicated_egfr:
-        critical.append((f"eGFR {egfr.value:g} on {egfr.effective} (< {t.ketorolac_contraindicated_egfr:g})", egfr.ref))
-    for a in s.allergies:
-        if a.valuesets & {"nsaids", "ketorolac"}:
-            critical.append((f"allergy or intolerance: {a.display}", a.ref))
-    draft_refs = {d.ref for d in drafts}
-    for course in current_courses(ctx, "nsaids", exclude=draft_refs):
-        critical.append((f"concurrent NSAID/aspirin: {course.display}", course.ref))
-    for course in current_courses(ctx, "ketorolac-interacting", exclude=draft_refs):
-        critical.append((f"concurrent {', '.join(sorted(course.ingredients))}: {course.display}", course.ref))
-    for course in current_courses(ctx, "anticoagulants", exclude=draft_refs):
-        caution.append((f"concurrent anticoagulant: {course.display}", course.ref))
-    if not critical and not caution:
+    s = ctx.snapshot
+    found = nsaid_contraindications(ctx, [d.ref for d in drafts], ketorolac=True)
+    if not found:
         return []
-    items = critical + caution
+    plan = planned_exposure(ctx)
+    limit = int(ctx.thresholds.ketorolac_max_days)
+    over = plan is not None and not plan.open_ended and plan.values["days"] > limit
+    critical = any(c.critical for c in found)
     values = {"orders": "; ".join(d.display for d in drafts),
-              "reasons": "\n".join(f"- {text}" for text, _ in items),
-              "first_reason": items[0][0].split(":")[0]}
+              "reasons": "\n".join(f"- {c.text}" for c in found),
+              "first_reason": found[0].text.split(":")[0].split(" (")[0],
+              "duration": _duration_text(plan, limit), "days": plan.values.get("days", "") if plan else ""}
     deletes = tuple(sx.delete(d.ref, f"Remove the ketorolac order ({d.display})") for d in drafts)
     suggestion = Suggestion("replace-acetaminophen", deletes + (sx.medication_order(s.patient_id, "acetaminophen", sx.back_pain_reason()),),
                             recommended=True)
-    indicator = "critical" if critical else "warning"
-    return [Finding("ketorolac-contraindication", indicator, values, tuple(d.ref for d in drafts) + tuple(r for _, r in items),
-                    (suggestion, Suggestion("remove", deletes)), variant="" if critical else "caution")]
+    sources = tuple(d.ref for d in drafts) + tuple(c.ref for c in found)
+    variant = "" if critical else "caution-over-limit" if over else "caution"
+    return [Finding("ketorolac-contraindication", "critical" if critical or over else "warning", values, sources,
+                    (suggestion, Suggestion("remove", deletes)), variant=variant)]
+
+
+def _duration_text(plan: Plan | None, limit: int) -> str:
+    """The duration facts the contraindication card carries in place of a duration card of its own."""
+    if plan is None:
+        return ""
+    v = plan.values
+    if plan.open_ended:
+        head = f"**Planned ketorolac exposure: no end date** ({v['open_order']}; limit {limit} days, all routes combined)."
+        rows = ""
+    else:
+        verdict = f"over the {limit}-day limit" if v["days"] > limit else f"within the {limit}-day limit"
+        head = f"**Planned ketorolac exposure: {v['days']} days** ({verdict}, all routes combined)."
+        rows = f"\n| Planned last day | {v['last_day']} |"
+    return (f"\n\n{head}\n\n| | |\n|---|---|\n| First ketorolac dose | {v['first_day']} |{rows}{v['gap_row']}\n"
+            f"| Routes | {v['routes']} |{v['stop_note']}")

@@ -5,9 +5,8 @@ from __future__ import annotations
 from cds_service.snapshot import MedicationCourse
 
 from .. import suggestions as sx
-from ..clinical import BACK_PAIN, back_pain_context
+from ..clinical import BACK_PAIN, back_pain_context, nsaid_contraindications
 from ..findings import Finding, RuleContext, Suggestion, rule
-from .ketorolac import nsaid_contraindications
 
 SYSTEMIC_STEROID_ROUTES = frozenset({"oral", "iv", "im", "sc", "parenteral"})
 OTHER_INDICATIONS = frozenset({"steroid-other-indication"})
@@ -23,7 +22,7 @@ def is_systemic_steroid(c: MedicationCourse) -> bool:
 def systemic_steroid_back_pain(ctx: RuleContext) -> list[Finding]:
     """When: a systemic corticosteroid is being ordered (order-select/sign), or an active systemic course exists
     (patient-view), AND there is an active back-pain condition or the order's reason is back pain, AND no other
-    steroid indication (asthma/COPD, inflammatory arthritis, lupus, PMR/GCA, adrenal insufficiency, IBD, gout,
+    steroid indication (an asthma or COPD exacerbation — stable asthma or COPD is none —, inflammatory arthritis, lupus, PMR/GCA, adrenal insufficiency, IBD, gout,
     transplant, active cancer, MS, anaphylaxis…) among active conditions or the order's reasons.
     Then: warning — systemic steroids should not be prescribed for low back pain, even radicular; suggest removing
     the order and naproxen (if no NSAID contraindication) or a physiotherapy referral.
@@ -52,7 +51,7 @@ def systemic_steroid_back_pain(ctx: RuleContext) -> list[Finding]:
                     if c.in_draft_orders or c.ref.startswith("MedicationRequest/"))
     options: list[Suggestion] = []
     if removal:
-        if not nsaid_contraindications(s, ctx):
+        if not nsaid_contraindications(ctx, [c.ref for c in courses]):
             options.append(Suggestion("replace-naproxen", removal + (sx.medication_order(s.patient_id, "naproxen", sx.back_pain_reason()),),
                                       recommended=True))
         options.append(Suggestion("physio", removal + (sx.referral(s.patient_id, "physio", "routine",
