@@ -93,7 +93,7 @@ class P:
     def lab(self, code: str, display: str, value: float, unit: str, when: str) -> P:
         self.resources.append({"resourceType": "Observation", "id": self._id("obs"), "status": "final",
                                "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category",
-                                                         "code": "laboratory" if code != "29463-7" else "vital-signs"}]}],
+                                                         "code": "vital-signs" if code in ("29463-7", "8310-5") else "laboratory"}]}],
                                "code": {"coding": [{"system": LOINC, "code": code, "display": display}]}, "subject": self._subject(),
                                "effectiveDateTime": when, "valueQuantity": {"value": value, "unit": unit, "system": UCUM, "code": unit}})
         return self
@@ -118,6 +118,14 @@ class P:
         self.resources.append({"resourceType": "Procedure", "id": self._id("proc"), "status": "completed",
                                "code": {"coding": [{"system": system, "code": code, "display": display}]},
                                "subject": self._subject(), "performedDateTime": when})
+        return self
+
+    def report(self, code: str, display: str, when: str, status: str = "final") -> P:
+        """A radiology report (US Core DiagnosticReport for report and note, category Radiology)."""
+        self.resources.append({"resourceType": "DiagnosticReport", "id": self._id("dr"), "status": status,
+                               "category": [{"coding": [{"system": LOINC, "code": "LP29684-5", "display": "Radiology"}]}],
+                               "code": {"coding": [{"system": LOINC, "code": code, "display": display}], "text": display},
+                               "subject": self._subject(), "effectiveDateTime": when, "conclusion": "See report."})
         return self
 
     def bundle(self) -> dict[str, Any]:
@@ -263,6 +271,38 @@ def patients() -> dict[str, P]:
     ps["35-opioid-after-nsaid-short"] = (
         P("bp35", "Lucia", "Romero", "female", "45y").condition(*LBP, "@today-20d")
         .med(*NAPROXEN, "@today-15d", status="completed", route="oral", supply=10, dose_mg=500, per_day=2))
+    # --- records as EHRs really write them (clinical fidelity) -----------------------------------------------------
+    ps["38-ketorolac-dose-free-days"] = (
+        P("bp38", "Ines", "Moreau", "female", "43y").condition(*LBP, "@today-4d")
+        .given(*KETO_INJ, "@now-3d", "im", 30).given(*KETO_INJ, "@now-1d", "iv", 15))
+    ps["39-ketorolac-stopped-inpatient-order"] = (
+        P("bp39", "Dmitri", "Volkov", "male", "50y").condition(*LBP, "@today-5d")
+        .med(*KETO_INJ, "@today-3d", status="stopped", route="iv", dose_mg=15, per_day=4))
+    ps["40-ketorolac-mg-dose-quantity"] = (
+        P("bp40", "Hannah", "Berg", "female", "35y").condition(*LBP, "@today-1d")
+        .given(*KETO_INJ, "@now-3h", "im", 30))
+    ps["41-ketorolac-pregnant-24-weeks"] = (
+        P("bp41", "Amara", "Osei", "female", "31y").condition(*LBP, "@today-6d")
+        .condition(ICD10, "Z3A.23", "23 weeks gestation of pregnancy", recorded="@today-7d"))
+    ps["42-mri-report-last-year"] = (
+        P("bp42", "Yusuf", "Demir", "male", "47y").condition(SNOMED, "23056005", "Sciatica (disorder)", "@today-200d")
+        .med(*NAPROXEN, "@today-150d", status="completed", route="oral", supply=30, dose_mg=500, per_day=2)
+        .report("24968-0", "MR Lumbar spine", "@today-60d"))
+    ps["43-chronic-back-pain-recorded-recently"] = (
+        P("bp43", "Beatrice", "Lund", "female", "58y").condition(SNOMED, "278860009", "Chronic low back pain (finding)",
+                                                                 recorded="@today-10d"))
+    ps["44-stable-copd-prednisone"] = (
+        P("bp44", "Frank", "Doyle", "male", "67y").condition(*LBP, "@today-9d")
+        .condition(ICD10, "J44.9", "Chronic obstructive pulmonary disease, unspecified", "@today-6y"))
+    ps["45-injection-drug-use-febrile"] = (
+        P("bp45", "Tyler", "Reed", "male", "29y").condition(*LBP, "@today-5d")
+        .condition(SNOMED, "228388006", "Intravenous drug user (finding)", "@today-1y")
+        .lab("8310-5", "Body temperature", 38.6, "Cel", "@now-1d"))
+    ps["46-injection-drug-use-afebrile"] = (
+        P("bp46", "Dana", "Hollis", "female", "33y").condition(*LBP, "@today-5d")
+        .condition(SNOMED, "228388006", "Intravenous drug user (finding)", "@today-1y")
+        .lab("8310-5", "Body temperature", 37.0, "Cel", "@now-1d"))
+    ps["47-incomplete-toradol-draft"] = P("bp47", "Leon", "Fabre", "male", "40y").condition(*LBP, "@today-2d")
     # --- nothing to flag -------------------------------------------------------------------------------------------
     ps["25-no-back-pain"] = (
         P("bp25", "Arthur", "Lewis", "male", "66y").condition(SNOMED, "59621000", "Essential hypertension (disorder)", "@today-10y")

@@ -18,7 +18,7 @@ from cds_service import create_app
 FIXTURES = Path(__file__).parent / "fixtures"
 NOW = datetime(2026, 11, 22, 15, 0, tzinfo=UTC)
 PREFETCH_KEYS = ("patient", "conditions", "medications", "medicationStatements", "medicationAdministrations", "labs",
-                 "findings", "serviceRequests", "procedures", "imagingStudies", "allergies")
+                 "findings", "serviceRequests", "procedures", "imagingStudies", "diagnosticReports", "allergies")
 PUBLIC_IP = "93.184.216.34"
 
 

@@ -112,9 +112,13 @@ def test_renewal_of_a_current_course_is_not_a_repeat(client):
     assert ("drug-class-repeat", "info") not in topics(resp)
 
 
-def test_stopped_ketorolac_order_does_not_count_as_exposure(client):
+def test_stopped_ketorolac_order_counts_to_today_when_its_stop_date_was_not_recorded(client):
+    # FHIR "stopped": doses were given. 11-20 → today (stop date unknown), IM today, oral 11-22..11-26: 7 days.
     stopped = med_request("k0", "834022", "Ketorolac Tromethamine 10 MG Oral Tablet", authored="2026-11-20", supply_days=5, status="stopped")
     given = med_admin("a", "1665461", "1 ML Ketorolac Tromethamine 30 MG/ML Injection", "2026-11-22T06:00:00Z", route="im")
     resp = order(client, [draft("k", "834022", "Ketorolac Tromethamine 10 MG Oral Tablet", supply_days=5, route="oral")],
                  medications=[stopped], medicationAdministrations=[given])
-    assert topics(resp) == []
+    assert topics(resp) == [("ketorolac-duration", "critical")]
+    detail = card(resp, "ketorolac-duration")["detail"]
+    assert "| First ketorolac dose | 2026-11-20 (already given: " in detail
+    assert "with no stop date recorded: Ketorolac Tromethamine 10 MG Oral Tablet (from 2026-11-20)" in detail
