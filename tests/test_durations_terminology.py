@@ -217,3 +217,36 @@ def test_observation_in_no_value_set_is_not_read(terminology):
     s = _snap(terminology, [finding("f", "271737000", "Anemia", "2026-11-20"),
                             finding("g", "0", "Exam", "2026-11-20", valueCodeableConcept={"text": "saddle numbness"})])
     assert s.observations == ()
+
+
+@pytest.mark.parametrize("name, strength", [
+    ("Ketorolac Tromethamine 10 MG Oral Tablet", (10.0, None, "")),
+    ("1 ML Ketorolac Tromethamine 30 MG/ML Injection", (30.0, None, "ML")),
+    ("Toradol 10 mg tablets", (10.0, None, "")),
+    ("Acetaminophen 325 MG / Oxycodone Hydrochloride 5 MG Oral Tablet", None),  # which ingredient would a mg dose mean?
+    ("ketorolac", None),
+])
+def test_product_strength_from_its_name(name, strength):
+    from cds_service.snapshot import _name_strength
+
+    assert _name_strength(name) == strength
+
+
+@pytest.mark.parametrize("dose, quantity, days", [
+    (dict(dose_mg=10, per_day=4), 40, date(2026, 12, 1)),  # 1 tablet a dose: 10 days
+    (dict(dose_mg=20, per_day=4), 40, date(2026, 11, 26)),  # 2 tablets a dose: 5 days
+    (dict(dose_unit="{tbl}", dose_value=1, per_day=4), 40, date(2026, 12, 1)),  # counted dose, as before
+    (dict(dose_mg=10), 40, None),  # no frequency: no duration
+])
+def test_quantity_over_doses_per_day_with_a_weighed_dose(terminology, dose, quantity, days):
+    s = _snap(terminology, [med_request("k", "834022", "Ketorolac 10 MG Oral Tablet", authored="2026-11-22", quantity=quantity, **dose)])
+    assert s.courses[0].end == days
+
+
+def test_a_stopped_course_without_a_stop_date_says_so(terminology):
+    s = _snap(terminology, [med_request("a", "834022", "Ketorolac 10 MG Oral Tablet", authored="2026-11-20", status="stopped"),
+                            med_request("b", "834022", "Ketorolac 10 MG Oral Tablet", authored="2026-11-10", supply_days=5,
+                                        status="stopped")])
+    by = {c.ref: c for c in s.courses}
+    assert (by["MedicationRequest/a"].end, by["MedicationRequest/a"].end_known) == (TODAY, False)  # counted to today
+    assert (by["MedicationRequest/b"].end, by["MedicationRequest/b"].end_known) == (date(2026, 11, 14), False)  # planned end
