@@ -73,6 +73,14 @@ class Episode:
         """Episode started more than ``days`` days ago, for certain."""
         return self.latest_start is not None and (today - self.latest_start).days > days
 
+    def weeks_text(self, today: date) -> str:
+        """How long the episode has lasted, in the patient's own figure: "14 weeks" when its start is known, "at least 14
+        weeks" when only bounded (a recorded date, a chronic code, a partial date). Needs ``latest_start``."""
+        assert self.latest_start is not None
+        weeks = (today - self.latest_start).days // 7
+        exact = self.onset_recorded and not self.chronic and self.earliest_start == self.latest_start
+        return f"{weeks} week{'s' if weeks != 1 else ''}" if exact else f"at least {weeks} weeks"
+
     @property
     def start_text(self) -> str:
         if self.latest_start is None:

@@ -29,6 +29,7 @@ SUPERSEDES = {
     "ketorolac-contraindication": ("ketorolac-duration", "ketorolac-oral-start", "ketorolac-dose"),
     "ketorolac-duration": ("ketorolac-oral-start",),  # its detail states the oral-start fact
     "imaging-red-flags": ("referral-spine", "imaging-repeat"),  # the red-flag card carries the referral
+    "referral-spine": ("imaging-persistent-radicular",),  # it carries the MRI advice: one card, one referral
 }
 
 

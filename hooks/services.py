@@ -83,8 +83,8 @@ PREFETCH = (
 )
 
 # Required rules first, then the further guideline rules; a superseding rule precedes the rules it silences.
-PATIENT_VIEW_RULES = (ketorolac_duration, systemic_steroid_back_pain, imaging_red_flags, imaging_persistent_radicular,
-                      referral_spine, opioid_sedative)
+PATIENT_VIEW_RULES = (ketorolac_duration, systemic_steroid_back_pain, imaging_red_flags, referral_spine,
+                      imaging_persistent_radicular, opioid_sedative)
 ORDER_RULES = (ketorolac_contraindication, ketorolac_duration, ketorolac_dose, ketorolac_oral_start,
                systemic_steroid_back_pain, imaging_red_flags, imaging_early, imaging_repeat,
                opioid_first_line, opioid_sedative, nsaid_duplicate, gabapentinoid_nonradicular, gabapentinoid_renal_dose,

@@ -125,6 +125,55 @@ def referral(patient_id: str, kind: str, priority: str, note: str, reason: dict[
     return service_request(patient_id, [REFERRALS[kind]], category=REFERRAL_CATEGORY, priority=priority, note=note, reason=reason)
 
 
+def replacement(patient_id: str, name: str, replaced: list[tuple[dict[str, Any], str, bool]], description: str) -> tuple[dict[str, Any], ...]:
+    """The actions that replace orders with ``name`` (an ALTERNATIVES drug), in a shape real clients apply whole.
+
+    ``replaced``: (resource, "Type/id", is a draft). A draft is replaced in place — one ``update`` of the same
+    MedicationRequest with the new drug, dosage and instructions (its id, status, intent, subject, dates and supply
+    duration kept; a tablet count for the old drug dropped) — and any further drafts are deleted. A recorded order, or a
+    draft that is not valid FHIR even with the change, gets a ``create`` of the new order first, then its ``stop``/
+    ``delete``: the public CDS Hooks sandbox applies the first create/update that carries a coded medication and stops
+    there, and clears the order at the first delete (sandbox/README.md), so the new drug must come first.
+    """
+    reason = back_pain_reason()
+    first, rest = (replaced[0], replaced[1:]) if replaced else (None, [])
+    in_place = _replace_in_place(first[0], name, reason, description) if first is not None and first[2] else None
+    if in_place is not None:
+        return (in_place, *(delete(ref, f"Remove {_label(r)}") if draft else _stop_or_delete(r, ref) for r, ref, draft in rest))
+    removals = tuple(delete(ref, f"Remove {_label(r)}") if draft else _stop_or_delete(r, ref) for r, ref, draft in replaced)
+    return (medication_order(patient_id, name, reason), *removals)
+
+
+def _label(resource: dict[str, Any]) -> str:
+    concept = resource.get("medicationCodeableConcept")
+    text = concept.get("text") if isinstance(concept, dict) else None
+    return f"the order ({text})" if isinstance(text, str) and text else "the order"
+
+
+def _stop_or_delete(resource: dict[str, Any], ref: str) -> dict[str, Any]:
+    return stop(resource, f"Stop {_label(resource)}") or delete(ref, f"Remove {_label(resource)}")
+
+
+def _replace_in_place(resource: dict[str, Any], name: str, reason: dict[str, Any], description: str) -> dict[str, Any] | None:
+    template = _medication_template(name, True)["resource"]
+
+    def apply(r: dict[str, Any]) -> None:
+        r.pop("medicationReference", None)
+        r.pop("contained", None)
+        r["medicationCodeableConcept"] = json_copy(template["medicationCodeableConcept"])
+        r["dosageInstruction"] = json_copy(template["dosageInstruction"])
+        dispense = r.get("dispenseRequest")
+        if isinstance(dispense, dict):
+            kept = {k: v for k, v in dispense.items() if k in ("expectedSupplyDuration", "validityPeriod")}
+            if kept:
+                r["dispenseRequest"] = kept
+            else:
+                r.pop("dispenseRequest", None)
+        if not r.get("reasonCode") and not r.get("reasonReference"):
+            r["reasonCode"] = [reason]
+    return update(resource, description, apply)
+
+
 def update(resource: dict[str, Any], description: str, change: Any) -> dict[str, Any] | None:
     """An update action carrying the whole MedicationRequest with ``change(copy)`` applied, validated (R4).
 

@@ -91,7 +91,22 @@ SERVICE = {"patient-view": "backpain-patient-view", "order-select": "backpain-or
 
 def call(client, body: dict[str, Any], service: str | None = None):
     # buffered: the response is finished and closed, as a WSGI server does (after-response work runs then)
-    return client.post(f"/cds-services/{service or SERVICE[body['hook']]}", json=body, buffered=True)
+    resp = client.post(f"/cds-services/{service or SERVICE[body['hook']]}", json=body, buffered=True)
+    if resp.status_code == 200:
+        for card in resp.get_json().get("cards", []):
+            assert_markdown_tables_whole(card.get("detail", ""))
+    return resp
+
+
+def assert_markdown_tables_whole(detail: str) -> None:
+    """Every table in a card's detail is one block: a header, its separator row, then rows (a blank line inside a table
+    breaks it into two, and the rows after the blank line render as text)."""
+    for block in detail.split("\n\n"):
+        lines = block.strip("\n").split("\n")
+        rows = [line for line in lines if line.startswith("|")]
+        if rows:
+            assert rows == lines and len(rows) >= 2 and set(rows[1].replace("|", "")) <= {"-", ":", " "}, block
+
 
 
 def topics(resp) -> list[tuple[str, str]]:

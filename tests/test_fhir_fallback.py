@@ -54,6 +54,25 @@ def test_every_patient_through_the_fallback_fetch_path(fhir_server):
     assert ", 0 failed" in replay.stdout
 
 
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_patient_searches_by_bare_id_and_by_reference_give_the_same_records(fhir_server, method):
+    import requests
+
+    loaded = _cli("load-patients", "--fhir", fhir_server, "--token", TOKEN, "sandbox/patients/06-ketorolac-iv-then-oral.bundle.json")
+    assert loaded.returncode == 0, loaded.stdout + loaded.stderr
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+
+    def ids(patient: str) -> list[str]:
+        if method == "GET":
+            resp = requests.get(f"{fhir_server}/Condition", params={"patient": patient}, headers=auth, timeout=10)
+        else:  # the CDS Hooks sandbox searches by POST first
+            resp = requests.post(f"{fhir_server}/Condition/_search", data={"patient": patient}, headers=auth, timeout=10)
+        assert resp.status_code == 200
+        return sorted(e["resource"]["id"] for e in resp.json().get("entry", []))
+
+    assert ids("bp06") == ids("Patient/bp06") == ["bp06-cond1"]
+
+
 def test_without_the_token_the_service_answers_412(fhir_server):
     replay = _cli("replay", "--json", "--fhir", fhir_server, "sandbox/patients/25-no-back-pain.expected.json")
     assert replay.returncode == 1

@@ -31,7 +31,7 @@ def test_opioid_shorten_suggestion_updates_the_supply(client):
     resp = order(client, [draft("o", *OXY, supply_days=8, route="oral", dose_mg=5, per_day=4)], conditions=[LBP_10D],
                  medications=[NAPROXEN_TRIED])
     shorten = card(resp, "opioid-first-line")["suggestions"][1]
-    assert shorten["label"] == "Keep the opioid, limit to 3 days"
+    assert shorten["label"] == "Shorten this order to 3 days (supply and duration)"
     assert shorten["actions"][0]["resource"]["dispenseRequest"]["expectedSupplyDuration"]["value"] == 3
 
 

@@ -183,13 +183,17 @@ def test_sandbox_ketorolac_order_select_gives_the_ketorolac_card(client, mocked)
     assert card["selectionBehavior"] == "at-most-one"
     replace = card["suggestions"][0]
     assert replace["isRecommended"] is True
-    assert replace["actions"][0] == {"type": "delete", "description": "Remove the ketorolac order (Ketorolac Tromethamine 10 MG Oral Tablet)",
-                                     "resourceId": "MedicationRequest/request-123"}
-    naproxen = replace["actions"][1]["resource"]
+    # the draft replaced in place (one update, same id): what the sandbox applies whole (sandbox/README.md)
+    (action,) = replace["actions"]
+    assert (action["type"], action["resource"]["id"]) == ("update", "request-123")
+    naproxen = action["resource"]
     assert naproxen["medicationCodeableConcept"]["coding"][0]["code"] == "198014"
+    assert naproxen["medicationCodeableConcept"]["text"] == "Naproxen 500 MG Oral Tablet"  # the sandbox needs text and code
     assert naproxen["subject"] == {"reference": "Patient/pat-1"}
+    assert naproxen["dispenseRequest"] == {"expectedSupplyDuration": {"value": 30, "unit": "days", "system": "http://unitsofmeasure.org",
+                                                                      "code": "d"}}  # the tablet count of ketorolac is dropped
     shorten = card["suggestions"][1]
-    assert shorten["label"] == "Keep ketorolac, limit to 5 days"
+    assert shorten["label"] == "Shorten this order to 5 days (supply and duration)"
     updated = shorten["actions"][0]["resource"]
     assert updated["id"] == "request-123"
     assert updated["dispenseRequest"]["expectedSupplyDuration"]["value"] == 5
@@ -242,3 +246,20 @@ def test_a_captured_sandbox_request_sent_again_as_captured_reuses_its_parsed_pre
     assert [topics(a) for a in answers] == [[("ketorolac-duration", "critical")]] * 2
     assert answers[0].get_json()["cards"][0]["summary"] == answers[1].get_json()["cards"][0]["summary"]
     assert [r.prefetch_reused for r in caplog.records if getattr(r, "msg", "") == "hook call"] == [False, True]
+
+
+def test_the_readme_example_request_gets_the_card_the_readme_shows(client):
+    """The newcomer's first call (README "First hook call"): a self-contained request, every prefetch key given."""
+    import json
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    body = json.loads((root / "sandbox/examples/order-select-ketorolac.json").read_text())
+    expected = json.loads((root / "sandbox/examples/order-select-ketorolac.expected.json").read_text())["cards"]
+    cards = call(client, body, "backpain-order-select").get_json()["cards"]
+    assert [{"topic": c["source"]["topic"]["code"], "indicator": c["indicator"], "summary": c["summary"],
+             "suggestions": [s["label"] for s in c["suggestions"]]} for c in cards] == expected
+    readme = (root / "README.md").read_text()
+    assert "curl -s -X POST http://127.0.0.1:8080/cds-services/backpain-order-select" in readme
+    assert "-d @sandbox/examples/order-select-ketorolac.json" in readme
+    assert expected[0]["summary"] in " ".join(readme.split())  # as quoted, whatever the line breaks

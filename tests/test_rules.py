@@ -61,7 +61,7 @@ def test_ketorolac_counts_parenteral_doses_already_given(client):
     assert "| First ketorolac dose | 2026-11-21 (already given: 1 ML Ketorolac Tromethamine 30 MG/ML Injection) |" in c["detail"]
     assert "| Routes | IM, oral |" in c["detail"]
     assert "| Days allowed from today | 4 |" in c["detail"]
-    assert c["suggestions"][1]["label"] == "Keep ketorolac, limit to 4 days"
+    assert c["suggestions"][1]["label"] == "Shorten this order to 4 days (supply and duration)"
     assert "no parenteral dose" not in c["detail"]  # IM yesterday: oral continuation is as labelled
 
 
@@ -159,7 +159,10 @@ def test_ketorolac_contraindications(client, prefetch, indicator):
     resp = order(client, drafts, **prefetch)
     assert topics(resp) == [("ketorolac-contraindication", indicator)]
     c = card(resp, "ketorolac-contraindication")
-    assert c["suggestions"][0]["actions"][1]["resource"]["medicationCodeableConcept"]["coding"][0]["code"] == "198440"
+    (replace,) = c["suggestions"][0]["actions"]  # the draft itself becomes acetaminophen (same id)
+    assert (replace["type"], replace["resource"]["id"]) == ("update", "k")
+    assert replace["resource"]["medicationCodeableConcept"]["coding"][0]["code"] == "198440"
+    assert "route" in replace["resource"]["dosageInstruction"][0] and replace["resource"]["dosageInstruction"][0]["route"]["coding"][0]["code"] == "26643006"
 
 
 def test_egfr_older_than_12_months_is_not_used(client):
@@ -176,7 +179,7 @@ def test_steroid_for_back_pain_warns_with_alternatives(client):
     c = card(resp, "systemic-steroid-back-pain")
     assert [s["label"] for s in c["suggestions"]] == ["Replace with naproxen 500 mg twice daily", "Replace with physiotherapy referral",
                                                      "Remove the steroid order"]
-    physio = c["suggestions"][1]["actions"][1]["resource"]
+    physio = c["suggestions"][1]["actions"][0]["resource"]  # created first, then the steroid order removed
     assert physio["resourceType"] == "ServiceRequest" and physio["code"]["coding"][0]["code"] == "308447003"
     assert c["source"]["url"] == "https://www.acpjournals.org/doi/10.7326/M16-2367"
 
@@ -228,8 +231,9 @@ def test_imaging_early_card_content(client):
     resp = order(client, [service_request("xr", *XR_LUMBAR)], conditions=[LBP_RECENT])
     c = card(resp, "imaging-early")
     assert c["summary"] == "Back pain began 20 days ago with no red flags: imaging is not advised before 6 weeks. Reassess on 2026-12-14."
-    assert c["suggestions"][0]["actions"][0] == {"type": "delete", "description": "Cancel XR lumbar spine 2-3 views",
-                                                 "resourceId": "ServiceRequest/xr"}
+    physio, cancel = c["suggestions"][0]["actions"]  # the new order first: clients stop at the first delete
+    assert physio["type"] == "create" and physio["resource"]["code"]["coding"][0]["code"] == "308447003"
+    assert cancel == {"type": "delete", "description": "Cancel XR lumbar spine 2-3 views", "resourceId": "ServiceRequest/xr"}
 
 
 def test_imaging_early_says_when_observed_findings_could_not_be_read(client):
@@ -265,7 +269,7 @@ def test_cauda_equina_is_critical_with_emergency_mri_and_neurosurgery(client):
     resp = view(client, conditions=conditions)
     assert topics(resp) == [("imaging-red-flags", "critical")]
     c = card(resp, "imaging-red-flags")
-    assert c["summary"] == "Red flag: cauda equina signs. Order emergency MRI and same-day spine surgery referral now."
+    assert c["summary"] == "Red flag: cauda equina signs. Order emergency MRI and same-day neurosurgery referral now."
     actions = c["suggestions"][0]["actions"]
     assert [a["resource"]["code"]["coding"][0]["code"] for a in actions] == ["72148", "308482002"]
     assert actions[0]["resource"]["code"]["coding"][1] == {"system": "http://loinc.org", "code": "30679-5",
@@ -319,7 +323,7 @@ def test_red_flag_observed_during_the_episode_is_a_red_flag(client, when, fires)
     assert topics(resp) == ([("imaging-red-flags", "critical")] if fires else [])
     if fires:
         c = card(resp, "imaging-red-flags")
-        assert c["summary"] == "Red flag: cauda equina signs. Order emergency MRI and same-day spine surgery referral now."
+        assert c["summary"] == "Red flag: cauda equina signs. Order emergency MRI and same-day neurosurgery referral now."
         assert f"- **cauda equina signs** — Retention of urine (Observation/o1, observed {when[:10]})" in c["detail"]
 
 

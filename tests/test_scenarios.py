@@ -11,7 +11,7 @@ import pytest
 
 from cds_service.replay import find_cases, run_cases
 from cds_service.sandbox_tools import _services
-from tests.conftest import NOW
+from tests.conftest import NOW, assert_markdown_tables_whole
 
 PATIENTS = Path(__file__).resolve().parent.parent / "sandbox" / "patients"
 CASES = find_cases([str(PATIENTS)])
@@ -21,6 +21,8 @@ CASES = find_cases([str(PATIENTS)])
 def send(client):
     def post(service_id, body):
         resp = client.post(f"/cds-services/{service_id}", json=body)
+        for card in (resp.get_json() or {}).get("cards", []):
+            assert_markdown_tables_whole(card.get("detail", ""))
         return resp.status_code, resp.get_json()
     return post
 
@@ -73,11 +75,15 @@ def test_seed4_names_both_red_flags_and_orders_mri_with_contrast(client, send):
 
 
 def test_seed5_persistent_radicular_lists_the_conservative_care(client, send):
+    # one problem, one card: the referral card carries the MRI advice and the therapy tried, with one referral in it
     cards = {c["source"]["topic"]["code"]: c for c in _cards(client, send, "05-seed-failed-conservative-care", "chart opened")}
-    detail = cards["imaging-persistent-radicular"]["detail"]
-    assert "Naproxen 500 MG Oral Tablet (from 2026-08-24)" in detail
-    assert "Referral to physiotherapist (procedure)" in detail
-    assert cards["referral-spine"]["summary"].startswith("Radicular pain 12 weeks or more")
+    assert list(cards) == ["referral-spine"]
+    referral = cards["referral-spine"]
+    assert "Naproxen 500 MG Oral Tablet (from 2026-08-24)" in referral["detail"]
+    assert "Referral to physiotherapist (procedure)" in referral["detail"]
+    assert referral["summary"] == "Radicular pain for 14 weeks with no specialist referral: refer to an orthopaedic spine surgeon."
+    assert [s["label"] for s in referral["suggestions"]] == ["Refer to orthopaedic spine surgeon",
+                                                             "Order MRI lumbar spine and refer to orthopaedic spine surgeon"]
 
 
 def test_bulk_data_ndjson_directory_reports_card_counts_per_topic(tmp_path):

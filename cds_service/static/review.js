@@ -1,7 +1,13 @@
-// backpain-cds review page: behaves like an EHR — calls the service, renders cards, sends feedback.
+// backpain-cds review page: behaves like an EHR — calls the service, renders cards, sends feedback, and applies a
+// suggestion whole (every create, update and delete, as the CDS Hooks spec says) to its draft orders or chart, then
+// calls the hook again with the result, as an EHR does when the order changes.
 "use strict";
 const $ = (id) => document.getElementById(id);
 let cases = [];
+let current = null;  // {serviceId, request}: the last request sent, the state the next call starts from
+let created = 0;
+
+const PREFETCH_KEY = { MedicationRequest: "medications", ServiceRequest: "serviceRequests" };
 
 async function loadCases() {
   cases = await (await fetch("/sandbox/api/cases")).json();
@@ -54,6 +60,10 @@ function renderCard(serviceId, card, detailHtml) {
         outcome.textContent = ok ? `Accepted: ${s.label}` : "Feedback failed";
         actions.innerHTML = "";
         actions.append(el("pre", {}, JSON.stringify(s.actions, null, 2)));
+        applySuggestion(s);
+        const after = await send();
+        const entry = el("li", {}, `Applied "${s.label}" → next ${current.request.hook} call: ${after} card(s)`);
+        $("history").append(entry);
       });
       box.append(b);
     }
@@ -77,19 +87,87 @@ function renderCard(serviceId, card, detailHtml) {
   return node;
 }
 
-async function fire() {
+function refOf(r) { return `${r.resourceType}/${r.id}`; }
+
+function drafts() {
+  const bundle = current.request.context.draftOrders;
+  return bundle ? bundle.entry.map((e) => e.resource) : null;
+}
+
+function describe(r) {
+  const concept = r.medicationCodeableConcept || r.code || {};
+  const name = concept.text || (concept.coding && concept.coding[0] && concept.coding[0].display) || "(nothing named)";
+  const dosage = (r.dosageInstruction && r.dosageInstruction[0]) || {};
+  const dose = dosage.text || (dosage.doseAndRate && dosage.doseAndRate[0].doseQuantity &&
+    `${dosage.doseAndRate[0].doseQuantity.value} ${dosage.doseAndRate[0].doseQuantity.unit}`) || "";
+  const supply = r.dispenseRequest && r.dispenseRequest.expectedSupplyDuration;
+  return [refOf(r), name, dose, supply ? `supply ${supply.value} ${supply.unit}` : "", r.status].filter(Boolean).join(" — ");
+}
+
+function renderOrders() {
+  const list = drafts();
+  $("drafts").innerHTML = "";
+  if (list === null) { $("drafts").append(el("li", { class: "hint" }, "(no draft orders on this hook)")); }
+  else if (!list.length) { $("drafts").append(el("li", { class: "hint" }, "(no draft orders)")); }
+  else for (const r of list) $("drafts").append(el("li", { "data-ref": refOf(r) }, describe(r)));
+}
+
+// Apply every action of a suggestion, in full: on an order hook to the draft orders, on patient-view to the chart (the
+// prefetch), so the next call sees what an EHR would send after the clinician accepted it.
+function applySuggestion(s) {
+  const req = current.request;
+  const list = drafts();
+  for (const a of s.actions) {
+    if (a.type === "delete") {
+      if (list !== null) req.context.draftOrders.entry = req.context.draftOrders.entry.filter((e) => refOf(e.resource) !== a.resourceId);
+      for (const value of Object.values(req.prefetch || {})) {
+        if (value && value.entry) value.entry = value.entry.filter((e) => refOf(e.resource) !== a.resourceId);
+      }
+      continue;
+    }
+    const resource = JSON.parse(JSON.stringify(a.resource));
+    if (!resource.id) resource.id = `accepted-${++created}`;
+    if (list !== null) {
+      const entries = req.context.draftOrders.entry;
+      const at = entries.findIndex((e) => refOf(e.resource) === refOf(resource));
+      if (at >= 0) entries[at] = { resource }; else entries.push({ resource });
+    } else {
+      if (resource.status === "draft") resource.status = "active";  // signed when accepted on the chart
+      const key = PREFETCH_KEY[resource.resourceType];
+      if (key && req.prefetch[key]) {
+        const bundle = req.prefetch[key];
+        bundle.entry = (bundle.entry || []).filter((e) => refOf(e.resource) !== refOf(resource));
+        bundle.entry.push({ resource });
+      }
+      $("placed").append(el("li", { "data-ref": refOf(resource) }, describe(resource)));
+    }
+  }
+  if (req.context.selections) req.context.selections = req.context.draftOrders.entry.map((e) => refOf(e.resource));
+  req.hookInstance = crypto.randomUUID();
+}
+
+async function send() {
   $("status").textContent = "calling…";
   $("cards").innerHTML = "";
-  const built = await (await fetch(`/sandbox/api/request?case=${encodeURIComponent($("case").value)}&call=${$("call").value}`)).json();
-  $("request").textContent = JSON.stringify(built.request, null, 2);
-  const resp = await fetch(`/cds-services/${built.serviceId}`, {
-    method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(built.request) });
+  renderOrders();
+  $("request").textContent = JSON.stringify(current.request, null, 2);
+  const resp = await fetch(`/cds-services/${current.serviceId}`, {
+    method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(current.request) });
   const data = await resp.json();
-  if (!resp.ok) { $("status").textContent = `HTTP ${resp.status}`; return; }
+  if (!resp.ok) { $("status").textContent = `HTTP ${resp.status}`; return -1; }
   const html = await (await fetch("/sandbox/api/markdown", { method: "POST", headers: { "Content-Type": "application/json" },
                                                             body: JSON.stringify({ texts: data.cards.map((c) => c.detail || "") }) })).json();
-  data.cards.forEach((card, i) => $("cards").append(renderCard(built.serviceId, card, html[i])));
-  $("status").textContent = `${data.cards.length} card(s) from ${built.serviceId}`;
+  data.cards.forEach((card, i) => $("cards").append(renderCard(current.serviceId, card, html[i])));
+  $("status").textContent = `${data.cards.length} card(s) from ${current.serviceId}`;
+  return data.cards.length;
+}
+
+async function fire() {
+  const built = await (await fetch(`/sandbox/api/request?case=${encodeURIComponent($("case").value)}&call=${$("call").value}`)).json();
+  current = { serviceId: built.serviceId, request: built.request };
+  $("placed").innerHTML = "";
+  $("history").innerHTML = "";
+  await send();
 }
 
 $("case").addEventListener("change", fillCalls);

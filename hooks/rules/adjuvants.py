@@ -114,7 +114,7 @@ def muscle_relaxant(ctx: RuleContext) -> list[Finding]:
         reasons.append(f"already on an NSAID ({nsaids[0].display}): adding a muscle relaxant has not shown extra benefit")
     if not reasons:
         return []
-    values = {"orders": "; ".join(d.display for d in drafts), "reasons": "\n".join(f"- {r}" for r in reasons)}
+    values = {"orders": "; ".join(d.display for d in drafts), "reasons": "\n".join(f"- {r}" for r in reasons), "age": s.age}
     return [Finding("muscle-relaxant", "warning" if older else "info", values, tuple(d.ref for d in drafts),
                     (_remove(drafts),), variant="older" if older else "")]
 

@@ -30,18 +30,19 @@ WORKUP = {
     "xray": ("xray", "routine"),
 }
 WORKUP_ORDER = ["mri-emergency", "mri-contrast-urgent", "mri-contrast", "mri", "xray"]
+# The summary, the detail and the suggestion label name the same study and specialty as the suggested ServiceRequests.
 WORKUP_SHORT = {
-    "mri-emergency": "emergency MRI and same-day spine surgery referral",
-    "mri-contrast-urgent": "urgent MRI with contrast and same-day spine referral",
-    "mri-contrast": "MRI with and without contrast",
-    "mri": "MRI and spine referral",
+    "mri-emergency": "emergency MRI and same-day neurosurgery referral",
+    "mri-contrast-urgent": "urgent MRI with contrast and same-day neurosurgery referral",
+    "mri-contrast": "MRI with and without contrast and orthopaedic spine referral",
+    "mri": "MRI and orthopaedic spine referral",
     "xray": "lumbar radiographs",
 }
 WORKUP_TEXT = {
-    "mri-emergency": "emergency MRI lumbar spine without contrast (CPT 72148) and same-day spine surgery referral",
-    "mri-contrast-urgent": "urgent MRI lumbar spine without and with contrast (CPT 72158) and same-day spine referral",
-    "mri-contrast": "MRI lumbar spine without and with contrast (CPT 72158)",
-    "mri": "MRI lumbar spine without contrast (CPT 72148) and spine referral",
+    "mri-emergency": "emergency MRI lumbar spine without contrast (CPT 72148) and same-day neurosurgery referral",
+    "mri-contrast-urgent": "urgent MRI lumbar spine without and with contrast (CPT 72158) and same-day neurosurgery referral",
+    "mri-contrast": "MRI lumbar spine without and with contrast (CPT 72158) and orthopaedic spine referral",
+    "mri": "MRI lumbar spine without contrast (CPT 72148) and orthopaedic spine referral",
     "xray": "lumbar spine radiographs first (CPT 72100)",
 }
 
@@ -85,7 +86,7 @@ def imaging_early(ctx: RuleContext) -> list[Finding]:
     # Findings recorded as Observations could not be obtained: say what was checked rather than "no red flags".
     variant = "findings-unread" if FINDINGS_KEY in s.unavailable else ""
     return [Finding("imaging-early", "warning", values, tuple(o.ref for o in orders) + tuple(c.ref for c in ep.conditions),
-                    (Suggestion("physio", deletes + (physio,), recommended=True), Suggestion("cancel", deletes)), variant)]
+                    (Suggestion("physio", (physio, *deletes), recommended=True), Suggestion("cancel", deletes)), variant)]
 
 
 def _addressed(ctx: RuleContext, flags: list[RedFlag]) -> bool:
@@ -158,35 +159,46 @@ def _age_note(ctx: RuleContext, flags: list[RedFlag]) -> str:
     return ""
 
 
-@rule("imaging-persistent-radicular")
-def imaging_persistent_radicular(ctx: RuleContext) -> list[Finding]:
-    """When (patient-view): a radicular back-pain episode started more than 42 days ago for certain, conservative
-    therapy is on record (NSAID, acetaminophen, muscle relaxant, duloxetine, physical therapy), no lumbar MRI/CT in
-    the last 12 months (ordered, performed, an ImagingStudy, or a radiology DiagnosticReport), and no red flag (the red-flag card covers those patients).
-    Then: info — MRI is appropriate if the patient is a candidate for surgery or epidural steroid injection; suggest
-    MRI lumbar spine without contrast and a spine referral. On order hooks an MRI being ordered is appropriate: no card.
-    """
-    if ctx.ordering:
-        return []
+def mri_due(ctx: RuleContext) -> list[str]:
+    """The conservative therapy on record when a radicular episode has lasted over 6 weeks for certain and no lumbar MRI/CT
+    was done in 12 months (ordered, performed, an ImagingStudy or a radiology DiagnosticReport): MRI is then appropriate
+    for a candidate for surgery or epidural injection. Empty when it is not."""
     s, t = ctx.snapshot, ctx.thresholds
     ep = ctx.episode
     if ep is None or not ep.radicular or not ep.certainly_older(s.today, t.persistent_radicular_days):
         return []
-    therapy = conservative_care(s, t)
-    if not therapy or ctx.red_flags:
+    if prior_orders(s, CROSS_SECTIONAL, s.today - timedelta(days=t.imaging_repeat_days)):
         return []
-    cutoff = s.today - timedelta(days=t.imaging_repeat_days)
-    if prior_orders(s, CROSS_SECTIONAL, cutoff):
+    return conservative_care(s, t)
+
+
+MRI_NOTE = "Radicular pain > 6 weeks despite conservative care; candidate for surgery or epidural steroid injection?"
+
+
+@rule("imaging-persistent-radicular")
+def imaging_persistent_radicular(ctx: RuleContext) -> list[Finding]:
+    """When (patient-view): a radicular back-pain episode started more than 42 days ago for certain, conservative
+    therapy is on record (NSAID, acetaminophen, muscle relaxant, duloxetine, physical therapy), no lumbar MRI/CT in
+    the last 12 months (ordered, performed, an ImagingStudy, or a radiology DiagnosticReport), and no red flag (the
+    red-flag card covers those patients).
+    Then: info — MRI is appropriate if the patient is a candidate for surgery or epidural steroid injection; suggest
+    MRI lumbar spine without contrast, or a referral to an orthopaedic spine surgeon. On order hooks an MRI being ordered
+    is appropriate: no card. (Superseded by referral-spine once a referral is due: one problem, one card, one referral.)
+    """
+    if ctx.ordering:
         return []
-    assert ep.latest_start is not None
-    values = {"episode_start": ep.start_text, "weeks": (s.today - ep.latest_start).days // 7,
+    s = ctx.snapshot
+    ep = ctx.episode
+    therapy = mri_due(ctx)
+    if ep is None or not therapy or ctx.red_flags:
+        return []
+    values = {"episode_start": ep.start_text, "weeks": ep.weeks_text(s.today),
               "conditions": ", ".join(c.display for c in ep.conditions if c.valuesets & {"lbp-radicular"}),
               "therapy": "\n".join(f"- {x}" for x in therapy[:6])}
     reason = sx.back_pain_reason()
-    note = "Radicular pain > 6 weeks despite conservative care; candidate for surgery or epidural steroid injection?"
     return [Finding("imaging-persistent-radicular", "info", values, tuple(c.ref for c in ep.conditions),
-                    (Suggestion("order-mri", (sx.imaging(s.patient_id, "mri", "routine", note, reason),), recommended=True),
-                     Suggestion("refer", (sx.referral(s.patient_id, "orthopaedic", "routine", note, reason),))))]
+                    (Suggestion("order-mri", (sx.imaging(s.patient_id, "mri", "routine", MRI_NOTE, reason),), recommended=True),
+                     Suggestion("refer", (sx.referral(s.patient_id, "orthopaedic", "routine", MRI_NOTE, reason),))))]
 
 
 @rule("imaging-repeat")
@@ -210,8 +222,11 @@ def imaging_repeat(ctx: RuleContext) -> list[Finding]:
     last_date: date = last.when.latest  # type: ignore[union-attr]
     if any(f.since is None or f.since >= last_date for f in ctx.red_flags):
         return []
+    months_ago = (s.today - last_date).days // 30
     values = {"orders": "; ".join(o.display for o in orders), "prior": f"{last.display} ({last.when}, {last.ref})",
-              "months": int(t.imaging_repeat_days // 30)}
+              "months": int(t.imaging_repeat_days // 30),
+              "prior_when": f"on {last.when} ({months_ago} month{'s' if months_ago != 1 else ''} ago)" if months_ago
+              else f"on {last.when} (this month)"}
     deletes = tuple(sx.delete(o.ref, f"Cancel {o.display}") for o in orders)
     return [Finding("imaging-repeat", "info", values, tuple(o.ref for o in orders) + (last.ref,),
                     (Suggestion("cancel", deletes, recommended=True),))]
@@ -222,7 +237,10 @@ def referral_spine(ctx: RuleContext) -> list[Finding]:
     """When (patient-view): a radicular back-pain condition and either a severe or progressive motor deficit with no
     spine referral on record (refer within 2 weeks), or an episode of 12 weeks or more for certain with no spine or
     pain-management referral on record (specialist assessment by 3 months).
-    Then: warning; suggest a referral ServiceRequest (neurosurgeon, orthopaedic surgeon, pain management).
+    Then: warning naming the patient's own duration; one referral suggestion — an orthopaedic spine surgeon, the specialty
+    the summary names (urgent with a deficit) — and, when an MRI is also due (``mri_due``: over 6 weeks, conservative
+    care tried, no MRI/CT in 12 months), the same referral with the MRI. It supersedes imaging-persistent-radicular, whose
+    facts it carries: one problem, one card, and accepting it creates one referral.
     """
     if ctx.ordering:
         return []
@@ -236,8 +254,8 @@ def referral_spine(ctx: RuleContext) -> list[Finding]:
                   "when": "within 2 weeks", "episode_start": ep.start_text}
         priority, variant = "urgent", "deficit"
     elif ep.certainly_older(s.today, t.referral_radicular_days - 1):
-        assert ep.latest_start is not None
-        values = {"why": f"radicular pain for {(s.today - ep.latest_start).days // 7} weeks or more with no specialist referral",
+        weeks = ep.weeks_text(s.today)
+        values = {"why": f"radicular pain for {weeks} with no specialist referral", "weeks": weeks,
                   "when": "now (specialist assessment by 3 months)", "episode_start": ep.start_text}
         priority, variant = "routine", "persistent"
     else:
@@ -245,6 +263,14 @@ def referral_spine(ctx: RuleContext) -> list[Finding]:
     values["conditions"] = ", ".join(c.display for c in ep.conditions if "lbp-radicular" in c.valuesets)
     reason = sx.back_pain_reason()
     note = "Radicular low back pain: " + values["why"]
-    options = tuple(Suggestion(f"refer-{kind}", (sx.referral(s.patient_id, kind, priority, note, reason),), recommended=i == 0)
-                    for i, kind in enumerate(("orthopaedic", "neurosurgeon", "pain")))
-    return [Finding("referral-spine", "warning", values, tuple(c.ref for c in ep.conditions), options, variant=variant)]
+    refer = sx.referral(s.patient_id, "orthopaedic", priority, note, reason)
+    options = [Suggestion("refer-orthopaedic", (refer,), recommended=True)]
+    therapy = mri_due(ctx) if variant == "persistent" else []
+    values["mri"] = ""
+    if therapy:
+        values["mri"] = ("\n\nNo lumbar MRI or CT in the last 12 months, after conservative therapy:\n"
+                         + "\n".join(f"- {x}" for x in therapy[:6])
+                         + "\n\nMRI lumbar spine without contrast is appropriate if the patient is a candidate for surgery or "
+                           "epidural steroid injection (ACR 2021, variant 3).")
+        options.append(Suggestion("mri-and-refer", (sx.imaging(s.patient_id, "mri", "routine", MRI_NOTE, reason), refer)))
+    return [Finding("referral-spine", "warning", values, tuple(c.ref for c in ep.conditions), tuple(options), variant=variant)]

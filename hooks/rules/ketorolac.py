@@ -95,14 +95,20 @@ def exposures(s: PatientSnapshot, lookback_days: float, gap_days: float, include
     return merged
 
 
-def alternative_analgesic(ctx: RuleContext, drafts: list[MedicationCourse], label: str) -> Suggestion:
-    """Remove the drafts and order naproxen 500 mg twice daily — or acetaminophen when an NSAID is contraindicated
-    (``nsaid_contraindications``: every rule that suggests an NSAID checks the same reasons)."""
+def replace_with(ctx: RuleContext, courses: list[MedicationCourse], name: str, label: str) -> tuple[dict[str, Any], ...]:
+    """Actions replacing ``courses`` (the ``label`` orders) by the alternative ``name`` (``suggestions.replacement``: the
+    draft updated in place, or the new order created before the old ones are removed)."""
     s = ctx.snapshot
+    display, text = sx.ALTERNATIVES[name][1], sx.ALTERNATIVES[name][4]
+    return sx.replacement(s.patient_id, name, [(s.resources[c.ref], c.ref, c.in_draft_orders) for c in courses],
+                          f"Replace the {label} order with {display.lower()}: {text}")
+
+
+def alternative_analgesic(ctx: RuleContext, drafts: list[MedicationCourse], label: str) -> Suggestion:
+    """Replace the drafts by naproxen 500 mg twice daily — or acetaminophen when an NSAID is contraindicated
+    (``nsaid_contraindications``: every rule that suggests an NSAID checks the same reasons)."""
     name = "acetaminophen" if nsaid_contraindications(ctx, [d.ref for d in drafts]) else "naproxen"
-    actions = tuple(sx.delete(d.ref, f"Remove the {label} order ({d.display})") for d in drafts)
-    return Suggestion(f"replace-{name}", actions + (sx.medication_order(s.patient_id, name, sx.back_pain_reason()),),
-                      recommended=True)
+    return Suggestion(f"replace-{name}", replace_with(ctx, drafts, name, label), recommended=True)
 
 
 @dataclass(frozen=True)
@@ -240,14 +246,11 @@ def ketorolac_oral_start(ctx: RuleContext) -> list[Finding]:
     oral = [c for c in focused_drafts(ctx, "ketorolac") if c.route == "oral"]
     if not oral or _parenteral_within(ctx, ctx.thresholds.ketorolac_oral_after_parenteral_hours):
         return []
-    s = ctx.snapshot
-    deletes = tuple(sx.delete(d.ref, f"Remove the ketorolac order ({d.display})") for d in oral)
     blocked = nsaid_contraindications(ctx, [d.ref for d in oral])
     options: list[Suggestion] = []
     names = ["acetaminophen"] if blocked else ["naproxen", "ibuprofen"]
     for i, name in enumerate(names):
-        options.append(Suggestion(f"replace-{name}", deletes + (sx.medication_order(s.patient_id, name, sx.back_pain_reason()),),
-                                  recommended=i == 0))
+        options.append(Suggestion(f"replace-{name}", replace_with(ctx, oral, name, "ketorolac"), recommended=i == 0))
     values = {"orders": "; ".join(c.display for c in oral),
               "hours": f"{ctx.thresholds.ketorolac_oral_after_parenteral_hours:g}"}
     return [Finding("ketorolac-oral-start", "warning", values, tuple(c.ref for c in oral), tuple(options))]
@@ -326,7 +329,6 @@ def ketorolac_contraindication(ctx: RuleContext) -> list[Finding]:
     drafts = focused_drafts(ctx, "ketorolac")
     if not drafts:
         return []
-    s = ctx.snapshot
     found = nsaid_contraindications(ctx, [d.ref for d in drafts], ketorolac=True)
     if not found:
         return []
@@ -339,8 +341,7 @@ def ketorolac_contraindication(ctx: RuleContext) -> list[Finding]:
               "first_reason": found[0].text.split(":")[0].split(" (")[0],
               "duration": _duration_text(plan, limit), "days": plan.values.get("days", "") if plan else ""}
     deletes = tuple(sx.delete(d.ref, f"Remove the ketorolac order ({d.display})") for d in drafts)
-    suggestion = Suggestion("replace-acetaminophen", deletes + (sx.medication_order(s.patient_id, "acetaminophen", sx.back_pain_reason()),),
-                            recommended=True)
+    suggestion = Suggestion("replace-acetaminophen", replace_with(ctx, drafts, "acetaminophen", "ketorolac"), recommended=True)
     sources = tuple(d.ref for d in drafts) + tuple(c.ref for c in found)
     variant = "" if critical else "caution-over-limit" if over else "caution"
     return [Finding("ketorolac-contraindication", "critical" if critical or over else "warning", values, sources,

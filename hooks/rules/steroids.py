@@ -7,6 +7,7 @@ from cds_service.snapshot import MedicationCourse
 from .. import suggestions as sx
 from ..clinical import BACK_PAIN, back_pain_context, nsaid_contraindications
 from ..findings import Finding, RuleContext, Suggestion, rule
+from .ketorolac import replace_with
 
 SYSTEMIC_STEROID_ROUTES = frozenset({"oral", "iv", "im", "sc", "parenteral"})
 OTHER_INDICATIONS = frozenset({"steroid-other-indication"})
@@ -46,17 +47,17 @@ def systemic_steroid_back_pain(ctx: RuleContext) -> list[Finding]:
     values = {"orders": "; ".join(f"{c.display} ({c.route_text})" for c in courses),
               "conditions": ", ".join(reasons) or "back pain",
               "radicular": " (radicular)" if ep and ep.radicular else ""}
+    removable = [c for c in courses if c.in_draft_orders or c.ref.startswith("MedicationRequest/")]
     removal = tuple(sx.delete(c.ref, f"Remove the steroid order ({c.display})") if c.in_draft_orders
-                    else sx.stop(s.resources[c.ref], f"Stop {c.display}") for c in courses
-                    if c.in_draft_orders or c.ref.startswith("MedicationRequest/"))
+                    else sx.stop(s.resources[c.ref], f"Stop {c.display}") for c in removable)
     options: list[Suggestion] = []
     if removal:
         if not nsaid_contraindications(ctx, [c.ref for c in courses]):
-            options.append(Suggestion("replace-naproxen", removal + (sx.medication_order(s.patient_id, "naproxen", sx.back_pain_reason()),),
-                                      recommended=True))
-        options.append(Suggestion("physio", removal + (sx.referral(s.patient_id, "physio", "routine",
-                                                                    "Low back pain: active physiotherapy instead of systemic steroids",
-                                                                    sx.back_pain_reason()),), recommended=not options))
-        options.append(Suggestion("remove", removal))
+            options.append(Suggestion("replace-naproxen", replace_with(ctx, removable, "naproxen", "steroid"), recommended=True))
+        # a new resource of another type: created first, then the steroid removed (clients stop at the first delete)
+        physio = sx.referral(s.patient_id, "physio", "routine", "Low back pain: active physiotherapy instead of systemic steroids",
+                             sx.back_pain_reason())
+        options.append(Suggestion("physio", (physio, *removal), recommended=not options))
+        options.append(Suggestion("remove" if ctx.ordering else "stop", removal))
     return [Finding("systemic-steroid-back-pain", "warning", values, tuple(c.ref for c in courses) + tuple(c.ref for c in (ep.conditions if ep else ())),
                     tuple(options), variant="" if ctx.ordering else "active")]

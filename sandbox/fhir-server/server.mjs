@@ -82,6 +82,16 @@ const server = http.createServer((req, res) => {
       url.search = `?${params}`;
       text = '';
     }
+    // A patient search by bare id (`patient=bp06`), as the CDS Hooks sandbox and many clients send it, means
+    // `patient=Patient/bp06` (the parameter's only target type): real servers answer both forms alike.
+    if (method === 'GET' && url.searchParams.has('patient')) {
+      const params = new URLSearchParams();
+      for (const [k, v] of url.searchParams) {
+        params.append(k, k === 'patient' ? v.split(',').map((id) => (id.includes('/') ? id : `Patient/${id}`)).join(',') : v);
+      }
+      url.search = `?${params}`;
+      target = `${target.split('?')[0]}?${params}`;
+    }
     const query = {};
     for (const [k, v] of url.searchParams) query[k] = k in query ? [].concat(query[k], v) : v;
     try {
