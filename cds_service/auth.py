@@ -5,11 +5,17 @@ token) → ``iss`` allowlisted (else no outbound request at all) → ``jku`` equ
 → signature against the issuer's JWKS (cached per Cache-Control, capped; one rate-limited refetch on an unknown
 ``kid``) → ``aud``, ``exp``, ``iat``, lifetime, ``tenant`` → ``jti`` not seen for that ``iss`` within the lifetime.
 Any failure raises :class:`~cds_service.errors.Unauthorized`; only ``iss``/``jti`` and a reason are logged.
+
+A token is attacker-controlled input: before any arithmetic, every claim used has its JSON type checked (NumericDate
+claims are finite numbers, never booleans or strings; ``iss``/``jti``/``sub``/``tenant`` strings; ``aud`` a string or
+an array of strings), the key named by ``kid`` must be of the type and curve the token's ``alg`` needs, and whatever
+PyJWT or cryptography raises while verifying becomes a 401, never a 500.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 import threading
 import time
@@ -19,12 +25,50 @@ from typing import Any
 
 import jwt
 import requests
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from .config import Settings
 from .errors import Unauthorized
 
 _MAX_AGE = re.compile(r"max-age=(\d+)")
 JWKS_FAILURE_BACKOFF = 5.0  # seconds: a down JWKS endpoint costs one timeout, not one per call
+MAX_JTI_LENGTH = 256  # a UUID is 36; anything far longer is not an identifier an EHR mints per call
+_NUMERIC_DATE_LIMIT = 2**53  # RFC 7519 NumericDate as JSON numbers carry it; beyond this it is no date
+_EC_CURVES = {"ES256": "secp256r1", "ES384": "secp384r1", "ES512": "secp521r1"}  # RFC 7518 §3.4: the curve is the alg's
+
+
+def _numeric_date(value: Any) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return -_NUMERIC_DATE_LIMIT <= value <= _NUMERIC_DATE_LIMIT
+    return isinstance(value, float) and math.isfinite(value) and abs(value) <= _NUMERIC_DATE_LIMIT
+
+
+def claim_problem(claims: dict[str, Any]) -> str | None:
+    """Why the claims' JSON types are wrong (a reason for the log), or None. Values are checked later."""
+    for name in ("exp", "iat", "nbf"):
+        if name in claims and not _numeric_date(claims[name]):
+            return f"{name} is not a NumericDate"
+    for name in ("iss", "jti", "sub", "tenant"):
+        if name in claims and not isinstance(claims[name], str):
+            return f"{name} is not a string"
+    jti = claims.get("jti")
+    if isinstance(jti, str) and not 0 < len(jti) <= MAX_JTI_LENGTH:
+        return "jti is empty or too long"
+    aud = claims.get("aud")
+    if "aud" in claims and not (isinstance(aud, str) or (isinstance(aud, list) and all(isinstance(a, str) for a in aud))):
+        return "aud is not a string or an array of strings"
+    return None
+
+
+def key_fits(alg: str, key: Any) -> bool:
+    """The key is of the type (and, for ECDSA, the curve) the algorithm is defined with."""
+    if alg in _EC_CURVES:
+        return isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name == _EC_CURVES[alg]
+    if alg[:2] in ("RS", "PS"):
+        return isinstance(key, rsa.RSAPublicKey)
+    return False  # EdDSA and anything else: no such key is ever loaded (_parse_jwks keeps EC and RSA keys only)
 
 
 @dataclass
@@ -110,7 +154,7 @@ class Authenticator:
                 try:
                     unverified = jwt.decode(authorization.removeprefix("Bearer ").strip(), options={"verify_signature": False})
                     exc.iss, exc.jti = str(unverified.get("iss"))[:200], str(unverified.get("jti"))[:200]
-                except jwt.PyJWTError:
+                except Exception:  # only for the log line: an unreadable token has no iss to log
                     pass
             raise
 
@@ -121,8 +165,11 @@ class Authenticator:
         try:
             header = jwt.get_unverified_header(token)
             unverified = jwt.decode(token, options={"verify_signature": False})
-        except jwt.PyJWTError:
+        except Exception:  # PyJWTError for what PyJWT recognises; anything else from a hostile token is malformed too
             raise Unauthorized("malformed token") from None
+        problem = claim_problem(unverified)
+        if problem:
+            raise Unauthorized(problem)
         alg = header.get("alg")
         if alg not in self.settings.jwt_algorithms:
             raise Unauthorized(f"algorithm {alg!r} not allowed")
@@ -138,11 +185,14 @@ class Authenticator:
         if jku is not None and jku != client.jku:
             raise Unauthorized("jku is not the one registered for this issuer")
         key = self._key(client, header["kid"])
+        if not key_fits(alg, key):
+            raise Unauthorized(f"the key named by kid is not a key for {alg}")
         skew = self.settings.jwt_clock_skew
         try:
             claims = jwt.decode(token, key=key, algorithms=[alg], audience=audience, issuer=client.iss, leeway=skew,
                                 options={"require": ["iss", "aud", "exp", "iat", "jti"]})
-        except jwt.PyJWTError as exc:
+        except Exception as exc:  # the one place a token is verified: PyJWTError, and TypeError/ValueError/… from
+            # PyJWT or cryptography on shapes they do not expect — every one of them is a token we do not accept
             raise Unauthorized(f"invalid token ({type(exc).__name__})") from None
         now = self._clock()
         iat, exp = claims["iat"], claims["exp"]
@@ -210,14 +260,15 @@ class Authenticator:
 
 
 def _parse_jwks(data: Any) -> dict[str, Any]:
-    keys = {}
-    for entry in (data or {}).get("keys", []):
+    keys: dict[str, Any] = {}
+    entries = data.get("keys") if isinstance(data, dict) else None
+    for entry in entries if isinstance(entries, list) else []:
         if not isinstance(entry, dict) or not isinstance(entry.get("kid"), str):
             continue
         if entry.get("kty") not in ("EC", "RSA"):
             continue  # never a symmetric key
         try:
             keys[entry["kid"]] = jwt.PyJWK(entry).key
-        except jwt.PyJWTError:
+        except Exception:  # a malformed entry is skipped, whatever the library raises for it
             continue
     return keys
