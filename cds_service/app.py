@@ -27,6 +27,7 @@ from werkzeug.exceptions import HTTPException
 from .auth import Authenticator, TrustedClient
 from .cards import CardRenderer, version_card
 from .config import Settings, load_settings
+from .cors import compile_origins
 from .errors import (
     BadRequest,
     CDSError,
@@ -141,7 +142,7 @@ def create_app(settings: Settings | dict[str, Any] | None = None, *, services: l
     app = Flask("backpain_cds")
     app.config["SETTINGS"] = settings
     app.extensions["backpain"] = {"registry": registry, "store": store, "ledger": ledger, "auth": auth, "parses": parses}
-    origins = settings.cors_origins
+    origins = compile_origins(settings.cors_origins)  # anchored patterns (cors.py), never flask-cors's regex guessing
     CORS(app, resources={r"/cds-services*": {"origins": origins}, r"/health": {"origins": origins}},
          methods=["GET", "POST", "OPTIONS"], allow_headers=["Content-Type", "Authorization"],
          allow_private_network=True, max_age=600)

@@ -19,6 +19,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from .cors import compile_origins
+
 ENV_PREFIX = "BPCDS_"
 
 
@@ -58,7 +60,8 @@ class Settings:
     # --- CORS --------------------------------------------------------------------------------
     cors_origins: list[str] = _setting(
         ["https://sandbox.cds-hooks.org", "http://localhost:8080", "http://127.0.0.1:8080"],
-        "browser clients allowed to call the service; '*' is refused outside development",
+        "browser origins allowed to call the service: exact scheme://host[:port] or scheme://*.domain[:port] (one or more "
+        "subdomain labels, anchored); '*' only in development",
     )
 
     # --- outbound FHIR access ----------------------------------------------------------------
@@ -104,6 +107,7 @@ class Settings:
             raise ValueError("environment must be 'development' or 'production'")
         if self.is_production and "*" in self.cors_origins:
             raise ValueError("cors_origins '*' is only acceptable in development")
+        compile_origins(self.cors_origins)  # a malformed entry is refused here, at start-up
         if self.is_production:
             for origin in self.fhir_allowed_origins:
                 if not origin.startswith("https://"):
