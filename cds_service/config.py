@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from .cors import compile_origins
 
@@ -33,11 +34,16 @@ def _setting(default: Any, reason: str, **kw: Any) -> Any:
 @dataclass
 class Settings:
     # --- serving -------------------------------------------------------------------------------
-    environment: str = _setting("development", "development relaxes CORS/HTTPS rules for local work; set 'production' for real data")
+    environment: str = _setting("development", "development relaxes CORS/HTTPS rules for local work; 'production' for real data "
+                                              "(the README's 'What production changes' table says what it changes)")
     host: str = _setting("127.0.0.1", "loopback by default: nothing is exposed until you choose to")
     port: int = _setting(8080, "the port the README and the sandbox guide use")
     workers: int = _setting(2, "gunicorn sync workers; one per core on the 2-core reference machine")
-    public_base_url: str = _setting("", "external URL of the service (behind a proxy) used for JWT `aud`; empty = the URL the request came to")
+    public_base_url: str = _setting("", "external https URL of the service (what EHRs call) that JWT `aud` must name; required in "
+                                        "production; empty (development only) = the URL the request came to, Host header included")
+    forwarded_allow_ips: list[str] = _setting([], "proxy addresses whose X-Forwarded-Proto gunicorn believes ('*' = any); empty = "
+                                                  "none: no forwarded header changes what a request says, and the JWT `aud` of "
+                                                  "production never depends on one (public_base_url)")
     insecure: bool = _setting(False, "allow binding a non-loopback address with no trusted JWT clients (never in production)")
     dev_pages: bool = _setting(True, "serve the /sandbox review page (development aid)")
     validate_responses: bool = _setting(False, "validate every response against the response schema (tests and debugging; costs time)")
@@ -69,7 +75,9 @@ class Settings:
         ["https://*", "http://127.0.0.1:*", "http://localhost:*"],
         "fhirServer allowlist (scheme://host[:port], '*' wildcards); production requires https entries",
     )
-    fhir_allow_loopback: bool = _setting(True, "development: local FHIR servers on 127.0.0.1; set false in production")
+    fhir_allow_loopback: bool | None = _setting(None, "FHIR servers on loopback addresses (127.0.0.1, ::1): unset = allowed in "
+                                                      "development (local test servers), refused in production (a sidecar on "
+                                                      "this host is reachable only if set true explicitly)")
     fhir_allow_private_networks: bool = _setting(False, "refuse RFC1918/link-local/metadata targets (SSRF) unless a site opts in")
     fhir_connect_timeout: float = _setting(2.0, "fail fast on unreachable FHIR servers")
     fhir_read_timeout: float = _setting(2.5, "a single slow response must not eat the whole call budget")
@@ -98,6 +106,10 @@ class Settings:
     # --- clinical thresholds (see hooks.thresholds for defaults and sources) ------------------
     thresholds: dict[str, Any] = _setting({}, "site overrides of clinical thresholds; defaults and sources in hooks/thresholds.py")
 
+    def __post_init__(self) -> None:
+        if self.fhir_allow_loopback is None:  # not set anywhere: the environment decides
+            self.fhir_allow_loopback = not self.is_production
+
     @property
     def is_production(self) -> bool:
         return self.environment == "production"
@@ -108,14 +120,33 @@ class Settings:
         if self.is_production and "*" in self.cors_origins:
             raise ValueError("cors_origins '*' is only acceptable in development")
         compile_origins(self.cors_origins)  # a malformed entry is refused here, at start-up
+        if self.public_base_url:
+            parts = urlsplit(self.public_base_url)
+            if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment or parts.username:
+                raise ValueError("public_base_url must be an absolute URL such as https://cds.hospital.example/backpain")
         if self.is_production:
-            for origin in self.fhir_allowed_origins:
-                if not origin.startswith("https://"):
-                    raise ValueError(f"production requires https FHIR origins, got {origin!r}")
+            self._validate_production()
         if self.fhir_read_timeout > self.fhir_call_deadline:
             raise ValueError("fhir_read_timeout must not exceed fhir_call_deadline")
         if any(a.upper().startswith(("HS", "NONE")) for a in self.jwt_algorithms):
             raise ValueError("jwt_algorithms may not contain 'none' or HMAC algorithms")
+
+    def _validate_production(self) -> None:
+        """What ``environment = "production"`` requires (the README's "What production changes" table)."""
+        for origin in self.fhir_allowed_origins:
+            if not origin.startswith("https://"):
+                raise ValueError(f"production requires https FHIR origins, got {origin!r}")
+        for origin in self.cors_origins:
+            if not origin.startswith("https://"):
+                raise ValueError(f"production requires https cors_origins, got {origin!r} (set cors_origins)")
+        if not self.public_base_url.startswith("https://"):
+            raise ValueError("production requires public_base_url, the https URL EHRs call (JWT aud must name it; "
+                             "without it the audience would come from the request's Host header)")
+        if not (self.trusted_clients or self.trusted_clients_file):
+            raise ValueError("production requires trusted_clients: client authentication cannot be off in production, "
+                             "whatever the bind address (a sidecar or proxy makes loopback reachable)")
+        if self.insecure:
+            raise ValueError("insecure is never allowed in production")
 
     def load_trusted_clients(self) -> list[dict[str, Any]]:
         clients = list(self.trusted_clients)
@@ -172,6 +203,9 @@ def load_settings(config_file: str | os.PathLike[str] | None = None, overrides: 
 
 
 def reference() -> list[tuple[str, Any, str]]:
-    """(key, default, reason) for every setting — the README's configuration table is built from this."""
-    defaults = Settings()
-    return [(f.name, getattr(defaults, f.name), f.metadata["reason"]) for f in dataclasses.fields(Settings)]
+    """(key, default, reason) for every setting — the README's configuration table is built from this. A default of
+    None means "unset": the environment decides (the reason says how)."""
+    def default(f: dataclasses.Field[Any]) -> Any:
+        return f.default_factory() if f.default is dataclasses.MISSING and f.default_factory is not dataclasses.MISSING \
+            else f.default
+    return [(f.name, default(f), f.metadata["reason"]) for f in dataclasses.fields(Settings)]

@@ -10,7 +10,7 @@ import pytest
 from responses import matchers
 
 from cds_service.schemas import Validators
-from tests.conftest import FIXTURES, PREFETCH_KEYS, call, hook_request, sample, topics
+from tests.conftest import FIXTURES, PREFETCH_KEYS, PRODUCTION, call, hook_request, sample, topics
 
 TOKEN_RE = re.compile(r"\{\{([^}]*)\}\}")
 ALLOWED_TOKENS = {"context.patientId", "context.userId", "context.encounterId", "userPractitionerId",
@@ -316,4 +316,4 @@ def test_cors_wildcard_alone_is_for_development_only(tmp_path):
         "/cds-services", headers={"Origin": "https://anything.example"})
     assert resp.headers["Access-Control-Allow-Origin"] in ("*", "https://anything.example")
     with pytest.raises(ValueError, match="only acceptable in development"):
-        load_settings(overrides={"environment": "production", "cors_origins": ["*"], "fhir_allowed_origins": ["https://*"]})
+        load_settings(overrides={**PRODUCTION, "cors_origins": ["*"]})
