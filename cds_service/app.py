@@ -36,6 +36,7 @@ from .errors import (
     NotFound,
     PayloadTooLarge,
     PrefetchUnavailable,
+    ReplayCacheUnavailable,
     Unauthorized,
     UnsupportedMediaType,
 )
@@ -162,6 +163,9 @@ def create_app(settings: Settings | dict[str, Any] | None = None, *, services: l
         except Unauthorized as exc:
             log.info("client authentication failed", extra={"reason": exc.reason, "iss": exc.iss, "jti": exc.jti,
                                                              "path": request.path})
+            raise
+        except ReplayCacheUnavailable as exc:  # fail closed: 503, and loud in the log
+            log.error("replay cache unavailable; call refused", extra={"reason": exc.reason, "path": request.path})
             raise
 
     def read_json() -> Any:

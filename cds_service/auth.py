@@ -29,6 +29,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from .config import Settings
 from .errors import Unauthorized
+from .replay_cache import RedisReplayCache, ReplayCache, open_replay_cache
+
+__all__ = ["Authenticator", "RedisReplayCache", "ReplayCache", "TrustedClient"]
 
 _MAX_AGE = re.compile(r"max-age=(\d+)")
 JWKS_FAILURE_BACKOFF = 5.0  # seconds: a down JWKS endpoint costs one timeout, not one per call
@@ -96,41 +99,6 @@ class _CachedKeys:
     failed_until: float = 0.0  # after a failed fetch, fail fast (closed) instead of waiting on the endpoint again
 
 
-class ReplayCache:
-    """(iss, jti) seen within the token's lifetime. In-process; see RedisReplayCache for several workers."""
-
-    def __init__(self) -> None:
-        self._seen: dict[tuple[str, str], float] = {}
-        self._lock = threading.Lock()
-
-    def first_use(self, iss: str, jti: str, ttl: float) -> bool:
-        now = time.monotonic()
-        with self._lock:
-            if len(self._seen) > 10_000:
-                self._seen = {k: v for k, v in self._seen.items() if v > now}
-            expiry = self._seen.get((iss, jti))
-            if expiry is not None and expiry > now:
-                return False
-            self._seen[(iss, jti)] = now + ttl
-            return True
-
-
-class RedisReplayCache(ReplayCache):
-    def __init__(self, url: str) -> None:
-        import redis  # optional dependency
-
-        self._redis = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
-
-    def first_use(self, iss: str, jti: str, ttl: float) -> bool:
-        import redis
-
-        key = f"backpain-cds:jti:{iss}:{jti}"
-        try:
-            return bool(self._redis.set(key, b"1", nx=True, ex=max(1, int(ttl) + 1)))
-        except redis.RedisError:
-            raise Unauthorized("replay cache unavailable (fail closed)") from None
-
-
 class Authenticator:
     def __init__(self, settings: Settings, clients: list[TrustedClient], *, session: requests.Session | None = None,
                  replay: ReplayCache | None = None, clock: Any = time.time) -> None:
@@ -139,7 +107,7 @@ class Authenticator:
         self._session = session or requests.Session()
         self._keys: dict[str, _CachedKeys] = {}
         self._lock = threading.Lock()
-        self.replay = replay or (RedisReplayCache(settings.redis_url) if settings.redis_url else ReplayCache())
+        self.replay = replay or open_replay_cache(settings)  # shared by every worker (and replica, with Redis/PostgreSQL)
         self._clock = clock
 
     @property
@@ -202,7 +170,8 @@ class Authenticator:
             raise Unauthorized("token lifetime too long")
         if client.tenants and claims.get("tenant") not in client.tenants:
             raise Unauthorized("tenant not allowed")
-        if not self.replay.first_use(client.iss, str(claims["jti"]), max(1.0, exp - now + skew)):
+        # the pair is kept until the token itself expires (exp + skew); a store that cannot answer raises a 503
+        if not self.replay.first_use(client.iss, claims["jti"], float(exp) + skew, now):
             raise Unauthorized("jti replayed")
         return claims
 

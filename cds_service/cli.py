@@ -77,6 +77,9 @@ def serve(args: argparse.Namespace) -> int:
     except ValueError as exc:  # a configuration that is refused: say why, without a traceback
         raise SystemExit(f"backpain-cds: refusing to start: {exc}") from None
     check_bind_safety(settings, settings.host)
+    if settings.load_trusted_clients() and settings.workers > 1 and settings.replay_scope() == "process":
+        print(f"WARNING: replay_cache is per process with {settings.workers} workers: each worker accepts a token once "
+              "(development only; production refuses this)", file=sys.stderr)
 
     from gunicorn.app.base import BaseApplication
 

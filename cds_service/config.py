@@ -39,6 +39,8 @@ class Settings:
     host: str = _setting("127.0.0.1", "loopback by default: nothing is exposed until you choose to")
     port: int = _setting(8080, "the port the README and the sandbox guide use")
     workers: int = _setting(2, "gunicorn sync workers; one per core on the 2-core reference machine")
+    replicas: int = _setting(1, "copies of the service behind one address, declared (a process cannot count them): more than "
+                                "one needs a replay cache shared across hosts (redis_url or a PostgreSQL database_url)")
     public_base_url: str = _setting("", "external https URL of the service (what EHRs call) that JWT `aud` must name; required in "
                                         "production; empty (development only) = the URL the request came to, Host header included")
     forwarded_allow_ips: list[str] = _setting([], "proxy addresses whose X-Forwarded-Proto gunicorn believes ('*' = any); empty = "
@@ -98,7 +100,12 @@ class Settings:
     jwks_cache_max_age: int = _setting(3600, "cap on JWKS caching even if Cache-Control allows longer")
     jwks_min_refresh_interval: int = _setting(60, "rate limit on JWKS refetch for an unknown kid")
     jwks_max_bytes: int = _setting(256 * 1024, "a JWKS larger than this is refused (fail closed)")
-    redis_url: str = _setting("", "share the jti replay cache across workers/replicas (redis://127.0.0.1:6379/0)")
+    replay_cache: str = _setting("auto", "where client JWT (iss, jti) pairs are remembered so a token is accepted once: auto = "
+                                         "Redis if redis_url is set, else the database (database_url: SQLite is shared by "
+                                         "this host's workers, PostgreSQL by every replica); database; redis; memory = this "
+                                         "process only (explicit opt-in; refused in production with several workers or replicas)")
+    redis_url: str = _setting("", "Redis for the jti replay cache, shared by every worker and replica "
+                                  "(redis://cache.internal:6379/0); with replay_cache auto it takes precedence over the database")
 
     # --- feedback ----------------------------------------------------------------------------
     database_url: str = _setting("sqlite:///var/feedback.sqlite3", "append-only feedback store; postgresql://… for PostgreSQL")
@@ -126,10 +133,45 @@ class Settings:
                 raise ValueError("public_base_url must be an absolute URL such as https://cds.hospital.example/backpain")
         if self.is_production:
             self._validate_production()
+        self._validate_replay()
         if self.fhir_read_timeout > self.fhir_call_deadline:
             raise ValueError("fhir_read_timeout must not exceed fhir_call_deadline")
         if any(a.upper().startswith(("HS", "NONE")) for a in self.jwt_algorithms):
             raise ValueError("jwt_algorithms may not contain 'none' or HMAC algorithms")
+
+    def replay_backend(self) -> str:
+        """redis | database | memory: what ``replay_cache`` resolves to."""
+        if self.replay_cache == "auto":
+            return "redis" if self.redis_url else "database"
+        return self.replay_cache
+
+    def replay_scope(self) -> str:
+        """Who shares the replay cache: process (memory), host (an SQLite file) or replicas (PostgreSQL, Redis)."""
+        backend = self.replay_backend()
+        if backend == "redis":
+            return "replicas"
+        if backend == "memory":
+            return "process"
+        if urlsplit(self.database_url).scheme in ("postgresql", "postgres"):
+            return "replicas"
+        return "process" if sqlite_path(self.database_url) == ":memory:" else "host"
+
+    def _validate_replay(self) -> None:
+        if self.replay_cache not in ("auto", "database", "redis", "memory"):
+            raise ValueError("replay_cache must be auto, database, redis or memory")
+        if self.replay_cache == "redis" and not self.redis_url:
+            raise ValueError("replay_cache 'redis' needs redis_url")
+        if self.workers < 1 or self.replicas < 1:
+            raise ValueError("workers and replicas must be at least 1")
+        if not self.is_production:
+            return
+        scope = self.replay_scope()
+        if self.replicas > 1 and scope != "replicas":
+            raise ValueError(f"production with replicas = {self.replicas} needs a replay cache every replica shares: set "
+                             "redis_url or a PostgreSQL database_url (an SQLite file is one host's; memory one process's)")
+        if self.workers > 1 and scope == "process":
+            raise ValueError(f"production with workers = {self.workers} needs a replay cache the workers share: replay_cache "
+                             "'memory' (or an in-memory database) lets each worker accept the same token once; use auto")
 
     def _validate_production(self) -> None:
         """What ``environment = "production"`` requires (the README's "What production changes" table)."""
@@ -153,6 +195,12 @@ class Settings:
         if self.trusted_clients_file:
             clients.extend(json.loads(Path(self.trusted_clients_file).read_text()))
         return clients
+
+
+def sqlite_path(database_url: str) -> str:
+    """The file of an ``sqlite:///path`` (or ``sqlite://``) URL; ``:memory:`` when it names none."""
+    path = database_url[len("sqlite:///"):] if database_url.startswith("sqlite:///") else database_url[len("sqlite://"):]
+    return path or ":memory:"
 
 
 def _coerce(value: str, current: Any) -> Any:

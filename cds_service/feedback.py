@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from .config import sqlite_path
+
 _SCHEMA = [
     """CREATE TABLE IF NOT EXISTS feedback (
         id {pk},
@@ -197,6 +199,5 @@ def open_store(database_url: str) -> FeedbackStore:
     if scheme in ("postgresql", "postgres"):
         return PostgresFeedbackStore(database_url)
     if scheme == "sqlite":
-        path = database_url[len("sqlite:///"):] if database_url.startswith("sqlite:///") else database_url[len("sqlite://"):]
-        return SQLiteFeedbackStore(path or ":memory:")
+        return SQLiteFeedbackStore(sqlite_path(database_url))
     raise ValueError("database_url must be sqlite:///path or postgresql://…")

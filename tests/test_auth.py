@@ -276,14 +276,21 @@ def test_down_jwks_endpoint_is_not_asked_again_on_every_call(secured):
         assert time.monotonic() - started < 1
 
 
-def test_redis_down_fails_closed_with_401(tmp_path):
+def test_redis_down_fails_closed_with_503(tmp_path):
+    """A replay cache that cannot answer never lets a token in; the token was not found wanting, so not a 401."""
     settings = load_settings(overrides={"redis_url": "redis://127.0.0.1:1/0"})  # nothing listens on port 1
     auth = Authenticator(settings, [TrustedClient(ISS, static_jwks=JWKS)])
-    from cds_service.errors import Unauthorized
+    from cds_service.errors import ReplayCacheUnavailable
 
-    with pytest.raises(Unauthorized) as failure:
+    with pytest.raises(ReplayCacheUnavailable) as failure:
         auth.verify(f"Bearer {token(jku=None)}", AUD)
-    assert failure.value.reason == "replay cache unavailable (fail closed)"
+    assert failure.value.reason == "Redis: ConnectionError"
+    app = create_app({"database_url": f"sqlite:///{tmp_path}/f.db", "redis_url": "redis://127.0.0.1:1/0",
+                      "trusted_clients": [{"iss": ISS, "jwks": JWKS}]})
+    resp = post(app.test_client(), token(jku=None))
+    assert resp.status_code == 503
+    issue = resp.get_json()["issue"][0]
+    assert (issue["code"], issue["details"]["coding"][0]["code"]) == ("transient", "replay-cache-unavailable")
 
 
 # --- hostile tokens: every (alg, key type) pair and claims of the wrong JSON type are a bare 401, never a 500 ----------
