@@ -247,12 +247,15 @@ def create_app(settings: Settings | dict[str, Any] | None = None, *, services: l
         fhir_server = body.get("fhirServer")
         token = (body.get("fhirAuthorization") or {}).get("access_token")
         deadline = Deadline(settings.fhir_call_deadline)
+        opened: list[FHIRClient] = []
 
         def client() -> FHIRClient | None:
             if not fhir_server:
                 return None
-            return FHIRClient(fhir_server, settings, access_token=token, deadline=deadline, session=fhir_session,
+            fhir = FHIRClient(fhir_server, settings, access_token=token, deadline=deadline, session=fhir_session,
                               resolver=resolver)
+            opened.append(fhir)
+            return fhir
 
         try:
             resolved = resolve(list(service.prefetch), body, client)
@@ -263,6 +266,10 @@ def create_app(settings: Settings | dict[str, Any] | None = None, *, services: l
             log.info("hook call", extra={"hookInstance": body.get("hookInstance"), "service": service.id, "status": 200,
                                          "unsupported_fhir_version": True})
             return json_response({"cards": [card]})
+        finally:  # outbound work is over: stop the deadline's watchdog, close the connections
+            deadline.close()
+            for fhir in opened:
+                fhir.close()
         today: date = now().date()
         # Nothing fetched: the prefetch is what the request carried, and its bytes can identify it for the facts cache.
         prefetch_key = hook_body.prefetch_key if not resolved.fetched else None
