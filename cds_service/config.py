@@ -109,6 +109,11 @@ class Settings:
 
     # --- feedback ----------------------------------------------------------------------------
     database_url: str = _setting("sqlite:///var/feedback.sqlite3", "append-only feedback store; postgresql://… for PostgreSQL")
+    feedback_retention_days: int = _setting(400, "feedback is deleted this long after it was received: a year of quality-review "
+                                                 "statistics (the summary) plus a month's margin for the yearly review")
+    issued_cards_retention_days: int = _setting(30, "issued-card records no feedback refers to are deleted after this: they only "
+                                                    "join feedback (sent when a clinician acts on a card, minutes to days later) to "
+                                                    "its topic, and most cards never get any (the ledger grew 24 MB per ~90k calls)")
 
     # --- clinical thresholds (see hooks.thresholds for defaults and sources) ------------------
     thresholds: dict[str, Any] = _setting({}, "site overrides of clinical thresholds; defaults and sources in hooks/thresholds.py")
@@ -134,6 +139,8 @@ class Settings:
         if self.is_production:
             self._validate_production()
         self._validate_replay()
+        if self.feedback_retention_days < 1 or self.issued_cards_retention_days < 1:
+            raise ValueError("feedback_retention_days and issued_cards_retention_days must be at least 1")
         if self.fhir_read_timeout > self.fhir_call_deadline:
             raise ValueError("fhir_read_timeout must not exceed fhir_call_deadline")
         if any(a.upper().startswith(("HS", "NONE")) for a in self.jwt_algorithms):
