@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from .config import Settings
 from .errors import Unauthorized
+from .fhir_client import Deadline, watched_session
 from .replay_cache import RedisReplayCache, ReplayCache, open_replay_cache
 
 __all__ = ["Authenticator", "RedisReplayCache", "ReplayCache", "TrustedClient"]
@@ -100,11 +101,13 @@ class _CachedKeys:
 
 
 class Authenticator:
+    JWKS_DEADLINE = 3.0  # seconds for one JWKS fetch, all of it: a call waiting on one still ends well within its budget
+
     def __init__(self, settings: Settings, clients: list[TrustedClient], *, session: requests.Session | None = None,
                  replay: ReplayCache | None = None, clock: Any = time.time) -> None:
         self.settings = settings
         self.clients = {c.iss: c for c in clients}
-        self._session = session or requests.Session()
+        self._session = session  # None: a session per JWKS fetch, watched by that fetch's deadline
         self._keys: dict[str, _CachedKeys] = {}
         self._lock = threading.Lock()
         self.replay = replay or open_replay_cache(settings)  # shared by every worker (and replica, with Redis/PostgreSQL)
@@ -208,19 +211,33 @@ class Authenticator:
             return cached.keys[kid]
 
     def _fetch_jwks(self, url: str) -> tuple[dict[str, Any], float]:
+        """GET the JWKS within JWKS_DEADLINE whatever the endpoint does (a watchdog ends a dripping answer)."""
         cap = self.settings.jwks_max_bytes
+        deadline = Deadline(self.JWKS_DEADLINE)
+        session = self._session or watched_session(deadline)
+        left = deadline.remaining()
         try:
-            with self._session.get(url, timeout=(2, 2), allow_redirects=False, stream=True) as resp:
+            with session.get(url, timeout=(min(2.0, left), min(2.0, left)), allow_redirects=False, stream=True) as resp:
                 if resp.status_code != 200:
                     raise Unauthorized(f"JWKS endpoint answered {resp.status_code}")
                 body = b""
-                for chunk in resp.iter_content(65536):
+                for chunk in resp.iter_content(16384):
                     body += chunk
                     if len(body) > cap:
                         raise Unauthorized("JWKS too large")
+                    if deadline.expired():
+                        raise Unauthorized("JWKS fetch exceeded its deadline")
                 match = _MAX_AGE.search(resp.headers.get("Cache-Control", ""))
-        except requests.RequestException:
-            raise Unauthorized("JWKS endpoint unreachable") from None
+        except Unauthorized:
+            raise
+        except Exception:  # whatever the transport raised: the endpoint could not be read (fail closed)
+            raise Unauthorized("JWKS fetch exceeded its deadline" if deadline.expired() else "JWKS endpoint unreachable") from None
+        finally:
+            deadline.close()
+            if session is not self._session:
+                session.close()
+        if deadline.fired:  # cut short by the watchdog: not the whole document
+            raise Unauthorized("JWKS fetch exceeded its deadline")
         max_age = min(int(match.group(1)) if match else 300, self.settings.jwks_cache_max_age)
         try:
             return _parse_jwks(json.loads(body)), float(max_age)

@@ -238,17 +238,41 @@ def _watched(connection: type[HTTPConnection], on_connect: Callable[[socket.sock
     return Watched
 
 
-class PinnedAdapter(HTTPAdapter):
-    """A transport that connects only to the addresses in ``pins`` (filled by the client's SSRF check), handing every
-    socket it opens to ``on_connect`` (the deadline's watchdog).
+class WatchedAdapter(HTTPAdapter):
+    """A transport handing every socket it opens to ``on_connect`` (a deadline's watchdog), no retries.
 
-    Requests through a proxy (``HTTPS_PROXY`` in the environment) are resolved by the proxy and are not pinned; their
-    connections to an HTTP(S) proxy are still watched (a SOCKS proxy's are not: only their timeouts bound them)."""
+    Connections to an HTTP(S) proxy (``HTTPS_PROXY`` in the environment) are watched too; a SOCKS proxy's are not
+    (only their timeouts bound them)."""
+
+    def __init__(self, on_connect: Callable[[socket.socket], None] = lambda sock: None) -> None:
+        self._on_connect = on_connect
+        super().__init__(max_retries=0)
+
+    def _watched_pools(self) -> dict[str, type[HTTPConnectionPool]]:
+        return {
+            "http": type("WatchedHTTPPool", (HTTPConnectionPool,), {"ConnectionCls": _watched(HTTPConnection, self._on_connect)}),
+            "https": type("WatchedHTTPSPool", (HTTPSConnectionPool,), {"ConnectionCls": _watched(HTTPSConnection, self._on_connect)}),
+        }
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = self._watched_pools()
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        if not proxy.lower().startswith("socks"):
+            manager.pool_classes_by_scheme = self._watched_pools()
+        return manager
+
+
+class PinnedAdapter(WatchedAdapter):
+    """A watched transport that connects only to the addresses in ``pins`` (filled by the client's SSRF check).
+
+    Requests through a proxy are resolved by the proxy and are not pinned (they are still watched)."""
 
     def __init__(self, pins: Pins, on_connect: Callable[[socket.socket], None] = lambda sock: None) -> None:
         self._pins = pins
-        self._on_connect = on_connect
-        super().__init__(max_retries=0)
+        super().__init__(on_connect)
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         super().init_poolmanager(*args, **kwargs)
@@ -259,14 +283,14 @@ class PinnedAdapter(HTTPAdapter):
             "https": type("PinnedHTTPSPool", (HTTPSConnectionPool,), {"ConnectionCls": https}),
         }
 
-    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
-        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
-        if not proxy.lower().startswith("socks"):
-            manager.pool_classes_by_scheme = {
-                "http": type("WatchedHTTPPool", (HTTPConnectionPool,), {"ConnectionCls": _watched(HTTPConnection, self._on_connect)}),
-                "https": type("WatchedHTTPSPool", (HTTPSConnectionPool,), {"ConnectionCls": _watched(HTTPSConnection, self._on_connect)}),
-            }
-        return manager
+
+def watched_session(deadline: Deadline) -> requests.Session:
+    """A session whose every connection the deadline's watchdog shuts down when the deadline passes."""
+    session = requests.Session()
+    adapter = WatchedAdapter(deadline.watch)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
 
 
 class FHIRClient:

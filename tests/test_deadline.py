@@ -246,6 +246,22 @@ def test_through_an_http_proxy_the_deadline_holds_too(tmp_path, monkeypatch, beh
     assert elapsed < DEADLINE + SLACK
 
 
+@pytest.mark.parametrize("behaviour", ["drip-headers", "drip-body", "silent"])
+def test_a_dripping_jwks_endpoint_fails_closed_within_its_deadline(tmp_path, monkeypatch, behaviour):
+    from cds_service.auth import Authenticator
+    from tests.test_auth import ISS, token
+
+    monkeypatch.setattr(Authenticator, "JWKS_DEADLINE", DEADLINE, raising=False)
+    with serving(BEHAVIOURS[behaviour]) as port:
+        jku = f"http://127.0.0.1:{port}/jwks.json"
+        app = create_app({"database_url": f"sqlite:///{tmp_path}/f.db", "trusted_clients": [{"iss": ISS, "jku": jku}]})
+        tok = token(jku=jku)
+        resp, elapsed = _timed(lambda: app.test_client().post("/cds-services/backpain-patient-view", json=hook_request("patient-view"),
+                                                              headers={"Authorization": f"Bearer {tok}"}))
+    assert resp.status_code == 401
+    assert elapsed < DEADLINE + SLACK
+
+
 @pytest.mark.slow
 def test_under_gunicorn_a_dripping_server_gets_a_json_412_not_a_worker_timeout(tmp_path):
     """Before: the call ran until gunicorn killed the worker at 30 s and the EHR got gunicorn's HTML 500."""
