@@ -110,7 +110,8 @@ class Authenticator:
         self._session = session  # None: a session per JWKS fetch, watched by that fetch's deadline
         self._keys: dict[str, _CachedKeys] = {}
         self._lock = threading.Lock()
-        self.replay = replay or open_replay_cache(settings)  # shared by every worker (and replica, with Redis/PostgreSQL)
+        # shared by every worker (and replica, with Redis/PostgreSQL); with no trusted client nothing is ever checked
+        self.replay = replay or (open_replay_cache(settings) if self.clients else ReplayCache())
         self._clock = clock
 
     @property

@@ -167,7 +167,8 @@ class PostgresReplayCache(_SQLReplayCache):
         super().__init__()
         self._psycopg = psycopg
         self.url = url
-        self._conn().execute(_TABLE.format(real="DOUBLE PRECISION"))
+        with self._connect() as conn:  # not kept: the process that creates the table may fork workers next
+            conn.execute(_TABLE.format(real="DOUBLE PRECISION"))
 
     def _connect(self) -> Any:
         # autocommit: each statement is its own transaction; a hook call waits 2 s at most for the database
