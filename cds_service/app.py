@@ -14,7 +14,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -27,6 +27,7 @@ from werkzeug.exceptions import HTTPException
 from .auth import Authenticator, TrustedClient
 from .cards import CardRenderer, version_card
 from .config import Settings, load_settings
+from .cors import compile_origins
 from .errors import (
     BadRequest,
     CDSError,
@@ -35,6 +36,7 @@ from .errors import (
     NotFound,
     PayloadTooLarge,
     PrefetchUnavailable,
+    ReplayCacheUnavailable,
     Unauthorized,
     UnsupportedMediaType,
 )
@@ -53,39 +55,67 @@ UNKNOWN_TYPE_STATUSES = {400, 404, 405, 501}  # how servers reject a resource ty
 
 
 class CardLedger:
-    """Records issued cards (uuid → topic) for the feedback summary, in a background thread per process.
+    """Records issued cards (uuid → topic) for the feedback summary, in a background thread per process, and keeps the
+    feedback store within its retention.
 
     Off the clinical path: a call only queues its cards. The thread writes whatever has queued in one transaction
     (after a short linger), so a busy worker commits a few times a second instead of once per hook call. A crash can
     lose the last moments of issued-card records (the summary then counts that feedback under "unknown"), never
     feedback itself, which is written before it is acknowledged.
+
+    The same thread prunes the store (``FeedbackStore.prune``) at most once per ``PRUNE_INTERVAL`` per process — the
+    app prunes once at start-up too — deleting only what is older than the retention settings.
     """
 
     LINGER_SECONDS = 0.05
     MAX_BATCH = 500
+    PRUNE_INTERVAL = 3600.0  # seconds: a retention counted in days needs no finer grain
 
-    def __init__(self, store: FeedbackStore) -> None:
+    def __init__(self, store: FeedbackStore, *, feedback_days: int = 400, issued_cards_days: int = 30,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self._store = store
         self._queue: queue.Queue[tuple[str, list[dict[str, Any]]]] = queue.Queue(maxsize=10_000)
         self._pid: int | None = None
         self._lock = threading.Lock()
+        self._retention = (feedback_days, issued_cards_days)
+        self._clock = clock
+        self._next_prune = time.monotonic() + self.PRUNE_INTERVAL
 
-    def record(self, service_id: str, cards: list[dict[str, Any]]) -> None:
-        if not cards:
-            return
+    def ensure_running(self) -> None:
         if self._pid != os.getpid():
             with self._lock:
                 if self._pid != os.getpid():
                     self._pid = os.getpid()
                     threading.Thread(target=self._run, name="card-ledger", daemon=True).start()
+
+    def record(self, service_id: str, cards: list[dict[str, Any]]) -> None:
+        self.ensure_running()
+        if not cards:
+            return
         try:
             self._queue.put_nowait((service_id, cards))
         except queue.Full:
             log.warning("card ledger queue full; issued-card records dropped")
 
+    def prune(self) -> None:
+        """Delete what is older than the retention settings; never fails the caller."""
+        self._next_prune = time.monotonic() + self.PRUNE_INTERVAL
+        try:
+            feedback, cards = self._store.prune(self._clock(), *self._retention)
+        except Exception as exc:
+            log.warning("feedback store prune failed", extra={"error": type(exc).__name__})
+            return
+        if feedback or cards:
+            log.info("feedback store pruned", extra={"feedback_deleted": feedback, "issued_cards_deleted": cards})
+
     def _run(self) -> None:
         while True:
-            batch = [self._queue.get()]
+            try:
+                first = self._queue.get(timeout=max(0.0, self._next_prune - time.monotonic()))
+            except queue.Empty:
+                self.prune()
+                continue
+            batch = [first]
             time.sleep(self.LINGER_SECONDS)
             while len(batch) < self.MAX_BATCH:
                 try:
@@ -99,7 +129,9 @@ class CardLedger:
             finally:
                 for _ in batch:
                     self._queue.task_done()
-                del batch  # not held while waiting for the next call's cards
+                del batch, first  # not held while waiting for the next call's cards
+            if time.monotonic() >= self._next_prune:
+                self.prune()
 
     def flush(self, timeout: float = 5.0) -> None:
         end = time.monotonic() + timeout
@@ -116,7 +148,7 @@ def _outcome_response(err: CDSError) -> Response:
 def create_app(settings: Settings | dict[str, Any] | None = None, *, services: list[ServiceDefinition] | None = None,
                clock: Callable[[], datetime] | None = None, resolver: Resolver = system_resolver,
                fhir_session: requests.Session | None = None, auth_session: requests.Session | None = None,
-               uuid_factory: Callable[[], str] | None = None) -> Flask:
+               uuid_factory: Callable[[], str] | None = None, storage_clock: Callable[[], datetime] | None = None) -> Flask:
     if not isinstance(settings, Settings):
         settings = load_settings(overrides=settings or {})
     configure_logging(settings.log_level)
@@ -131,17 +163,22 @@ def create_app(settings: Settings | dict[str, Any] | None = None, *, services: l
     registry = Registry(services)
     parses = PrefetchParses.from_settings(settings)
     validators = Validators()
-    store = open_store(settings.database_url)
-    ledger = CardLedger(store)
+    tz = ZoneInfo(settings.site_timezone)
+    now = clock or (lambda: datetime.now(tz))  # the clinical "today" (pinned in replays and tests)
+    # Storage time is the real time, never the clinical clock: a replay pinned to another day must not date records
+    # by it, nor prune by it.
+    store_now = storage_clock or (lambda: datetime.now(UTC))
+    store = open_store(settings.database_url, clock=store_now)
+    ledger = CardLedger(store, feedback_days=settings.feedback_retention_days,
+                        issued_cards_days=settings.issued_cards_retention_days, clock=store_now)
+    ledger.prune()  # at start-up (before gunicorn forks), then hourly from each worker's ledger thread
     auth = Authenticator(settings, [TrustedClient.from_config(c) for c in settings.load_trusted_clients()],
                          session=auth_session)
-    tz = ZoneInfo(settings.site_timezone)
-    now = clock or (lambda: datetime.now(tz))
 
     app = Flask("backpain_cds")
     app.config["SETTINGS"] = settings
     app.extensions["backpain"] = {"registry": registry, "store": store, "ledger": ledger, "auth": auth, "parses": parses}
-    origins = settings.cors_origins
+    origins = compile_origins(settings.cors_origins)  # anchored patterns (cors.py), never flask-cors's regex guessing
     CORS(app, resources={r"/cds-services*": {"origins": origins}, r"/health": {"origins": origins}},
          methods=["GET", "POST", "OPTIONS"], allow_headers=["Content-Type", "Authorization"],
          allow_private_network=True, max_age=600)
@@ -161,6 +198,9 @@ def create_app(settings: Settings | dict[str, Any] | None = None, *, services: l
         except Unauthorized as exc:
             log.info("client authentication failed", extra={"reason": exc.reason, "iss": exc.iss, "jti": exc.jti,
                                                              "path": request.path})
+            raise
+        except ReplayCacheUnavailable as exc:  # fail closed: 503, and loud in the log
+            log.error("replay cache unavailable; call refused", extra={"reason": exc.reason, "path": request.path})
             raise
 
     def read_json() -> Any:
@@ -242,12 +282,15 @@ def create_app(settings: Settings | dict[str, Any] | None = None, *, services: l
         fhir_server = body.get("fhirServer")
         token = (body.get("fhirAuthorization") or {}).get("access_token")
         deadline = Deadline(settings.fhir_call_deadline)
+        opened: list[FHIRClient] = []
 
         def client() -> FHIRClient | None:
             if not fhir_server:
                 return None
-            return FHIRClient(fhir_server, settings, access_token=token, deadline=deadline, session=fhir_session,
+            fhir = FHIRClient(fhir_server, settings, access_token=token, deadline=deadline, session=fhir_session,
                               resolver=resolver)
+            opened.append(fhir)
+            return fhir
 
         try:
             resolved = resolve(list(service.prefetch), body, client)
@@ -258,6 +301,10 @@ def create_app(settings: Settings | dict[str, Any] | None = None, *, services: l
             log.info("hook call", extra={"hookInstance": body.get("hookInstance"), "service": service.id, "status": 200,
                                          "unsupported_fhir_version": True})
             return json_response({"cards": [card]})
+        finally:  # outbound work is over: stop the deadline's watchdog, close the connections
+            deadline.close()
+            for fhir in opened:
+                fhir.close()
         today: date = now().date()
         # Nothing fetched: the prefetch is what the request carried, and its bytes can identify it for the facts cache.
         prefetch_key = hook_body.prefetch_key if not resolved.fetched else None
@@ -307,6 +354,7 @@ def create_app(settings: Settings | dict[str, Any] | None = None, *, services: l
         authenticate()
         body = read_json()
         validators.feedback(body)
+        ledger.ensure_running()  # its thread also prunes: a worker that only takes feedback runs it too
         stored = store.append(service.id, body["feedback"])
         log.info("feedback", extra={"service": service.id, "status": 200, "records": stored})
         return json_response({})

@@ -5,11 +5,17 @@ token) → ``iss`` allowlisted (else no outbound request at all) → ``jku`` equ
 → signature against the issuer's JWKS (cached per Cache-Control, capped; one rate-limited refetch on an unknown
 ``kid``) → ``aud``, ``exp``, ``iat``, lifetime, ``tenant`` → ``jti`` not seen for that ``iss`` within the lifetime.
 Any failure raises :class:`~cds_service.errors.Unauthorized`; only ``iss``/``jti`` and a reason are logged.
+
+A token is attacker-controlled input: before any arithmetic, every claim used has its JSON type checked (NumericDate
+claims are finite numbers, never booleans or strings; ``iss``/``jti``/``sub``/``tenant`` strings; ``aud`` a string or
+an array of strings), the key named by ``kid`` must be of the type and curve the token's ``alg`` needs, and whatever
+PyJWT or cryptography raises while verifying becomes a 401, never a 500.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 import threading
 import time
@@ -19,12 +25,54 @@ from typing import Any
 
 import jwt
 import requests
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from .config import Settings
 from .errors import Unauthorized
+from .fhir_client import Deadline, watched_session
+from .replay_cache import RedisReplayCache, ReplayCache, open_replay_cache
+
+__all__ = ["Authenticator", "RedisReplayCache", "ReplayCache", "TrustedClient"]
 
 _MAX_AGE = re.compile(r"max-age=(\d+)")
 JWKS_FAILURE_BACKOFF = 5.0  # seconds: a down JWKS endpoint costs one timeout, not one per call
+MAX_JTI_LENGTH = 256  # a UUID is 36; anything far longer is not an identifier an EHR mints per call
+_NUMERIC_DATE_LIMIT = 2**53  # RFC 7519 NumericDate as JSON numbers carry it; beyond this it is no date
+_EC_CURVES = {"ES256": "secp256r1", "ES384": "secp384r1", "ES512": "secp521r1"}  # RFC 7518 §3.4: the curve is the alg's
+
+
+def _numeric_date(value: Any) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return -_NUMERIC_DATE_LIMIT <= value <= _NUMERIC_DATE_LIMIT
+    return isinstance(value, float) and math.isfinite(value) and abs(value) <= _NUMERIC_DATE_LIMIT
+
+
+def claim_problem(claims: dict[str, Any]) -> str | None:
+    """Why the claims' JSON types are wrong (a reason for the log), or None. Values are checked later."""
+    for name in ("exp", "iat", "nbf"):
+        if name in claims and not _numeric_date(claims[name]):
+            return f"{name} is not a NumericDate"
+    for name in ("iss", "jti", "sub", "tenant"):
+        if name in claims and not isinstance(claims[name], str):
+            return f"{name} is not a string"
+    jti = claims.get("jti")
+    if isinstance(jti, str) and not 0 < len(jti) <= MAX_JTI_LENGTH:
+        return "jti is empty or too long"
+    aud = claims.get("aud")
+    if "aud" in claims and not (isinstance(aud, str) or (isinstance(aud, list) and all(isinstance(a, str) for a in aud))):
+        return "aud is not a string or an array of strings"
+    return None
+
+
+def key_fits(alg: str, key: Any) -> bool:
+    """The key is of the type (and, for ECDSA, the curve) the algorithm is defined with."""
+    if alg in _EC_CURVES:
+        return isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name == _EC_CURVES[alg]
+    if alg[:2] in ("RS", "PS"):
+        return isinstance(key, rsa.RSAPublicKey)
+    return False  # EdDSA and anything else: no such key is ever loaded (_parse_jwks keeps EC and RSA keys only)
 
 
 @dataclass
@@ -52,50 +100,18 @@ class _CachedKeys:
     failed_until: float = 0.0  # after a failed fetch, fail fast (closed) instead of waiting on the endpoint again
 
 
-class ReplayCache:
-    """(iss, jti) seen within the token's lifetime. In-process; see RedisReplayCache for several workers."""
-
-    def __init__(self) -> None:
-        self._seen: dict[tuple[str, str], float] = {}
-        self._lock = threading.Lock()
-
-    def first_use(self, iss: str, jti: str, ttl: float) -> bool:
-        now = time.monotonic()
-        with self._lock:
-            if len(self._seen) > 10_000:
-                self._seen = {k: v for k, v in self._seen.items() if v > now}
-            expiry = self._seen.get((iss, jti))
-            if expiry is not None and expiry > now:
-                return False
-            self._seen[(iss, jti)] = now + ttl
-            return True
-
-
-class RedisReplayCache(ReplayCache):
-    def __init__(self, url: str) -> None:
-        import redis  # optional dependency
-
-        self._redis = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
-
-    def first_use(self, iss: str, jti: str, ttl: float) -> bool:
-        import redis
-
-        key = f"backpain-cds:jti:{iss}:{jti}"
-        try:
-            return bool(self._redis.set(key, b"1", nx=True, ex=max(1, int(ttl) + 1)))
-        except redis.RedisError:
-            raise Unauthorized("replay cache unavailable (fail closed)") from None
-
-
 class Authenticator:
+    JWKS_DEADLINE = 3.0  # seconds for one JWKS fetch, all of it: a call waiting on one still ends well within its budget
+
     def __init__(self, settings: Settings, clients: list[TrustedClient], *, session: requests.Session | None = None,
                  replay: ReplayCache | None = None, clock: Any = time.time) -> None:
         self.settings = settings
         self.clients = {c.iss: c for c in clients}
-        self._session = session or requests.Session()
+        self._session = session  # None: a session per JWKS fetch, watched by that fetch's deadline
         self._keys: dict[str, _CachedKeys] = {}
         self._lock = threading.Lock()
-        self.replay = replay or (RedisReplayCache(settings.redis_url) if settings.redis_url else ReplayCache())
+        # shared by every worker (and replica, with Redis/PostgreSQL); with no trusted client nothing is ever checked
+        self.replay = replay or (open_replay_cache(settings) if self.clients else ReplayCache())
         self._clock = clock
 
     @property
@@ -110,7 +126,7 @@ class Authenticator:
                 try:
                     unverified = jwt.decode(authorization.removeprefix("Bearer ").strip(), options={"verify_signature": False})
                     exc.iss, exc.jti = str(unverified.get("iss"))[:200], str(unverified.get("jti"))[:200]
-                except jwt.PyJWTError:
+                except Exception:  # only for the log line: an unreadable token has no iss to log
                     pass
             raise
 
@@ -121,8 +137,11 @@ class Authenticator:
         try:
             header = jwt.get_unverified_header(token)
             unverified = jwt.decode(token, options={"verify_signature": False})
-        except jwt.PyJWTError:
+        except Exception:  # PyJWTError for what PyJWT recognises; anything else from a hostile token is malformed too
             raise Unauthorized("malformed token") from None
+        problem = claim_problem(unverified)
+        if problem:
+            raise Unauthorized(problem)
         alg = header.get("alg")
         if alg not in self.settings.jwt_algorithms:
             raise Unauthorized(f"algorithm {alg!r} not allowed")
@@ -138,11 +157,14 @@ class Authenticator:
         if jku is not None and jku != client.jku:
             raise Unauthorized("jku is not the one registered for this issuer")
         key = self._key(client, header["kid"])
+        if not key_fits(alg, key):
+            raise Unauthorized(f"the key named by kid is not a key for {alg}")
         skew = self.settings.jwt_clock_skew
         try:
             claims = jwt.decode(token, key=key, algorithms=[alg], audience=audience, issuer=client.iss, leeway=skew,
                                 options={"require": ["iss", "aud", "exp", "iat", "jti"]})
-        except jwt.PyJWTError as exc:
+        except Exception as exc:  # the one place a token is verified: PyJWTError, and TypeError/ValueError/… from
+            # PyJWT or cryptography on shapes they do not expect — every one of them is a token we do not accept
             raise Unauthorized(f"invalid token ({type(exc).__name__})") from None
         now = self._clock()
         iat, exp = claims["iat"], claims["exp"]
@@ -152,7 +174,8 @@ class Authenticator:
             raise Unauthorized("token lifetime too long")
         if client.tenants and claims.get("tenant") not in client.tenants:
             raise Unauthorized("tenant not allowed")
-        if not self.replay.first_use(client.iss, str(claims["jti"]), max(1.0, exp - now + skew)):
+        # the pair is kept until the token itself expires (exp + skew); a store that cannot answer raises a 503
+        if not self.replay.first_use(client.iss, claims["jti"], float(exp) + skew, now):
             raise Unauthorized("jti replayed")
         return claims
 
@@ -189,19 +212,33 @@ class Authenticator:
             return cached.keys[kid]
 
     def _fetch_jwks(self, url: str) -> tuple[dict[str, Any], float]:
+        """GET the JWKS within JWKS_DEADLINE whatever the endpoint does (a watchdog ends a dripping answer)."""
         cap = self.settings.jwks_max_bytes
+        deadline = Deadline(self.JWKS_DEADLINE)
+        session = self._session or watched_session(deadline)
+        left = deadline.remaining()
         try:
-            with self._session.get(url, timeout=(2, 2), allow_redirects=False, stream=True) as resp:
+            with session.get(url, timeout=(min(2.0, left), min(2.0, left)), allow_redirects=False, stream=True) as resp:
                 if resp.status_code != 200:
                     raise Unauthorized(f"JWKS endpoint answered {resp.status_code}")
                 body = b""
-                for chunk in resp.iter_content(65536):
+                for chunk in resp.iter_content(16384):
                     body += chunk
                     if len(body) > cap:
                         raise Unauthorized("JWKS too large")
+                    if deadline.expired():
+                        raise Unauthorized("JWKS fetch exceeded its deadline")
                 match = _MAX_AGE.search(resp.headers.get("Cache-Control", ""))
-        except requests.RequestException:
-            raise Unauthorized("JWKS endpoint unreachable") from None
+        except Unauthorized:
+            raise
+        except Exception:  # whatever the transport raised: the endpoint could not be read (fail closed)
+            raise Unauthorized("JWKS fetch exceeded its deadline" if deadline.expired() else "JWKS endpoint unreachable") from None
+        finally:
+            deadline.close()
+            if session is not self._session:
+                session.close()
+        if deadline.fired:  # cut short by the watchdog: not the whole document
+            raise Unauthorized("JWKS fetch exceeded its deadline")
         max_age = min(int(match.group(1)) if match else 300, self.settings.jwks_cache_max_age)
         try:
             return _parse_jwks(json.loads(body)), float(max_age)
@@ -210,14 +247,15 @@ class Authenticator:
 
 
 def _parse_jwks(data: Any) -> dict[str, Any]:
-    keys = {}
-    for entry in (data or {}).get("keys", []):
+    keys: dict[str, Any] = {}
+    entries = data.get("keys") if isinstance(data, dict) else None
+    for entry in entries if isinstance(entries, list) else []:
         if not isinstance(entry, dict) or not isinstance(entry.get("kid"), str):
             continue
         if entry.get("kty") not in ("EC", "RSA"):
             continue  # never a symmetric key
         try:
             keys[entry["kid"]] = jwt.PyJWK(entry).key
-        except jwt.PyJWTError:
+        except Exception:  # a malformed entry is skipped, whatever the library raises for it
             continue
     return keys

@@ -25,9 +25,13 @@ def _is_loopback(host: str) -> bool:
 
 
 def check_bind_safety(settings: Any, host: str) -> None:
-    """Auth may be off only on loopback; elsewhere refuse unless --insecure (never in production)."""
+    """Auth may be off only on loopback in development; elsewhere refuse unless --insecure (never in production)."""
     has_clients = bool(settings.load_trusted_clients())
-    if has_clients or _is_loopback(host):
+    if has_clients:
+        return
+    if settings.is_production:  # loopback is no boundary in production: a sidecar or reverse proxy makes it reachable
+        raise SystemExit("refusing to start in production without trusted JWT clients; configure trusted_clients")
+    if _is_loopback(host):
         return
     if settings.insecure and not settings.is_production:
         log.warning("binding a non-loopback address with client authentication OFF (--insecure)")
@@ -44,6 +48,20 @@ def check_bind_safety(settings: Any, host: str) -> None:
 GC_THRESHOLDS = (50_000, 20, 20)
 
 
+def gunicorn_options(settings: Any) -> dict[str, Any]:
+    """The gunicorn configuration ``serve`` runs with."""
+    return {
+        "bind": f"{settings.host}:{settings.port}",
+        "workers": settings.workers,
+        "preload_app": True,
+        "timeout": 30,
+        "accesslog": None,  # our JSON request log says what matters, never bodies or tokens
+        "limit_request_field_size": 16384,
+        # gunicorn's own default believes X-Forwarded-Proto from 127.0.0.1: only the configured proxies now
+        "forwarded_allow_ips": ",".join(settings.forwarded_allow_ips),
+    }
+
+
 def serve(args: argparse.Namespace) -> int:
     overrides: dict[str, Any] = {}
     if args.host:
@@ -54,8 +72,14 @@ def serve(args: argparse.Namespace) -> int:
         overrides["workers"] = args.workers
     if args.insecure:
         overrides["insecure"] = True
-    settings = load_settings(args.config, overrides)
+    try:
+        settings = load_settings(args.config, overrides)
+    except ValueError as exc:  # a configuration that is refused: say why, without a traceback
+        raise SystemExit(f"backpain-cds: refusing to start: {exc}") from None
     check_bind_safety(settings, settings.host)
+    if settings.load_trusted_clients() and settings.workers > 1 and settings.replay_scope() == "process":
+        print(f"WARNING: replay_cache is per process with {settings.workers} workers: each worker accepts a token once "
+              "(development only; production refuses this)", file=sys.stderr)
 
     from gunicorn.app.base import BaseApplication
 
@@ -64,12 +88,8 @@ def serve(args: argparse.Namespace) -> int:
 
     class Server(BaseApplication):
         def load_config(self) -> None:
-            self.cfg.set("bind", f"{settings.host}:{settings.port}")
-            self.cfg.set("workers", settings.workers)
-            self.cfg.set("preload_app", True)
-            self.cfg.set("timeout", 30)
-            self.cfg.set("accesslog", None)  # our JSON request log says what matters, never bodies or tokens
-            self.cfg.set("limit_request_field_size", 16384)
+            for key, value in gunicorn_options(settings).items():
+                self.cfg.set(key, value)
 
         def load(self) -> Any:
             app = floor_app() if args.floor else create_app(settings)

@@ -18,6 +18,9 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
+
+from .cors import compile_origins
 
 ENV_PREFIX = "BPCDS_"
 
@@ -31,11 +34,18 @@ def _setting(default: Any, reason: str, **kw: Any) -> Any:
 @dataclass
 class Settings:
     # --- serving -------------------------------------------------------------------------------
-    environment: str = _setting("development", "development relaxes CORS/HTTPS rules for local work; set 'production' for real data")
+    environment: str = _setting("development", "development relaxes CORS/HTTPS rules for local work; 'production' for real data "
+                                              "(the README's 'What production changes' table says what it changes)")
     host: str = _setting("127.0.0.1", "loopback by default: nothing is exposed until you choose to")
     port: int = _setting(8080, "the port the README and the sandbox guide use")
     workers: int = _setting(2, "gunicorn sync workers; one per core on the 2-core reference machine")
-    public_base_url: str = _setting("", "external URL of the service (behind a proxy) used for JWT `aud`; empty = the URL the request came to")
+    replicas: int = _setting(1, "copies of the service behind one address, declared (a process cannot count them): more than "
+                                "one needs a replay cache shared across hosts (redis_url or a PostgreSQL database_url)")
+    public_base_url: str = _setting("", "external https URL of the service (what EHRs call) that JWT `aud` must name; required in "
+                                        "production; empty (development only) = the URL the request came to, Host header included")
+    forwarded_allow_ips: list[str] = _setting([], "proxy addresses whose X-Forwarded-Proto gunicorn believes ('*' = any); empty = "
+                                                  "none: no forwarded header changes what a request says, and the JWT `aud` of "
+                                                  "production never depends on one (public_base_url)")
     insecure: bool = _setting(False, "allow binding a non-loopback address with no trusted JWT clients (never in production)")
     dev_pages: bool = _setting(True, "serve the /sandbox review page (development aid)")
     validate_responses: bool = _setting(False, "validate every response against the response schema (tests and debugging; costs time)")
@@ -58,7 +68,8 @@ class Settings:
     # --- CORS --------------------------------------------------------------------------------
     cors_origins: list[str] = _setting(
         ["https://sandbox.cds-hooks.org", "http://localhost:8080", "http://127.0.0.1:8080"],
-        "browser clients allowed to call the service; '*' is refused outside development",
+        "browser origins allowed to call the service: exact scheme://host[:port] or scheme://*.domain[:port] (one or more "
+        "subdomain labels, anchored); '*' only in development",
     )
 
     # --- outbound FHIR access ----------------------------------------------------------------
@@ -66,7 +77,9 @@ class Settings:
         ["https://*", "http://127.0.0.1:*", "http://localhost:*"],
         "fhirServer allowlist (scheme://host[:port], '*' wildcards); production requires https entries",
     )
-    fhir_allow_loopback: bool = _setting(True, "development: local FHIR servers on 127.0.0.1; set false in production")
+    fhir_allow_loopback: bool | None = _setting(None, "FHIR servers on loopback addresses (127.0.0.1, ::1): unset = allowed in "
+                                                      "development (local test servers), refused in production (a sidecar on "
+                                                      "this host is reachable only if set true explicitly)")
     fhir_allow_private_networks: bool = _setting(False, "refuse RFC1918/link-local/metadata targets (SSRF) unless a site opts in")
     fhir_connect_timeout: float = _setting(2.0, "fail fast on unreachable FHIR servers")
     fhir_read_timeout: float = _setting(2.5, "a single slow response must not eat the whole call budget")
@@ -87,13 +100,27 @@ class Settings:
     jwks_cache_max_age: int = _setting(3600, "cap on JWKS caching even if Cache-Control allows longer")
     jwks_min_refresh_interval: int = _setting(60, "rate limit on JWKS refetch for an unknown kid")
     jwks_max_bytes: int = _setting(256 * 1024, "a JWKS larger than this is refused (fail closed)")
-    redis_url: str = _setting("", "share the jti replay cache across workers/replicas (redis://127.0.0.1:6379/0)")
+    replay_cache: str = _setting("auto", "where client JWT (iss, jti) pairs are remembered so a token is accepted once: auto = "
+                                         "Redis if redis_url is set, else the database (database_url: SQLite is shared by "
+                                         "this host's workers, PostgreSQL by every replica); database; redis; memory = this "
+                                         "process only (explicit opt-in; refused in production with several workers or replicas)")
+    redis_url: str = _setting("", "Redis for the jti replay cache, shared by every worker and replica "
+                                  "(redis://cache.internal:6379/0); with replay_cache auto it takes precedence over the database")
 
     # --- feedback ----------------------------------------------------------------------------
     database_url: str = _setting("sqlite:///var/feedback.sqlite3", "append-only feedback store; postgresql://… for PostgreSQL")
+    feedback_retention_days: int = _setting(400, "feedback is deleted this long after it was received: a year of quality-review "
+                                                 "statistics (the summary) plus a month's margin for the yearly review")
+    issued_cards_retention_days: int = _setting(30, "issued-card records no feedback refers to are deleted after this: they only "
+                                                    "join feedback (sent when a clinician acts on a card, minutes to days later) to "
+                                                    "its topic, and most cards never get any (the ledger grew 24 MB per ~90k calls)")
 
     # --- clinical thresholds (see hooks.thresholds for defaults and sources) ------------------
     thresholds: dict[str, Any] = _setting({}, "site overrides of clinical thresholds; defaults and sources in hooks/thresholds.py")
+
+    def __post_init__(self) -> None:
+        if self.fhir_allow_loopback is None:  # not set anywhere: the environment decides
+            self.fhir_allow_loopback = not self.is_production
 
     @property
     def is_production(self) -> bool:
@@ -104,20 +131,83 @@ class Settings:
             raise ValueError("environment must be 'development' or 'production'")
         if self.is_production and "*" in self.cors_origins:
             raise ValueError("cors_origins '*' is only acceptable in development")
+        compile_origins(self.cors_origins)  # a malformed entry is refused here, at start-up
+        if self.public_base_url:
+            parts = urlsplit(self.public_base_url)
+            if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment or parts.username:
+                raise ValueError("public_base_url must be an absolute URL such as https://cds.hospital.example/backpain")
         if self.is_production:
-            for origin in self.fhir_allowed_origins:
-                if not origin.startswith("https://"):
-                    raise ValueError(f"production requires https FHIR origins, got {origin!r}")
+            self._validate_production()
+        self._validate_replay()
+        if self.feedback_retention_days < 1 or self.issued_cards_retention_days < 1:
+            raise ValueError("feedback_retention_days and issued_cards_retention_days must be at least 1")
         if self.fhir_read_timeout > self.fhir_call_deadline:
             raise ValueError("fhir_read_timeout must not exceed fhir_call_deadline")
         if any(a.upper().startswith(("HS", "NONE")) for a in self.jwt_algorithms):
             raise ValueError("jwt_algorithms may not contain 'none' or HMAC algorithms")
+
+    def replay_backend(self) -> str:
+        """redis | database | memory: what ``replay_cache`` resolves to."""
+        if self.replay_cache == "auto":
+            return "redis" if self.redis_url else "database"
+        return self.replay_cache
+
+    def replay_scope(self) -> str:
+        """Who shares the replay cache: process (memory), host (an SQLite file) or replicas (PostgreSQL, Redis)."""
+        backend = self.replay_backend()
+        if backend == "redis":
+            return "replicas"
+        if backend == "memory":
+            return "process"
+        if urlsplit(self.database_url).scheme in ("postgresql", "postgres"):
+            return "replicas"
+        return "process" if sqlite_path(self.database_url) == ":memory:" else "host"
+
+    def _validate_replay(self) -> None:
+        if self.replay_cache not in ("auto", "database", "redis", "memory"):
+            raise ValueError("replay_cache must be auto, database, redis or memory")
+        if self.replay_cache == "redis" and not self.redis_url:
+            raise ValueError("replay_cache 'redis' needs redis_url")
+        if self.workers < 1 or self.replicas < 1:
+            raise ValueError("workers and replicas must be at least 1")
+        if not self.is_production:
+            return
+        scope = self.replay_scope()
+        if self.replicas > 1 and scope != "replicas":
+            raise ValueError(f"production with replicas = {self.replicas} needs a replay cache every replica shares: set "
+                             "redis_url or a PostgreSQL database_url (an SQLite file is one host's; memory one process's)")
+        if self.workers > 1 and scope == "process":
+            raise ValueError(f"production with workers = {self.workers} needs a replay cache the workers share: replay_cache "
+                             "'memory' (or an in-memory database) lets each worker accept the same token once; use auto")
+
+    def _validate_production(self) -> None:
+        """What ``environment = "production"`` requires (the README's "What production changes" table)."""
+        for origin in self.fhir_allowed_origins:
+            if not origin.startswith("https://"):
+                raise ValueError(f"production requires https FHIR origins, got {origin!r}")
+        for origin in self.cors_origins:
+            if not origin.startswith("https://"):
+                raise ValueError(f"production requires https cors_origins, got {origin!r} (set cors_origins)")
+        if not self.public_base_url.startswith("https://"):
+            raise ValueError("production requires public_base_url, the https URL EHRs call (JWT aud must name it; "
+                             "without it the audience would come from the request's Host header)")
+        if not (self.trusted_clients or self.trusted_clients_file):
+            raise ValueError("production requires trusted_clients: client authentication cannot be off in production, "
+                             "whatever the bind address (a sidecar or proxy makes loopback reachable)")
+        if self.insecure:
+            raise ValueError("insecure is never allowed in production")
 
     def load_trusted_clients(self) -> list[dict[str, Any]]:
         clients = list(self.trusted_clients)
         if self.trusted_clients_file:
             clients.extend(json.loads(Path(self.trusted_clients_file).read_text()))
         return clients
+
+
+def sqlite_path(database_url: str) -> str:
+    """The file of an ``sqlite:///path`` (or ``sqlite://``) URL; ``:memory:`` when it names none."""
+    path = database_url[len("sqlite:///"):] if database_url.startswith("sqlite:///") else database_url[len("sqlite://"):]
+    return path or ":memory:"
 
 
 def _coerce(value: str, current: Any) -> Any:
@@ -168,6 +258,9 @@ def load_settings(config_file: str | os.PathLike[str] | None = None, overrides: 
 
 
 def reference() -> list[tuple[str, Any, str]]:
-    """(key, default, reason) for every setting — the README's configuration table is built from this."""
-    defaults = Settings()
-    return [(f.name, getattr(defaults, f.name), f.metadata["reason"]) for f in dataclasses.fields(Settings)]
+    """(key, default, reason) for every setting — the README's configuration table is built from this. A default of
+    None means "unset": the environment decides (the reason says how)."""
+    def default(f: dataclasses.Field[Any]) -> Any:
+        return f.default_factory() if f.default is dataclasses.MISSING and f.default_factory is not dataclasses.MISSING \
+            else f.default
+    return [(f.name, default(f), f.metadata["reason"]) for f in dataclasses.fields(Settings)]

@@ -7,7 +7,8 @@
     ├── MethodNotAllowed     405
     ├── PayloadTooLarge      413
     ├── UnsupportedMediaType 415
-    └── PrefetchUnavailable  412   required prefetch key could not be obtained
+    ├── PrefetchUnavailable  412   required prefetch key could not be obtained
+    └── ReplayCacheUnavailable 503 the jti replay cache cannot answer: the call is not accepted (fail closed)
 
     FHIRAccessError                (internal: an outbound FHIR request failed; becomes 412 or "unavailable")
     └── FHIRTargetRefused          fhirServer or a link is not allowed (allowlist, SSRF ranges, origin)
@@ -80,6 +81,15 @@ class PrefetchUnavailable(CDSError):
         super().__init__(f"prefetch '{key}' is missing and could not be fetched: {reason}", expression=f"prefetch.{key}")
         self.key = key
         self.fhir_status = fhir_status  # the FHIR server's answer; not this response's status
+
+
+class ReplayCacheUnavailable(CDSError):
+    status, code, error_id = 503, "transient", "replay-cache-unavailable"
+
+    def __init__(self, reason: str) -> None:
+        # The token was not found wanting, but without the replay cache it cannot be accepted: fail closed.
+        super().__init__("client authentication is unavailable (replay protection cannot answer); try again")
+        self.reason = reason  # for the log only: the store and the exception class
 
 
 class FHIRAccessError(Exception):

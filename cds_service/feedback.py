@@ -4,6 +4,12 @@ A feedback record is committed before the 200 is sent, so an acknowledged record
 killed right after. Issued cards (uuid → service, topic, indicator) are recorded too, so the summary can count
 outcomes per card topic; that write happens after the response is built, off the clinical path, and its loss
 only makes a topic show as "unknown".
+
+Storage is bounded: :meth:`FeedbackStore.prune` deletes feedback received more than ``feedback_retention_days`` ago
+and issued-card records older than ``issued_cards_retention_days`` that no remaining feedback refers to (they are
+only the join key of the summary), in small batches; SQLite's write-ahead log is then checkpointed and truncated.
+Text PostgreSQL cannot store (a NUL character) is refused the same way by both stores: the feedback schema refuses it
+with a 400 naming the field, and :func:`_rows` raises ValueError should anything else reach the store with one.
 """
 
 from __future__ import annotations
@@ -14,11 +20,13 @@ import os
 import sqlite3
 import threading
 import uuid
-from collections.abc import Iterable
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+from .config import sqlite_path
 
 _SCHEMA = [
     """CREATE TABLE IF NOT EXISTS feedback (
@@ -32,39 +40,54 @@ _SCHEMA = [
         outcome_timestamp TEXT NOT NULL,
         received_at TEXT NOT NULL)""",
     "CREATE INDEX IF NOT EXISTS feedback_card ON feedback (card_uuid)",
+    "CREATE INDEX IF NOT EXISTS feedback_received ON feedback (received_at)",
     """CREATE TABLE IF NOT EXISTS issued_cards (
         card_uuid TEXT PRIMARY KEY,
         service_id TEXT NOT NULL,
         topic TEXT NOT NULL,
         indicator TEXT NOT NULL,
         issued_at TEXT NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS issued_cards_issued ON issued_cards (issued_at)",
 ]
+PRUNE_BATCH = 5000  # rows per delete transaction: other writers wait for one batch, never for the whole prune
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
+def _stamp(moment: datetime) -> str:
+    """The stored form of a moment: UTC ISO 8601 to the millisecond — one fixed width, so text order is time order."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds")
 
 
-def _rows(service_id: str, items: Iterable[dict[str, Any]]) -> list[tuple[Any, ...]]:
-    received = _now()
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _storable(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    if any(isinstance(v, str) and "\x00" in v for v in row):
+        raise ValueError("text with a NUL character cannot be stored (PostgreSQL refuses it; so does SQLite here)")
+    return row
+
+
+def _rows(service_id: str, items: Iterable[dict[str, Any]], received: str) -> list[tuple[Any, ...]]:
     rows = []
     for item in items:
         override = item.get("overrideReason") or {}
         reason = override.get("reason") or {}
-        rows.append((service_id, item["card"], item["outcome"],
-                     json.dumps([s["id"] for s in item.get("acceptedSuggestions") or []]),
-                     reason.get("system"), reason.get("code"), reason.get("display"), override.get("userComment"),
-                     item["outcomeTimestamp"], received))
+        accepted = [s["id"] for s in item.get("acceptedSuggestions") or []]
+        _storable(tuple(accepted))
+        rows.append(_storable((service_id, item["card"], item["outcome"], json.dumps(accepted), reason.get("system"),
+                               reason.get("code"), reason.get("display"), override.get("userComment"),
+                               item["outcomeTimestamp"], received)))
     return rows
 
 
 class FeedbackStore(abc.ABC):
-    """Interface: ``append`` (durable on return), ``record_cards``, ``summary``, ``count``."""
+    """Interface: ``append`` (durable on return), ``record_cards``, ``summary``, ``count``, ``prune``."""
 
     placeholder = "?"
+    clock: Callable[[], datetime] = staticmethod(_utc_now)  # injectable: tests date records and prune as of any day
 
     def append(self, service_id: str, items: list[dict[str, Any]]) -> int:
-        rows = _rows(service_id, items)
+        rows = _rows(service_id, items, _stamp(self.clock()))
         ph = ",".join([self.placeholder] * 10)
         self._execute_many(
             f"INSERT INTO feedback (service_id, card_uuid, outcome, accepted_suggestions, override_system, override_code, "
@@ -73,7 +96,7 @@ class FeedbackStore(abc.ABC):
 
     def record_cards(self, batch: list[tuple[str, list[dict[str, Any]]]]) -> None:
         """Issued cards of several hook calls — (service id, cards) each — in one transaction."""
-        issued = _now()
+        issued = _stamp(self.clock())
         rows = [(c["uuid"], service_id, c["source"].get("topic", {}).get("code", "unknown"), c["indicator"], issued)
                 for service_id, cards in batch for c in cards]
         if rows:
@@ -91,6 +114,38 @@ class FeedbackStore(abc.ABC):
 
     def count(self) -> int:
         return int(self._query("SELECT COUNT(*) FROM feedback", ())[0][0])
+
+    def prune(self, now: datetime, feedback_days: int, issued_cards_days: int) -> tuple[int, int]:
+        """Delete feedback received before ``now - feedback_days`` and issued cards issued before
+        ``now - issued_cards_days`` that no feedback refers to. Returns (feedback rows, issued-card rows) deleted.
+        Never deletes feedback younger than ``feedback_days``."""
+        p = self.placeholder
+        feedback_cutoff = _stamp(now - timedelta(days=feedback_days))
+        cards_cutoff = _stamp(now - timedelta(days=issued_cards_days))
+        feedback = self._delete_in_batches(
+            f"DELETE FROM feedback WHERE id IN (SELECT id FROM feedback WHERE received_at < {p} LIMIT {PRUNE_BATCH})",
+            (feedback_cutoff,))
+        cards = self._delete_in_batches(
+            f"DELETE FROM issued_cards WHERE card_uuid IN (SELECT c.card_uuid FROM issued_cards c WHERE c.issued_at < {p} "
+            f"AND NOT EXISTS (SELECT 1 FROM feedback f WHERE f.card_uuid = c.card_uuid) LIMIT {PRUNE_BATCH})",
+            (cards_cutoff,))
+        self._after_prune()
+        return feedback, cards
+
+    def _delete_in_batches(self, sql: str, params: tuple[Any, ...]) -> int:
+        total = 0
+        while True:
+            deleted = self._delete(sql, params)
+            total += deleted
+            if deleted < PRUNE_BATCH:
+                return total
+
+    @abc.abstractmethod
+    def _delete(self, sql: str, params: tuple[Any, ...]) -> int:
+        """Run one DELETE in its own committed transaction; the number of rows deleted."""
+
+    def _after_prune(self) -> None:  # noqa: B027 - optional hook: SQLite checkpoints its log
+        """Reclaim what the deletions freed, where the backend needs to be told."""
 
     def card_uuids(self) -> list[str]:
         return [r[0] for r in self._query("SELECT card_uuid FROM feedback ORDER BY id", ())]
@@ -129,8 +184,34 @@ class SQLiteFeedbackStore(FeedbackStore):
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")  # durable at commit, not only at checkpoint
             conn.execute("PRAGMA busy_timeout=30000")
+            conn.execute(f"PRAGMA wal_autocheckpoint={self.WAL_AUTOCHECKPOINT_PAGES}")  # SQLite's default: kept on
+            conn.execute(f"PRAGMA journal_size_limit={self.JOURNAL_SIZE_LIMIT}")
             self._local.conn, self._local.pid = conn, os.getpid()
         return conn
+
+    # The log is checkpointed into the database every ~4 MB of writes (1000 pages), and a checkpoint that resets it
+    # truncates the file back to 4 MiB, so one large transaction cannot leave a large log behind for good.
+    WAL_AUTOCHECKPOINT_PAGES = 1000
+    JOURNAL_SIZE_LIMIT = 4 * 1024 * 1024
+
+    def _delete(self, sql: str, params: tuple[Any, ...]) -> int:
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            deleted = int(conn.execute(sql, params).rowcount)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return deleted
+
+    def _after_prune(self) -> None:
+        if not self._uri:  # what was deleted is in the log: copy it into the database and truncate the log to zero
+            self._conn().execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+
+    def wal_bytes(self) -> int:
+        wal = Path(self.path + "-wal")
+        return wal.stat().st_size if wal.exists() else 0
 
     def _execute_many(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
         conn = self._conn()
@@ -186,17 +267,27 @@ class PostgresFeedbackStore(FeedbackStore):
             cur.execute(sql, params)
             return list(cur.fetchall())
 
+    def _delete(self, sql: str, params: tuple[Any, ...]) -> int:
+        conn = self._conn()
+        with conn.transaction(), conn.cursor() as cur:
+            cur.execute(sql, params)
+            return int(cur.rowcount)
+
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)
         if conn is not None:
             conn.close()
 
 
-def open_store(database_url: str) -> FeedbackStore:
+def open_store(database_url: str, clock: Callable[[], datetime] | None = None) -> FeedbackStore:
     scheme = urlsplit(database_url).scheme
+    store: FeedbackStore
     if scheme in ("postgresql", "postgres"):
-        return PostgresFeedbackStore(database_url)
-    if scheme == "sqlite":
-        path = database_url[len("sqlite:///"):] if database_url.startswith("sqlite:///") else database_url[len("sqlite://"):]
-        return SQLiteFeedbackStore(path or ":memory:")
-    raise ValueError("database_url must be sqlite:///path or postgresql://…")
+        store = PostgresFeedbackStore(database_url)
+    elif scheme == "sqlite":
+        store = SQLiteFeedbackStore(sqlite_path(database_url))
+    else:
+        raise ValueError("database_url must be sqlite:///path or postgresql://…")
+    if clock is not None:
+        store.clock = clock
+    return store

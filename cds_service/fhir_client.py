@@ -5,12 +5,23 @@ the configured allowlist, that resolve to loopback/private/link-local/metadata a
 and ``next`` links on another origin. It connects only to the address it checked (no second DNS lookup, so a
 name cannot be re-pointed between the check and the connection). Redirects are never followed. Bodies are read
 in chunks up to a cap. All requests of one call share a :class:`Deadline`.
+
+The deadline bounds the whole exchange whatever the server does. Socket timeouts alone cannot: a read timeout
+restarts with every byte, so a server dripping its status line, headers, TLS handshake or body one byte at a time
+never trips it. So the deadline is also a watchdog: every socket the client opens is registered with it, and when
+the deadline passes a timer shuts those connections down (through a duplicate descriptor the deadline owns, so it
+works mid-handshake and can never touch a descriptor the system has reused), which ends any blocked read at once.
+Name resolution runs in a helper thread the call waits for only until the deadline. Each request's connect and read
+timeouts are also capped by the time left.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import ipaddress
+import os
 import socket
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -44,20 +55,96 @@ def system_resolver(host: str, port: int) -> list[str]:
 
 
 class Deadline:
-    """A per-call time budget shared by every outbound request of that call."""
+    """A per-call time budget shared by every outbound request of that call, and the watchdog that enforces it.
+
+    ``watch(sock)`` registers a connection; when the budget is spent a timer thread shuts every registered connection
+    down, so no read can outlast it. ``close()`` (at the end of the call) stops the timer and releases the duplicates.
+    """
 
     def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._end = clock() + seconds
+        self._lock = threading.Lock()
+        self._watched: list[socket.socket] = []  # duplicates of the connections' descriptors, owned here
+        self._timer: threading.Timer | None = None
+        self._closed = False
+        self.fired = False  # the watchdog shut connections down: whatever was read since is incomplete
 
     def remaining(self) -> float:
         return self._end - self._clock()
 
+    def expired(self) -> bool:
+        return self.fired or self.remaining() <= 0
+
     def check(self) -> float:
         left = self.remaining()
-        if left <= 0:
+        if left <= 0 or self.fired:
             raise FHIRAccessError("per-call deadline exceeded")
         return left
+
+    def watch(self, sock: socket.socket) -> None:
+        """Shut ``sock``'s connection down when the deadline passes (at once if it already has)."""
+        duplicate = sock.dup()  # shutdown() acts on the connection, whichever descriptor names it
+        with self._lock:
+            if not (self.fired or self._closed):
+                self._watched.append(duplicate)
+                if self._timer is None:
+                    self._timer = threading.Timer(max(0.0, self.remaining()), self._expire)
+                    self._timer.name = "fhir-deadline"
+                    self._timer.daemon = True
+                    self._timer.start()
+                return
+        _shut(duplicate)
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.fired = not self._closed
+            watched, self._watched = self._watched, []
+        for duplicate in watched:
+            _shut(duplicate)
+
+    def close(self) -> None:
+        """The call is over: no more watching; release the duplicates (the connections themselves stay as they are)."""
+        with self._lock:
+            self._closed = True
+            timer, self._timer = self._timer, None
+            watched, self._watched = self._watched, []
+        if timer is not None:
+            timer.cancel()
+        for duplicate in watched:
+            duplicate.close()
+
+
+def _shut(duplicate: socket.socket) -> None:
+    try:
+        duplicate.shutdown(socket.SHUT_RDWR)  # a recv blocked on this connection in another thread returns now
+    except OSError:
+        pass  # already closed by the peer
+    finally:
+        duplicate.close()
+
+
+_RESOLVERS: tuple[int, concurrent.futures.ThreadPoolExecutor] | None = None
+_RESOLVERS_LOCK = threading.Lock()
+
+
+def _resolver_pool() -> concurrent.futures.ThreadPoolExecutor:
+    """A few threads for name resolution, per process (a pool made before a fork has no threads in the child)."""
+    global _RESOLVERS
+    with _RESOLVERS_LOCK:
+        if _RESOLVERS is None or _RESOLVERS[0] != os.getpid():
+            _RESOLVERS = (os.getpid(), concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="fhir-dns"))
+        return _RESOLVERS[1]
+
+
+def resolve_within(resolver: Resolver, host: str, port: int, deadline: Deadline) -> list[str]:
+    """``resolver(host, port)``, waited for only until the deadline (getaddrinfo itself cannot be interrupted)."""
+    future = _resolver_pool().submit(resolver, host, port)
+    try:
+        return future.result(timeout=max(0.0, deadline.remaining()))
+    except concurrent.futures.TimeoutError:
+        future.cancel()
+        raise FHIRAccessError("name resolution did not finish within the per-call deadline") from None
 
 
 @dataclass(frozen=True)
@@ -116,9 +203,10 @@ def check_address(address: str, settings: Settings) -> None:
 Pins = dict[tuple[str, int], str]  # (host, port) → the address the SSRF check approved
 
 
-def _pinned(connection: type[HTTPConnection], pins: Pins) -> type[HTTPConnection]:
+def _pinned(connection: type[HTTPConnection], pins: Pins, on_connect: Callable[[socket.socket], None]) -> type[HTTPConnection]:
     """``connection`` opening its socket to the approved address of its host; the Host header, TLS SNI and the
-    certificate check still use the name."""
+    certificate check still use the name. Every new socket is handed to ``on_connect`` (the deadline's watchdog)
+    before anything is sent or read on it, TLS handshake included."""
 
     class Pinned(connection):  # type: ignore[valid-type,misc]
         def _new_conn(self) -> socket.socket:
@@ -126,8 +214,10 @@ def _pinned(connection: type[HTTPConnection], pins: Pins) -> type[HTTPConnection
             if address is None:
                 raise NewConnectionError(self, "address not approved by the SSRF check")
             try:
-                return create_connection((address, self.port), self.timeout, source_address=self.source_address,
+                sock = create_connection((address, self.port), self.timeout, source_address=self.source_address,
                                          socket_options=self.socket_options)
+                on_connect(sock)
+                return sock
             except TimeoutError as exc:
                 raise ConnectTimeoutError(self, f"Connection to {self.host} timed out. (connect timeout={self.timeout})") from exc
             except OSError as exc:
@@ -136,21 +226,71 @@ def _pinned(connection: type[HTTPConnection], pins: Pins) -> type[HTTPConnection
     return Pinned
 
 
-class PinnedAdapter(HTTPAdapter):
-    """A transport that connects only to the addresses in ``pins`` (filled by the client's SSRF check).
+def _watched(connection: type[HTTPConnection], on_connect: Callable[[socket.socket], None]) -> type[HTTPConnection]:
+    """``connection`` handing its new sockets to ``on_connect`` (connections to an HTTP(S) proxy: not pinned)."""
 
-    Requests through a proxy (``HTTPS_PROXY`` in the environment) are resolved by the proxy and are not pinned."""
+    class Watched(connection):  # type: ignore[valid-type,misc]
+        def _new_conn(self) -> socket.socket:
+            sock = super()._new_conn()
+            on_connect(sock)
+            return sock
 
-    def __init__(self, pins: Pins) -> None:
-        self._pins = pins
+    return Watched
+
+
+class WatchedAdapter(HTTPAdapter):
+    """A transport handing every socket it opens to ``on_connect`` (a deadline's watchdog), no retries.
+
+    Connections to an HTTP(S) proxy (``HTTPS_PROXY`` in the environment) are watched too; a SOCKS proxy's are not
+    (only their timeouts bound them)."""
+
+    def __init__(self, on_connect: Callable[[socket.socket], None] = lambda sock: None) -> None:
+        self._on_connect = on_connect
         super().__init__(max_retries=0)
+
+    def _watched_pools(self) -> dict[str, type[HTTPConnectionPool]]:
+        return {
+            "http": type("WatchedHTTPPool", (HTTPConnectionPool,), {"ConnectionCls": _watched(HTTPConnection, self._on_connect)}),
+            "https": type("WatchedHTTPSPool", (HTTPSConnectionPool,), {"ConnectionCls": _watched(HTTPSConnection, self._on_connect)}),
+        }
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = self._watched_pools()
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        if not proxy.lower().startswith("socks"):
+            manager.pool_classes_by_scheme = self._watched_pools()
+        return manager
+
+
+class PinnedAdapter(WatchedAdapter):
+    """A watched transport that connects only to the addresses in ``pins`` (filled by the client's SSRF check).
+
+    Requests through a proxy are resolved by the proxy and are not pinned (they are still watched)."""
+
+    def __init__(self, pins: Pins, on_connect: Callable[[socket.socket], None] = lambda sock: None) -> None:
+        self._pins = pins
+        super().__init__(on_connect)
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        http = _pinned(HTTPConnection, self._pins, self._on_connect)
+        https = _pinned(HTTPSConnection, self._pins, self._on_connect)
         self.poolmanager.pool_classes_by_scheme = {
-            "http": type("PinnedHTTPPool", (HTTPConnectionPool,), {"ConnectionCls": _pinned(HTTPConnection, self._pins)}),
-            "https": type("PinnedHTTPSPool", (HTTPSConnectionPool,), {"ConnectionCls": _pinned(HTTPSConnection, self._pins)}),
+            "http": type("PinnedHTTPPool", (HTTPConnectionPool,), {"ConnectionCls": http}),
+            "https": type("PinnedHTTPSPool", (HTTPSConnectionPool,), {"ConnectionCls": https}),
         }
+
+
+def watched_session(deadline: Deadline) -> requests.Session:
+    """A session whose every connection the deadline's watchdog shuts down when the deadline passes."""
+    session = requests.Session()
+    adapter = WatchedAdapter(deadline.watch)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
 
 
 class FHIRClient:
@@ -166,9 +306,10 @@ class FHIRClient:
         self.deadline = deadline or Deadline(settings.fhir_call_deadline)
         self._resolver = resolver
         self._pins: Pins = {}
+        self._own_session = session is None
         if session is None:
             session = requests.Session()
-            adapter = PinnedAdapter(self._pins)
+            adapter = PinnedAdapter(self._pins, self.deadline.watch)
             session.mount("http://", adapter)
             session.mount("https://", adapter)
         self._session = session
@@ -177,6 +318,11 @@ class FHIRClient:
 
     def __repr__(self) -> str:  # never show the token
         return f"FHIRClient({self.base_url!r})"
+
+    def close(self) -> None:
+        """Close this client's connections (a session it was given is the giver's to close)."""
+        if self._own_session:
+            self._session.close()
 
     def _check_origin_allowed(self, origin: Origin) -> None:
         if not any(_pattern_matches(p, origin) for p in self.settings.fhir_allowed_origins):
@@ -191,7 +337,8 @@ class FHIRClient:
             if origin.host == "localhost" or origin.host.endswith(".localhost"):
                 addresses = ["127.0.0.1"]
             else:
-                addresses = self._resolver(origin.host, origin.port)
+                self.deadline.check()
+                addresses = resolve_within(self._resolver, origin.host, origin.port, self.deadline)
         if not addresses:
             raise FHIRAccessError("host has no address")
         for address in addresses:
@@ -223,17 +370,23 @@ class FHIRClient:
                     raise FHIRAccessError("FHIR response larger than the configured cap")
                 chunks: list[bytes] = []
                 size = 0
-                for chunk in resp.iter_content(chunk_size=65536):
+                for chunk in resp.iter_content(chunk_size=16384):
                     size += len(chunk)
                     if size > cap:
                         raise FHIRAccessError("FHIR response larger than the configured cap")
-                    if self.deadline.remaining() <= 0:
+                    if self.deadline.expired():
                         raise FHIRAccessError("per-call deadline exceeded")
                     chunks.append(chunk)
-        except requests.Timeout:
-            raise FHIRAccessError("FHIR server timed out") from None
-        except requests.RequestException as exc:
+        except FHIRAccessError:
+            raise
+        except Exception as exc:  # requests/urllib3/http.client/ssl/OS errors: whatever the server did, it is a failed fetch
+            if self.deadline.expired():
+                raise FHIRAccessError("per-call deadline exceeded") from None
+            if isinstance(exc, requests.Timeout):
+                raise FHIRAccessError("FHIR server timed out") from None
             raise FHIRAccessError(f"FHIR server unreachable ({type(exc).__name__})") from None
+        if self.deadline.expired():  # the watchdog cut the body short: what was read is not the whole of it
+            raise FHIRAccessError("per-call deadline exceeded")
         try:
             data = orjson.loads(b"".join(chunks))
         except orjson.JSONDecodeError:

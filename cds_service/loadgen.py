@@ -35,10 +35,11 @@ class ServerProcess:
 
     ``python``: the interpreter to run it with (another environment's, to test an installed copy); it runs in the
     server's own directory, so ``-m cds_service.cli`` never picks up a source tree from the working directory.
+    ``env``: the server's whole environment (default: this process's); ``BPCDS_*`` variables override the config file.
     """
 
     def __init__(self, *, workers: int = 2, floor: bool = False, database_url: str | None = None, extra_config: str = "",
-                 python: str = sys.executable) -> None:
+                 python: str = sys.executable, env: dict[str, str] | None = None) -> None:
         self.port = free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="backpain-serve-"))
         self.database_url = database_url or f"sqlite:///{self.dir}/feedback.sqlite3"
@@ -50,7 +51,8 @@ class ServerProcess:
         if floor:
             cmd.append("--floor")
         self.log = open(self.dir / "server.log", "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True, cwd=self.dir)
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True, cwd=self.dir,
+                                     env=env)
         self.url = f"http://127.0.0.1:{self.port}"
 
     def __enter__(self) -> ServerProcess:

@@ -20,6 +20,12 @@ NOW = datetime(2026, 11, 22, 15, 0, tzinfo=UTC)
 PREFETCH_KEYS = ("patient", "conditions", "medications", "medicationStatements", "medicationAdministrations", "labs",
                  "findings", "serviceRequests", "procedures", "imagingStudies", "diagnosticReports", "allergies")
 PUBLIC_IP = "93.184.216.34"
+# The least a production configuration must say (Settings._validate_production); tests add what they examine.
+PRODUCTION: dict[str, Any] = {
+    "environment": "production", "public_base_url": "https://cds.hospital.example", "fhir_allowed_origins": ["https://*"],
+    "cors_origins": ["https://sandbox.cds-hooks.org"],
+    "trusted_clients": [{"iss": "https://ehr.example.org", "jku": "https://ehr.example.org/.well-known/jwks.json"}],
+}
 
 
 def fake_resolver(host: str, port: int) -> list[str]:

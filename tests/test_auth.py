@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 import uuid
 from typing import Any
@@ -10,7 +11,7 @@ from typing import Any
 import jwt
 import pytest
 import responses
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from cds_service import create_app
 from cds_service.auth import Authenticator, RedisReplayCache, TrustedClient
@@ -275,11 +276,104 @@ def test_down_jwks_endpoint_is_not_asked_again_on_every_call(secured):
         assert time.monotonic() - started < 1
 
 
-def test_redis_down_fails_closed_with_401(tmp_path):
+def test_redis_down_fails_closed_with_503(tmp_path):
+    """A replay cache that cannot answer never lets a token in; the token was not found wanting, so not a 401."""
     settings = load_settings(overrides={"redis_url": "redis://127.0.0.1:1/0"})  # nothing listens on port 1
     auth = Authenticator(settings, [TrustedClient(ISS, static_jwks=JWKS)])
-    from cds_service.errors import Unauthorized
+    from cds_service.errors import ReplayCacheUnavailable
 
-    with pytest.raises(Unauthorized) as failure:
+    with pytest.raises(ReplayCacheUnavailable) as failure:
         auth.verify(f"Bearer {token(jku=None)}", AUD)
-    assert failure.value.reason == "replay cache unavailable (fail closed)"
+    assert failure.value.reason == "Redis: ConnectionError"
+    app = create_app({"database_url": f"sqlite:///{tmp_path}/f.db", "redis_url": "redis://127.0.0.1:1/0",
+                      "trusted_clients": [{"iss": ISS, "jwks": JWKS}]})
+    resp = post(app.test_client(), token(jku=None))
+    assert resp.status_code == 503
+    issue = resp.get_json()["issue"][0]
+    assert (issue["code"], issue["details"]["coding"][0]["code"]) == ("transient", "replay-cache-unavailable")
+
+
+# --- hostile tokens: every (alg, key type) pair and claims of the wrong JSON type are a bare 401, never a 500 ----------
+
+EC256_KEY = ec.generate_private_key(ec.SECP256R1())
+ED_KEY = ed25519.Ed25519PrivateKey.generate()
+MATRIX_KIDS = {"ec-1": EC_KEY, "rsa-1": RSA_KEY, "ec256-1": EC256_KEY}  # EC P-384, RSA 2048, EC P-256
+MATRIX_JWKS = {"keys": [_jwk(EC_KEY, "ec-1", "ES384"), _jwk(RSA_KEY, "rsa-1", "RS384"), _jwk(EC256_KEY, "ec256-1", "ES256")]}
+SIGNERS = {"ES384": EC_KEY, "ES256": EC256_KEY, "RS384": RSA_KEY, "RS256": RSA_KEY, "PS384": RSA_KEY, "EdDSA": ED_KEY}
+FITS = {("ES384", "ec-1"), ("ES256", "ec256-1"), ("RS384", "rsa-1"), ("RS256", "rsa-1"), ("PS384", "rsa-1")}
+
+
+@pytest.fixture
+def every_alg(tmp_path):
+    """A service trusting every algorithm of the matrix (so only the key/algorithm fit decides), keys pinned."""
+    def make(tenants: list[str] | None = None):
+        return create_app({"database_url": f"sqlite:///{tmp_path}/f.db", "jwt_algorithms": list(SIGNERS),
+                           "trusted_clients": [{"iss": ISS, "jwks": MATRIX_JWKS, "tenants": tenants or []}]}).test_client()
+    return make
+
+
+@pytest.mark.parametrize("kid", MATRIX_KIDS)
+@pytest.mark.parametrize("alg", SIGNERS)
+def test_every_algorithm_against_every_key_type(every_alg, caplog, alg, kid):
+    """RS384 naming an EC key's kid made PyJWT raise TypeError (a 500): a key that does not fit the alg is a 401."""
+    signer = MATRIX_KIDS[kid] if (alg, kid) in FITS else SIGNERS[alg]
+    with caplog.at_level(logging.INFO, logger="backpain_cds"):
+        resp = post(every_alg(), token(key=signer, alg=alg, kid=kid, jku=None))
+    if (alg, kid) in FITS:
+        assert resp.status_code == 200
+    else:
+        assert resp.status_code == 401
+        assert resp.get_data() == b"" and resp.headers["WWW-Authenticate"] == "Bearer"
+        [failure] = [r for r in caplog.records if r.getMessage() == "client authentication failed"]
+        assert failure.reason.startswith(("the key named by kid is not a key for", "invalid token"))
+
+
+def raw_token(claims: dict[str, Any], *, key: Any = EC_KEY, alg: str = "ES384", kid: str = "ec-1") -> str:
+    """A correctly signed token whose claims are exactly ``claims`` (PyJWT's encoder would refuse some of them)."""
+    now = int(time.time())
+    body = {"iss": ISS, "aud": AUD, "exp": now + 300, "iat": now, "jti": str(uuid.uuid4())}
+    body.update(claims)
+    payload = json.dumps(body).encode()  # Python's json writes inf/nan as Infinity/NaN, which PyJWT's reader accepts
+    return jwt.api_jws.PyJWS().encode(payload, key, algorithm=alg, headers={"kid": kid, "typ": "JWT"})
+
+
+NOW_S = int(time.time())
+WRONG_TYPES = [
+    {"exp": str(NOW_S + 300)}, {"iat": str(NOW_S)}, {"nbf": str(NOW_S)}, {"exp": True}, {"iat": False}, {"nbf": True},
+    {"exp": None}, {"exp": [NOW_S + 300]}, {"iat": {"t": NOW_S}}, {"exp": float("inf")}, {"iat": float("-inf")},
+    {"iat": float("nan")}, {"exp": 10**30}, {"iat": -(10**30)}, {"exp": 10**400}, {"nbf": 1e300},
+    {"tenant": ["hospital-a"]}, {"tenant": {"id": "hospital-a"}}, {"tenant": 7}, {"tenant": None},
+    {"jti": 5}, {"jti": ["a"]}, {"jti": {"a": 1}}, {"jti": ""}, {"jti": "x" * 1000}, {"jti": None},
+    {"iss": [ISS]}, {"iss": 5}, {"sub": 5}, {"sub": ["epic"]},
+    {"aud": [AUD, 1]}, {"aud": [AUD, None]}, {"aud": 5}, {"aud": {"url": AUD}}, {"aud": []},
+]
+
+
+@pytest.mark.parametrize("tenants", [[], ["hospital-a"]], ids=["no-tenants", "tenants"])
+@pytest.mark.parametrize("claims", WRONG_TYPES, ids=[f"{i}-{k}-{type(v).__name__}" for i, c in enumerate(WRONG_TYPES)
+                                                     for k, v in c.items()])
+def test_claims_of_the_wrong_type_are_a_bare_401(every_alg, tenants, claims):
+    if tenants and "tenant" not in claims:
+        claims = {**claims, "tenant": "hospital-a"}
+    resp = post(every_alg(tenants), raw_token(claims))
+    assert resp.status_code == 401
+    assert resp.get_data() == b""
+
+
+@pytest.mark.parametrize("claims", [
+    {"exp": NOW_S + 300.5, "iat": NOW_S + 0.25},  # NumericDate may be fractional (RFC 7519 §2)
+    {"nbf": NOW_S - 1.5, "sub": "epic-client"},
+    {"tenant": "hospital-a"},
+    {"aud": [AUD]},
+])
+def test_claims_of_the_right_type_still_pass(every_alg, claims):
+    assert post(every_alg(["hospital-a"] if "tenant" in claims else None), raw_token(claims)).status_code == 200
+
+
+@pytest.mark.parametrize("jwks", [[1, 2], {"keys": 5}, {"keys": [5, "x", None]}, {"keys": {"kid": "ec-1"}}, "keys", 7,
+                                  {"keys": [{"kty": "RSA", "kid": "ec-1", "n": "!!", "e": "AQAB"}]},
+                                  {"keys": [{"kty": "EC", "kid": "ec-1", "crv": "P-384", "x": 5, "y": []}]}])
+def test_a_jwks_of_the_wrong_shape_fails_closed_with_401(secured, jwks):
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        rsps.get(JKU, json=jwks)
+        assert post(secured(), token()).status_code == 401

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -153,3 +155,109 @@ def test_a_forked_worker_opens_its_own_connection(tmp_path):
     assert os.waitstatus_to_exitcode(status) == 0
     assert store._conn() is parent_conn
     assert store.card_uuids() == ["from-child"]
+
+
+# --- bounded storage: retention, pruning, the SQLite log; text both stores refuse alike -----------------------------
+
+
+T0 = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def any_store(request, tmp_path):
+    if request.param == "postgres":
+        yield request.getfixturevalue("pg_store"), PG_URL
+        return
+    url = f"sqlite:///{tmp_path}/f.db"
+    yield open_store(url), url
+
+
+def _at(store, moment):
+    store.clock = lambda: moment
+
+
+def _card(card_uuid, topic="imaging-early"):
+    return {"uuid": card_uuid, "indicator": "warning", "source": {"topic": {"code": topic}}}
+
+
+def test_prune_never_removes_feedback_younger_than_its_retention(any_store):
+    store, _ = any_store
+    days = timedelta(days=1)
+    for name, age in [("young", 399 * days), ("just-young", 400 * days - timedelta(seconds=1)), ("old", 401 * days)]:
+        _at(store, T0 - age)
+        store.append("svc", [{"card": name, "outcome": "accepted", "outcomeTimestamp": "2026-11-22T03:32:27Z"}])
+    for name, age in [("fresh", 29 * days), ("stale", 31 * days), ("with-feedback", 300 * days), ("old-feedback", 402 * days)]:
+        _at(store, T0 - age)
+        store.record_cards([("svc", [_card(name)])])
+    _at(store, T0 - 299 * days)
+    store.append("svc", [{"card": "with-feedback", "outcome": "overridden", "outcomeTimestamp": "2026-11-22T03:32:27Z"}])
+    _at(store, T0 - 401 * days)
+    store.append("svc", [{"card": "old-feedback", "outcome": "accepted", "outcomeTimestamp": "2026-11-22T03:32:27Z"}])
+
+    assert store.prune(T0, feedback_days=400, issued_cards_days=30) == (2, 2)
+    assert store.card_uuids() == ["young", "just-young", "with-feedback"]
+    cards = sorted(r[0] for r in store._query("SELECT card_uuid FROM issued_cards", ()))
+    assert cards == ["fresh", "with-feedback"]  # a card stays while feedback refers to it; its topic still counts
+    assert {"topic": "imaging-early", "outcome": "overridden", "overrideReason": None, "count": 1} in store.summary("svc")
+    assert store.prune(T0, feedback_days=400, issued_cards_days=30) == (0, 0)
+
+
+def test_the_app_prunes_at_start_up_and_then_hourly(tmp_path, monkeypatch):
+    from cds_service import create_app
+    from cds_service.app import CardLedger
+
+    url = f"sqlite:///{tmp_path}/f.db"
+    store = open_store(url)
+    _at(store, T0 - timedelta(days=500))
+    store.append("svc", [{"card": "ancient", "outcome": "accepted", "outcomeTimestamp": "2026-11-22T03:32:27Z"}])
+    monkeypatch.setattr(CardLedger, "PRUNE_INTERVAL", 0.2)
+    app = create_app({"database_url": url, "feedback_retention_days": 400}, storage_clock=lambda: T0)
+    assert store.count() == 0  # pruned at start-up
+    store.append("svc", [{"card": "ancient-2", "outcome": "accepted", "outcomeTimestamp": "2026-11-22T03:32:27Z"}])
+    app.extensions["backpain"]["ledger"].ensure_running()  # a worker's ledger thread: it prunes when due
+    end = time.monotonic() + 10
+    while store.count() and time.monotonic() < end:
+        time.sleep(0.05)
+    assert store.count() == 0
+
+
+def test_sqlite_log_is_checkpointed_and_storage_stays_bounded(tmp_path):
+    store = open_store(f"sqlite:///{tmp_path}/f.db")
+    assert store._query("PRAGMA wal_autocheckpoint", ())[0][0] == 1000  # SQLite's automatic checkpoints stay on
+    assert store._query("PRAGMA journal_size_limit", ())[0][0] == 4 * 1024 * 1024
+    db = tmp_path / "f.db"
+    sizes, now = [], T0
+    for cycle in range(3):  # a month of cards, then the prune that removes them; three times over
+        _at(store, now)
+        for batch in range(20):
+            store.record_cards([("svc", [_card(f"{cycle}-{batch}-{i}") for i in range(1000)])])
+        assert store.wal_bytes() > 1024 * 1024  # the log did grow
+        now += timedelta(days=31)
+        assert store.prune(now, feedback_days=400, issued_cards_days=30) == (0, 20_000)
+        assert store.wal_bytes() == 0  # checkpointed and truncated
+        sizes.append(db.stat().st_size)
+    assert sizes[2] <= sizes[0] * 1.1  # freed pages are reused: the file does not grow cycle after cycle
+
+
+@pytest.mark.parametrize("where, item", [
+    ("feedback.0.card", {"card": "c\x00"}),
+    ("feedback.0.acceptedSuggestions.0.id", {"acceptedSuggestions": [{"id": "s\x001"}]}),
+    ("feedback.0.overrideReason.reason.system", {"overrideReason": {"reason": {"system": "urn:\x00", "code": "x"}}}),
+    ("feedback.0.overrideReason.reason.code", {"overrideReason": {"reason": {"code": "\x00"}}}),
+    ("feedback.0.overrideReason.reason.display", {"overrideReason": {"reason": {"code": "x", "display": "a\x00b"}}}),
+    ("feedback.0.overrideReason.userComment", {"overrideReason": {"userComment": "see\x00note"}}),
+])
+def test_a_nul_character_is_refused_alike_by_both_stores(any_store, where, item):
+    from cds_service import create_app
+
+    store, url = any_store
+    body = {"feedback": [{"card": "c1", "outcome": "overridden", "outcomeTimestamp": "2026-11-22T03:32:27Z", **item}]}
+    resp = create_app({"database_url": url}).test_client().post("/cds-services/backpain-order-select/feedback", json=body)
+    assert resp.status_code == 400
+    issue = resp.get_json()["issue"][0]
+    assert issue["expression"] == [where]
+    assert issue["diagnostics"] == f"{where} must not contain a NUL character"
+    assert store.count() == 0
+    with pytest.raises(ValueError, match="NUL"):  # the store itself refuses it too, whoever calls it
+        store.append("svc", body["feedback"])
+    assert store.count() == 0

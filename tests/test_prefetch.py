@@ -17,7 +17,7 @@ from cds_service.config import load_settings
 from cds_service.errors import FHIRAccessError, FHIRTargetRefused
 from cds_service.fhir_client import FHIRClient, check_address
 from cds_service.prefetch import render
-from tests.conftest import NOW, PREFETCH_KEYS, bundle, call, fake_resolver, hook_request, patient
+from tests.conftest import NOW, PREFETCH_KEYS, PRODUCTION, bundle, call, fake_resolver, hook_request, patient
 
 BASE = "https://ehr.example.org/fhir"
 AUTH = {"access_token": "tok-123-SECRET", "token_type": "Bearer", "expires_in": 300, "scope": "patient/*.read", "subject": "cds-service"}
@@ -220,8 +220,7 @@ def test_ssrf_targets_are_refused_without_any_request(server, reason, mocked):
 @pytest.mark.parametrize("address", ["127.0.0.1", "::1", "::ffff:127.0.0.1", "2130706433"])
 def test_loopback_allowed_in_development_only(address):
     dev = load_settings()
-    prod = load_settings(overrides={"environment": "production", "fhir_allowed_origins": ["https://*"],
-                                    "fhir_allow_loopback": False, "cors_origins": ["https://sandbox.cds-hooks.org"]})
+    prod = load_settings(overrides=PRODUCTION)  # loopback is refused by default in production
     import ipaddress
     literal = str(ipaddress.ip_address(int(address))) if address.isdigit() else address
     check_address(literal, dev)
@@ -231,8 +230,7 @@ def test_loopback_allowed_in_development_only(address):
 
 def test_production_refuses_http_origins():
     with pytest.raises(ValueError, match="https"):
-        load_settings(overrides={"environment": "production", "fhir_allowed_origins": ["http://ehr.example.org"],
-                                 "cors_origins": ["https://sandbox.cds-hooks.org"]})
+        load_settings(overrides={**PRODUCTION, "fhir_allowed_origins": ["http://ehr.example.org"]})
 
 
 def test_fhir_server_not_on_allowlist_gives_412_without_request(tmp_path, mocked):

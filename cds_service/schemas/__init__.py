@@ -43,6 +43,8 @@ def _message(error: ValidationError, where: str) -> str:
     if error.validator == "type":
         return f"{where} must be of type {error.validator_value}"
     if error.validator == "pattern":
+        if "\\u0000" in str(error.validator_value):
+            return f"{where} must not contain a NUL character"
         return f"{where} is not in the expected format"
     if error.validator in ("enum", "const"):
         return f"{where} has a value that is not allowed"

@@ -1,0 +1,169 @@
+"""environment = "production" is safe by default: what it changes, what it refuses to start without, the JWT audience
+never taken from a request's Host or forwarded headers, and the Dockerfile's environment starting only when configured."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from cds_service import create_app
+from cds_service.cli import check_bind_safety, gunicorn_options
+from cds_service.config import Settings, load_settings
+from cds_service.errors import FHIRTargetRefused
+from cds_service.fhir_client import check_address
+from cds_service.loadgen import ServerProcess, free_port
+from tests.conftest import PRODUCTION, hook_request
+from tests.test_auth import ISS, JWKS, token
+
+ROOT = Path(__file__).resolve().parent.parent
+PATH = "/cds-services/backpain-patient-view"
+
+
+# --- defaults that change with the environment --------------------------------------------------------------------
+
+@pytest.mark.parametrize("source, expected", [
+    ({}, {"development": True, "production": False}),  # unset: the environment decides
+    ({"override": False}, {"development": False, "production": False}),
+    ({"override": True}, {"development": True, "production": True}),  # set explicitly: a sidecar FHIR server on this host
+    ({"env": "true"}, {"development": True, "production": True}),
+    ({"env": "false"}, {"development": False, "production": False}),
+    ({"toml": "true"}, {"development": True, "production": True}),
+    ({"toml": "false"}, {"development": False, "production": False}),
+])
+@pytest.mark.parametrize("environment", ["development", "production"])
+def test_loopback_fhir_servers_are_refused_in_production_unless_set_explicitly(tmp_path, environment, source, expected):
+    base: dict[str, Any] = PRODUCTION if environment == "production" else {}
+    overrides = {**base, **({"fhir_allow_loopback": source["override"]} if "override" in source else {})}
+    environ = {"BPCDS_FHIR_ALLOW_LOOPBACK": source["env"]} if "env" in source else {}
+    config = None
+    if "toml" in source:
+        config = tmp_path / "c.toml"
+        config.write_text(f"fhir_allow_loopback = {source['toml']}\n")
+    settings = load_settings(config, overrides=overrides, environ=environ)
+    assert settings.fhir_allow_loopback is expected[environment]
+    if expected[environment]:
+        check_address("127.0.0.1", settings)
+    else:
+        with pytest.raises(FHIRTargetRefused, match="loopback"):
+            check_address("127.0.0.1", settings)
+
+
+def test_a_settings_object_built_directly_follows_the_same_rule():
+    assert Settings().fhir_allow_loopback is True
+    assert Settings(environment="production").fhir_allow_loopback is False
+    assert Settings(environment="production", fhir_allow_loopback=True).fhir_allow_loopback is True
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"public_base_url": ""}, "production requires public_base_url"),
+    ({"public_base_url": "http://cds.hospital.example"}, "production requires public_base_url"),
+    ({"public_base_url": "https://cds.hospital.example/?x=1"}, "public_base_url must be an absolute URL"),
+    ({"public_base_url": "cds.hospital.example"}, "public_base_url must be an absolute URL"),
+    ({"trusted_clients": []}, "production requires trusted_clients"),
+    ({"insecure": True}, "insecure is never allowed in production"),
+    ({"cors_origins": ["http://ehr.hospital.example"]}, "production requires https cors_origins"),
+    ({"cors_origins": ["*"]}, "only acceptable in development"),
+    ({"fhir_allowed_origins": ["http://127.0.0.1:*"]}, "production requires https FHIR origins"),
+])
+def test_production_refuses_to_start_when_it_would_be_unsafe(change, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        load_settings(overrides={**PRODUCTION, **change})
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1", "localhost", "0.0.0.0"])
+def test_production_requires_authentication_even_on_loopback(tmp_path, host):
+    empty = tmp_path / "clients.json"
+    empty.write_text("[]")  # configured, but no client in it
+    settings = load_settings(overrides={**PRODUCTION, "trusted_clients": [], "trusted_clients_file": str(empty)})
+    with pytest.raises(SystemExit, match="refusing to start in production without trusted JWT clients"):
+        check_bind_safety(settings, host)
+    check_bind_safety(load_settings(overrides=PRODUCTION), host)  # with a trusted client it starts
+
+
+# --- the JWT audience ---------------------------------------------------------------------------------------------
+
+@pytest.fixture
+def production_client(tmp_path):
+    settings = {**PRODUCTION, "database_url": f"sqlite:///{tmp_path}/f.db", "trusted_clients": [{"iss": ISS, "jwks": JWKS}]}
+    return create_app(settings).test_client()
+
+
+@pytest.mark.parametrize("headers", [{}, {"Host": "evil.example"}, {"Host": "cds.hospital.example", "X-Forwarded-Proto": "http"},
+                                     {"X-Forwarded-Host": "evil.example", "X-Forwarded-Proto": "https"}])
+def test_production_audience_is_public_base_url_whatever_the_request_says(production_client, headers):
+    host = headers.get("X-Forwarded-Host") or headers.get("Host") or "localhost"
+    from_request = token(jku=None, claims={"aud": f"{headers.get('X-Forwarded-Proto', 'http')}://{host}{PATH}"})
+    spoofed = production_client.post(PATH, json=hook_request("patient-view"), headers={**headers, "Authorization": f"Bearer {from_request}"})
+    assert spoofed.status_code == 401
+    good = token(jku=None, claims={"aud": f"https://cds.hospital.example{PATH}"})
+    resp = production_client.post(PATH, json=hook_request("patient-view"), headers={**headers, "Authorization": f"Bearer {good}"})
+    assert resp.status_code == 200
+
+
+@pytest.mark.parametrize("allow, expected", [([], ""), (["10.0.0.2"], "10.0.0.2"), (["10.0.0.0/8", "::1"], "10.0.0.0/8,::1"),
+                                             (["*"], "*")])
+def test_forwarded_allow_ips_is_what_gunicorn_believes(allow, expected):
+    assert gunicorn_options(load_settings(overrides={"forwarded_allow_ips": allow}))["forwarded_allow_ips"] == expected
+
+
+def _clients_file(directory: Path) -> Path:
+    path = directory / "clients.json"
+    path.write_text(json.dumps([{"iss": ISS, "jwks": JWKS}]))
+    return path
+
+
+@pytest.mark.slow
+def test_forwarded_proto_from_loopback_is_not_believed_by_default(tmp_path):
+    """gunicorn's own default believes X-Forwarded-Proto from 127.0.0.1, so a local client could choose the scheme
+    of the audience; with forwarded_allow_ips empty (the default) it cannot."""
+    clients = _clients_file(tmp_path)
+    with ServerProcess(workers=1, extra_config=f'trusted_clients_file = "{clients}"\n') as server:
+        url = f"{server.url}{PATH}"
+        as_https = token(jku=None, claims={"aud": url.replace("http://", "https://")})
+        resp = requests.post(url, json=hook_request("patient-view"), timeout=10,
+                             headers={"Authorization": f"Bearer {as_https}", "X-Forwarded-Proto": "https"})
+        assert resp.status_code == 401
+        as_called = token(jku=None, claims={"aud": url})
+        resp = requests.post(url, json=hook_request("patient-view"), timeout=10,
+                             headers={"Authorization": f"Bearer {as_called}", "X-Forwarded-Proto": "https"})
+        assert resp.status_code == 200
+
+
+# --- the Dockerfile's environment ---------------------------------------------------------------------------------
+
+def _dockerfile_env() -> dict[str, str]:
+    text = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
+    env: dict[str, str] = {}
+    for line in text.splitlines():
+        if line.startswith("ENV "):
+            env.update(item.split("=", 1) for item in shlex.split(line[4:]))  # type: ignore[misc]
+    return env
+
+
+@pytest.mark.slow
+def test_the_dockerfile_environment_starts_in_production_only_once_configured(tmp_path):
+    image = _dockerfile_env()
+    assert image["BPCDS_ENVIRONMENT"] == "production"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BPCDS_")} | image
+    refused = subprocess.run([sys.executable, "-m", "cds_service.cli", "serve", "--host", "127.0.0.1", "--port", str(free_port())],
+                             env=env, capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert refused.returncode != 0
+    assert "backpain-cds: refusing to start: production requires" in refused.stderr and "Traceback" not in refused.stderr
+    env.update({"BPCDS_PUBLIC_BASE_URL": "https://cds.hospital.example", "BPCDS_TRUSTED_CLIENTS_FILE": str(_clients_file(tmp_path)),
+                "BPCDS_FHIR_ALLOWED_ORIGINS": '["https://fhir.hospital.example"]', "BPCDS_CORS_ORIGINS": "[]"})
+    with ServerProcess(workers=1, env=env) as server:  # its config file names a database in its own directory
+        assert requests.get(f"{server.url}/sandbox", timeout=5).status_code == 404  # no development pages
+        assert requests.post(f"{server.url}{PATH}", json=hook_request("patient-view"), timeout=10).status_code == 401
+        tok = token(jku=None, claims={"aud": f"https://cds.hospital.example{PATH}"})
+        resp = requests.post(f"{server.url}{PATH}", json=hook_request("patient-view"), timeout=10,
+                             headers={"Authorization": f"Bearer {tok}"})
+        assert resp.status_code == 200, resp.text
