@@ -74,7 +74,7 @@ class CardLedger:
     def __init__(self, store: FeedbackStore, *, feedback_days: int = 400, issued_cards_days: int = 30,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self._store = store
-        self._queue: queue.Queue[tuple[str, list[dict[str, Any]]]] = queue.Queue(maxsize=10_000)
+        self._queue: queue.Queue[tuple[str, list[dict[str, Any]], dict[str, tuple[str, ...]]]] = queue.Queue(maxsize=10_000)
         self._pid: int | None = None
         self._lock = threading.Lock()
         self._retention = (feedback_days, issued_cards_days)
@@ -88,12 +88,13 @@ class CardLedger:
                     self._pid = os.getpid()
                     threading.Thread(target=self._run, name="card-ledger", daemon=True).start()
 
-    def record(self, service_id: str, cards: list[dict[str, Any]]) -> None:
+    def record(self, service_id: str, cards: list[dict[str, Any]], covers: dict[str, tuple[str, ...]] | None = None) -> None:
+        """Queue a call's cards; ``covers``: card uuid → other topics whose facts the card carries."""
         self.ensure_running()
         if not cards:
             return
         try:
-            self._queue.put_nowait((service_id, cards))
+            self._queue.put_nowait((service_id, cards, covers or {}))
         except queue.Full:
             log.warning("card ledger queue full; issued-card records dropped")
 
@@ -123,7 +124,8 @@ class CardLedger:
                 except queue.Empty:
                     break
             try:
-                self._store.record_cards(batch)
+                self._store.record_cards([(service, cards) for service, cards, _ in batch],
+                                         {uuid: topics for _, _, covers in batch for uuid, topics in covers.items()})
             except Exception as exc:  # the ledger must never take the service down
                 log.warning("card ledger write failed", extra={"error": type(exc).__name__})
             finally:
@@ -313,7 +315,7 @@ def create_app(settings: Settings | dict[str, Any] | None = None, *, services: l
         response = {"cards": result.cards}
         if settings.validate_responses:
             validators.response(response)
-        ledger.record(service.id, result.cards)
+        ledger.record(service.id, result.cards, result.covers)
         log.info("hook call", extra={"hookInstance": body.get("hookInstance"), "service": service.id, "status": 200,
                                      "duration_ms": round((time.perf_counter() - started) * 1000, 2),
                                      "fetched": resolved.fetched, "unavailable": sorted(resolved.unavailable),

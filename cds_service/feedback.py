@@ -48,6 +48,11 @@ _SCHEMA = [
         indicator TEXT NOT NULL,
         issued_at TEXT NOT NULL)""",
     "CREATE INDEX IF NOT EXISTS issued_cards_issued ON issued_cards (issued_at)",
+    # A card that carries another topic's facts (one problem, one card) covers that topic: its feedback counts there too.
+    """CREATE TABLE IF NOT EXISTS card_covers (
+        card_uuid TEXT NOT NULL,
+        topic TEXT NOT NULL,
+        PRIMARY KEY (card_uuid, topic))""",
 ]
 PRUNE_BATCH = 5000  # rows per delete transaction: other writers wait for one batch, never for the whole prune
 
@@ -94,8 +99,10 @@ class FeedbackStore(abc.ABC):
             f"override_display, user_comment, outcome_timestamp, received_at) VALUES ({ph})", rows)
         return len(rows)
 
-    def record_cards(self, batch: list[tuple[str, list[dict[str, Any]]]]) -> None:
-        """Issued cards of several hook calls — (service id, cards) each — in one transaction."""
+    def record_cards(self, batch: list[tuple[str, list[dict[str, Any]]]],
+                     covers: dict[str, tuple[str, ...]] | None = None) -> None:
+        """Issued cards of several hook calls — (service id, cards) each — in one transaction; ``covers``: card uuid →
+        the other topics whose facts that card carries (their feedback summary counts it too, marked ``via``)."""
         issued = _stamp(self.clock())
         rows = [(c["uuid"], service_id, c["source"].get("topic", {}).get("code", "unknown"), c["indicator"], issued)
                 for service_id, cards in batch for c in cards]
@@ -103,6 +110,10 @@ class FeedbackStore(abc.ABC):
             ph = ",".join([self.placeholder] * 5)
             self._execute_many(f"INSERT INTO issued_cards (card_uuid, service_id, topic, indicator, issued_at) VALUES ({ph}) "
                                f"ON CONFLICT (card_uuid) DO NOTHING", rows)
+        covered = [(uuid, topic) for uuid, topics in (covers or {}).items() for topic in topics]
+        if covered:
+            ph = ",".join([self.placeholder] * 2)
+            self._execute_many(f"INSERT INTO card_covers (card_uuid, topic) VALUES ({ph}) ON CONFLICT DO NOTHING", covered)
 
     def summary(self, service_id: str | None = None) -> list[dict[str, Any]]:
         where = f"WHERE f.service_id = {self.placeholder}" if service_id else ""
@@ -110,7 +121,15 @@ class FeedbackStore(abc.ABC):
                f"FROM feedback f LEFT JOIN issued_cards c ON c.card_uuid = f.card_uuid {where} "
                f"GROUP BY 1, 2, 3 ORDER BY 1, 2, 3")
         rows = self._query(sql, (service_id,) if service_id else ())
-        return [{"topic": t, "outcome": o, "overrideReason": r or None, "count": int(n)} for t, o, r, n in rows]
+        out: list[dict[str, Any]] = [{"topic": t, "outcome": o, "overrideReason": r or None, "count": int(n)}
+                                     for t, o, r, n in rows]
+        # Feedback on a card that carried another topic's facts, counted under that topic too (marked with the card's own).
+        via = (f"SELECT v.topic, c.topic, f.outcome, COALESCE(f.override_code, ''), COUNT(*) "
+               f"FROM feedback f JOIN issued_cards c ON c.card_uuid = f.card_uuid JOIN card_covers v ON v.card_uuid = f.card_uuid "
+               f"{where} GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4")
+        out += [{"topic": t, "outcome": o, "overrideReason": r or None, "count": int(n), "via": card_topic}
+                for t, card_topic, o, r, n in self._query(via, (service_id,) if service_id else ())]
+        return out
 
     def count(self) -> int:
         return int(self._query("SELECT COUNT(*) FROM feedback", ())[0][0])
@@ -129,6 +148,9 @@ class FeedbackStore(abc.ABC):
             f"DELETE FROM issued_cards WHERE card_uuid IN (SELECT c.card_uuid FROM issued_cards c WHERE c.issued_at < {p} "
             f"AND NOT EXISTS (SELECT 1 FROM feedback f WHERE f.card_uuid = c.card_uuid) LIMIT {PRUNE_BATCH})",
             (cards_cutoff,))
+        self._delete_in_batches(
+            f"DELETE FROM card_covers WHERE card_uuid IN (SELECT v.card_uuid FROM card_covers v WHERE NOT EXISTS "
+            f"(SELECT 1 FROM issued_cards c WHERE c.card_uuid = v.card_uuid) LIMIT {PRUNE_BATCH})", ())
         self._after_prune()
         return feedback, cards
 

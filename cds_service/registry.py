@@ -30,6 +30,7 @@ class CallResult:
     cards: list[dict[str, Any]]
     stats: dict[str, Any] = field(default_factory=dict)  # counts for the request log (never content)
     after_response: Callable[[], None] | None = None  # bookkeeping the app runs once the response has been sent
+    covers: dict[str, tuple[str, ...]] = field(default_factory=dict)  # card uuid → other topics whose facts it carries
 
 
 @dataclass(frozen=True)

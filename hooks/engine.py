@@ -93,4 +93,5 @@ def evaluate(call: HookCall, rules: Sequence[Rule], knowledge: Knowledge) -> Cal
              "unread_types": sorted(snapshot.unsupported),
              "invalid_driving": len(invalid), "unread_drafts": len(snapshot.unread_drafts), "cards": len(cards),
              "topics": [f.topic for f in kept]}
-    return CallResult(cards, stats, snapshot.after_response)
+    covers = {card["uuid"]: f.covers for f, card in zip(kept, cards, strict=True) if f.covers}
+    return CallResult(cards, stats, snapshot.after_response, covers)

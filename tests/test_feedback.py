@@ -13,7 +13,7 @@ import pytest
 
 from cds_service.feedback import PostgresFeedbackStore, open_store
 from tests.conftest import call, hook_request, sample
-from tests.factories import KETOROLAC_ORAL, draft
+from tests.factories import KETOROLAC_INJ, KETOROLAC_ORAL, draft
 
 
 def _feedback(card_uuid, outcome="accepted", **extra):
@@ -63,6 +63,10 @@ def test_round_trip_summary_counts_by_topic_and_override_reason(app, client):
         {"topic": "ketorolac-duration", "outcome": "accepted", "overrideReason": None, "count": 1},
         {"topic": "ketorolac-duration", "outcome": "overridden", "overrideReason": "benefit-outweighs-risk", "count": 2},
         {"topic": "unknown", "outcome": "accepted", "overrideReason": None, "count": 1},
+        # the duration card carried the oral-start fact (no IV/IM before): its feedback counts there too, marked
+        {"topic": "ketorolac-oral-start", "outcome": "accepted", "overrideReason": None, "count": 1, "via": "ketorolac-duration"},
+        {"topic": "ketorolac-oral-start", "outcome": "overridden", "overrideReason": "benefit-outweighs-risk", "count": 2,
+         "via": "ketorolac-duration"},
     ]
 
 
@@ -114,7 +118,7 @@ def pg_store():
         import psycopg
 
         with psycopg.connect(PG_URL, connect_timeout=3) as conn:
-            conn.execute("DROP TABLE IF EXISTS feedback, issued_cards")
+            conn.execute("DROP TABLE IF EXISTS feedback, issued_cards, card_covers")
     except Exception as exc:  # no server here: say so
         pytest.skip(f"PostgreSQL not reachable at 127.0.0.1:5432 ({type(exc).__name__}: {exc})")
     store = PostgresFeedbackStore(PG_URL)
@@ -261,3 +265,34 @@ def test_a_nul_character_is_refused_alike_by_both_stores(any_store, where, item)
     with pytest.raises(ValueError, match="NUL"):  # the store itself refuses it too, whoever calls it
         store.append("svc", body["feedback"])
     assert store.count() == 0
+
+
+@pytest.mark.postgres
+def test_postgres_counts_feedback_under_the_topics_a_card_covers(pg_store):
+    card = {"uuid": "u1", "indicator": "critical", "source": {"topic": {"code": "ketorolac-contraindication"}}}
+    pg_store.record_cards([("svc", [card])], {"u1": ("ketorolac-duration",)})
+    pg_store.record_cards([("svc", [card])], {"u1": ("ketorolac-duration",)})  # again: ignored
+    pg_store.append("svc", [{"card": "u1", "outcome": "accepted", "outcomeTimestamp": "2026-11-22T03:32:27Z"}])
+    assert pg_store.summary("svc") == [
+        {"topic": "ketorolac-contraindication", "outcome": "accepted", "overrideReason": None, "count": 1},
+        {"topic": "ketorolac-duration", "outcome": "accepted", "overrideReason": None, "count": 1, "via": "ketorolac-contraindication"}]
+
+
+def test_a_card_that_carries_no_other_topic_is_counted_once(app, client):
+    resp = call(client, hook_request("order-select", drafts=[draft("k", *KETOROLAC_INJ, route="im", supply_days=10)]))
+    card = resp.get_json()["cards"][0]  # IM: no oral-start fact in it
+    app.extensions["backpain"]["ledger"].flush()
+    assert client.post("/cds-services/backpain-order-select/feedback", json=_feedback(card["uuid"])).status_code == 200
+    summary = client.get("/cds-services/backpain-order-select/feedback/summary").get_json()["summary"]
+    assert summary == [{"topic": "ketorolac-duration", "outcome": "accepted", "overrideReason": None, "count": 1}]
+
+
+def test_covered_topics_go_with_their_issued_card_when_it_is_pruned(tmp_path):
+    from datetime import UTC, datetime, timedelta
+
+    store = open_store(f"sqlite:///{tmp_path}/f.db")
+    card = {"uuid": "u1", "indicator": "critical", "source": {"topic": {"code": "ketorolac-duration"}}}
+    store.record_cards([("svc", [card])], {"u1": ("ketorolac-oral-start",)})
+    assert store._query("SELECT COUNT(*) FROM card_covers", ())[0][0] == 1
+    store.prune(datetime.now(UTC) + timedelta(days=31), 400, 30)  # no feedback refers to it: the card and its covers go
+    assert store._query("SELECT COUNT(*) FROM card_covers", ())[0][0] == 0

@@ -273,4 +273,5 @@ def referral_spine(ctx: RuleContext) -> list[Finding]:
                          + "\n\nMRI lumbar spine without contrast is appropriate if the patient is a candidate for surgery or "
                            "epidural steroid injection (ACR 2021, variant 3).")
         options.append(Suggestion("mri-and-refer", (sx.imaging(s.patient_id, "mri", "routine", MRI_NOTE, reason), refer)))
-    return [Finding("referral-spine", "warning", values, tuple(c.ref for c in ep.conditions), tuple(options), variant=variant)]
+    return [Finding("referral-spine", "warning", values, tuple(c.ref for c in ep.conditions), tuple(options), variant=variant,
+                    covers=("imaging-persistent-radicular",) if therapy else ())]

@@ -193,11 +193,13 @@ def ketorolac_duration(ctx: RuleContext) -> list[Finding]:
         shorten = (Suggestion("shorten", (sx.bounded_duration(s.resources[draft.ref], plan.allowed, draft.per_day),),
                               label_values={"days": plan.allowed}),)
     alternative = alternative_analgesic(ctx, list(plan.drafts), "ketorolac")
+    covers = ("ketorolac-oral-start",) if plan.values["oral_note"] else ()  # its detail states the oral-start fact
     if plan.open_ended:
-        return [Finding("ketorolac-duration", "warning", plan.values, sources, shorten + (alternative,), variant="open-ended")]
+        return [Finding("ketorolac-duration", "warning", plan.values, sources, shorten + (alternative,), variant="open-ended",
+                        covers=covers)]
     if plan.values["days"] <= limit:
         return []
-    return [Finding("ketorolac-duration", "critical", plan.values, sources, (alternative,) + shorten)]
+    return [Finding("ketorolac-duration", "critical", plan.values, sources, (alternative,) + shorten, covers=covers)]
 
 
 def _ketorolac_duration_active(ctx: RuleContext, limit: int) -> list[Finding]:
@@ -344,8 +346,9 @@ def ketorolac_contraindication(ctx: RuleContext) -> list[Finding]:
     suggestion = Suggestion("replace-acetaminophen", replace_with(ctx, drafts, "acetaminophen", "ketorolac"), recommended=True)
     sources = tuple(d.ref for d in drafts) + tuple(c.ref for c in found)
     variant = "" if critical else "caution-over-limit" if over else "caution"
+    covers = ("ketorolac-duration",) if plan is not None and (over or plan.open_ended) else ()
     return [Finding("ketorolac-contraindication", "critical" if critical or over else "warning", values, sources,
-                    (suggestion, Suggestion("remove", deletes)), variant=variant)]
+                    (suggestion, Suggestion("remove", deletes)), variant=variant, covers=covers)]
 
 
 def _duration_text(plan: Plan | None, limit: int) -> str:
