@@ -417,7 +417,7 @@ def test_injection_drug_use_without_fever_asks_for_the_work_up(client, labs, lat
     resp = view(client, conditions=[LBP_10D, IVDU], labs=labs)  # a fever before this episode belongs to another story
     assert topics(resp) == [("imaging-red-flags", "info")]
     c = card(resp, "imaging-red-flags")
-    assert c["summary"].startswith("Injection drug use with back pain: spinal infection risk. Record a temperature")
+    assert c["summary"].startswith("Injection drug use with back pain, no fever recorded: spinal infection risk. Check temperature")
     assert latest in c["detail"] and "suggestions" not in c and "overrideReasons" not in c
 
 
@@ -473,3 +473,11 @@ def test_a_revised_order_at_order_sign_replaces_the_prefetched_version(client):
     revised = med_request("k", *KETOROLAC_ORAL, authored="2026-11-15", supply_days=3, route="oral")  # shortened, not a draft
     resp = call(client, hook_request("order-sign", drafts=[revised], prefetch={"medications": bundle(active)}))
     assert topics(resp) == [("ketorolac-oral-start", "warning")]  # 11-15..11-17: the 10-day version no longer exists
+
+
+def test_the_contraindication_summary_says_how_many_more_reasons_the_detail_lists(client):
+    gi = condition("gi", "K25.4", "Chronic or unspecified gastric ulcer with hemorrhage", system=ICD10, status="resolved")
+    resp = order(client, [draft("k", *KETOROLAC_INJ, supply_days=2, route="im")], conditions=[CKD4, gi])
+    c = card(resp, "ketorolac-contraindication")
+    assert c["summary"] == "Ketorolac is contraindicated (advanced renal impairment, and 1 more). Remove it; consider acetaminophen."
+    assert "- history of peptic ulcer / GI bleeding: Chronic or unspecified gastric ulcer with hemorrhage" in c["detail"]

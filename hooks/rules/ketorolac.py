@@ -340,7 +340,7 @@ def ketorolac_contraindication(ctx: RuleContext) -> list[Finding]:
     critical = any(c.critical for c in found)
     values = {"orders": "; ".join(d.display for d in drafts),
               "reasons": "\n".join(f"- {c.text}" for c in found),
-              "first_reason": found[0].text.split(":")[0].split(" (")[0],
+              "first_reason": found[0].text.split(":")[0].split(" (")[0] + (f", and {len(found) - 1} more" if len(found) > 1 else ""),
               "duration": _duration_text(plan, limit), "days": plan.values.get("days", "") if plan else ""}
     deletes = tuple(sx.delete(d.ref, f"Remove the ketorolac order ({d.display})") for d in drafts)
     suggestion = Suggestion("replace-acetaminophen", replace_with(ctx, drafts, "acetaminophen", "ketorolac"), recommended=True)
