@@ -12,7 +12,7 @@ FHIRSRV := sandbox/fhir-server/node_modules/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e '.[test]' --config-settings editable_mode=compat  # the checkout on sys.path: its tools too
 	touch $(STAMP)
 
 # Debian's Chromium for the review-page browser test (Playwright drives it; no browser download).
@@ -33,11 +33,11 @@ serve: $(STAMP)  ## set up and run the service on 127.0.0.1:8080 (embedded defau
 	$(VENV)/bin/backpain-cds serve
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check cds_service hooks tests scripts sandbox
+	$(VENV)/bin/ruff check cds_service hooks tests scripts sandbox bench
 	$(VENV)/bin/mypy
 
 test: $(STAMP) $(BROWSER) $(FHIRSRV)  ## set up and run every test
-	$(VENV)/bin/ruff check cds_service hooks tests scripts sandbox
+	$(VENV)/bin/ruff check cds_service hooks tests scripts sandbox bench
 	$(VENV)/bin/mypy
 	$(PY) -m pytest -q
 	$(VENV)/bin/backpain-cds replay --no-colour sandbox/patients

@@ -42,12 +42,10 @@ from .errors import (
 )
 from .feedback import FeedbackStore, open_store
 from .fhir_client import Deadline, FHIRClient, Resolver, system_resolver
-from .fhir_models import warm_up
 from .logs import configure_logging
 from .prefetch import HookBody, PrefetchParses, bare_id, read_hook_body, resolve
 from .registry import HookCall, Registry, ServiceDefinition
 from .schemas import Validators
-from .snapshot import SnapshotCache
 
 log = logging.getLogger("backpain_cds.request")
 _JSON_TYPES = ("application/json", "application/fhir+json")
@@ -147,21 +145,17 @@ def _outcome_response(err: CDSError) -> Response:
     return Response(orjson.dumps(err.outcome()), status=err.status, mimetype="application/json")
 
 
-def create_app(settings: Settings | dict[str, Any] | None = None, *, services: list[ServiceDefinition] | None = None,
-               clock: Callable[[], datetime] | None = None, resolver: Resolver = system_resolver,
-               fhir_session: requests.Session | None = None, auth_session: requests.Session | None = None,
-               uuid_factory: Callable[[], str] | None = None, storage_clock: Callable[[], datetime] | None = None) -> Flask:
+def create_app(settings: Settings | dict[str, Any] | None = None, *, services: list[ServiceDefinition],
+               renderer: CardRenderer | None = None, clock: Callable[[], datetime] | None = None,
+               resolver: Resolver = system_resolver, fhir_session: requests.Session | None = None,
+               auth_session: requests.Session | None = None, uuid_factory: Callable[[], str] | None = None,
+               storage_clock: Callable[[], datetime] | None = None) -> Flask:
+    """The CDS Hooks service for ``services`` (their content is the product's: see ``hooks.wsgi``, the composition root).
+    ``renderer``: the card renderer the services share (default: one over ``cards_templates/``)."""
     if not isinstance(settings, Settings):
         settings = load_settings(overrides=settings or {})
     configure_logging(settings.log_level)
-    renderer = CardRenderer(uuid_factory=uuid_factory)
-    if services is None:
-        from hooks import Knowledge, build_services  # the clinical content of this product
-
-        knowledge = Knowledge.load(settings.thresholds, renderer, settings.max_bundle_entries,
-                                   SnapshotCache.from_settings(settings))
-        services = build_services(knowledge)
-        warm_up()  # FHIR models built now, not in the first hook call (before gunicorn forks its workers)
+    renderer = renderer or CardRenderer(uuid_factory=uuid_factory)
     registry = Registry(services)
     parses = PrefetchParses.from_settings(settings)
     validators = Validators()
@@ -367,10 +361,4 @@ def create_app(settings: Settings | dict[str, Any] | None = None, *, services: l
         authenticate()
         return json_response({"service": service.id, "summary": store.summary(service.id)})
 
-    if settings.dev_pages and not settings.is_production:
-        from pathlib import Path
-
-        from .review import register_review_page
-
-        register_review_page(app, registry, Path(__file__).resolve().parent.parent / "sandbox" / "patients")
     return app

@@ -1,4 +1,8 @@
-"""``backpain-cds`` command line: serve (gunicorn), feedback summary, configuration reference."""
+"""The service's command line: serve (gunicorn), feedback summary, configuration reference.
+
+Generic: the product supplies its app factory and any further commands (``main(app_factory=…, plugins=…)``); the
+product's entry point (``hooks.cli``) does, registering the testing and benchmark tools only where they are installed.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ import ipaddress
 import json
 import logging
 import sys
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from .config import load_settings, reference
@@ -43,8 +48,8 @@ def check_bind_safety(settings: Any, host: str) -> None:
 # A hook call parses its body into ~30,000 containers (typical chart) that all die when the call ends. At Python's
 # default first threshold (700) the collector runs dozens of times inside each call, promotes the live body to the
 # oldest generation and so triggers full collections: ~10 ms pauses every ~15 calls (the p99). At 50,000 a typical
-# call completes without a collection; cyclic garbage is still collected, in larger, rarer batches. The floor
-# (serve --floor) runs with the same settings, so benchmark ratios compare like with like.
+# call completes without a collection; cyclic garbage is still collected, in larger, rarer batches. The benchmark's
+# floor (``serve-floor``) runs with the same settings (``run_server``), so its ratios compare like with like.
 GC_THRESHOLDS = (50_000, 20, 20)
 
 
@@ -62,7 +67,19 @@ def gunicorn_options(settings: Any) -> dict[str, Any]:
     }
 
 
-def serve(args: argparse.Namespace) -> int:
+AppFactory = Callable[[Any], Any]  # Settings → WSGI app
+
+
+def add_server_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--host")
+    p.add_argument("--port", type=int)
+    p.add_argument("--workers", type=int)
+    p.add_argument("--insecure", action="store_true", help="allow a non-loopback bind without JWT clients (development)")
+
+
+def server_settings(args: argparse.Namespace) -> Any:
+    """The configuration with the command line's --host/--port/--workers/--insecure on top; a refused configuration
+    exits with its reason, without a traceback."""
     overrides: dict[str, Any] = {}
     if args.host:
         overrides["host"] = args.host
@@ -73,18 +90,15 @@ def serve(args: argparse.Namespace) -> int:
     if args.insecure:
         overrides["insecure"] = True
     try:
-        settings = load_settings(args.config, overrides)
-    except ValueError as exc:  # a configuration that is refused: say why, without a traceback
+        return load_settings(args.config, overrides)
+    except ValueError as exc:
         raise SystemExit(f"backpain-cds: refusing to start: {exc}") from None
-    check_bind_safety(settings, settings.host)
-    if settings.load_trusted_clients() and settings.workers > 1 and settings.replay_scope() == "process":
-        print(f"WARNING: replay_cache is per process with {settings.workers} workers: each worker accepts a token once "
-              "(development only; production refuses this)", file=sys.stderr)
 
+
+def run_server(settings: Any, load_app: Callable[[], Any]) -> int:
+    """Serve ``load_app()`` under gunicorn with the production options (``gunicorn_options``), preloaded, with the
+    garbage collector frozen after start-up and sized for hook calls (``GC_THRESHOLDS``)."""
     from gunicorn.app.base import BaseApplication
-
-    from .app import create_app
-    from .floor import floor_app
 
     class Server(BaseApplication):
         def load_config(self) -> None:
@@ -92,7 +106,7 @@ def serve(args: argparse.Namespace) -> int:
                 self.cfg.set(key, value)
 
         def load(self) -> Any:
-            app = floor_app() if args.floor else create_app(settings)
+            app = load_app()
             gc.collect()
             gc.freeze()  # keep start-up objects out of every later collection (and shared after fork)
             gc.set_threshold(*GC_THRESHOLDS)
@@ -101,6 +115,15 @@ def serve(args: argparse.Namespace) -> int:
     print(f"backpain-cds serving on http://{settings.host}:{settings.port}/cds-services", file=sys.stderr)
     Server().run()
     return 0
+
+
+def serve(args: argparse.Namespace, app_factory: AppFactory) -> int:
+    settings = server_settings(args)
+    check_bind_safety(settings, settings.host)
+    if settings.load_trusted_clients() and settings.workers > 1 and settings.replay_scope() == "process":
+        print(f"WARNING: replay_cache is per process with {settings.workers} workers: each worker accepts a token once "
+              "(development only; production refuses this)", file=sys.stderr)
+    return run_server(settings, lambda: app_factory(settings))
 
 
 def feedback_summary(args: argparse.Namespace) -> int:
@@ -119,34 +142,23 @@ def config_reference(_: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="backpain-cds", description="CDS Hooks 2.0 service for low back pain care")
+Plugin = Callable[[Any], None]  # registers further subcommands on the argparse sub-parsers
+
+
+def main(argv: list[str] | None = None, *, app_factory: AppFactory, plugins: Sequence[Plugin] = (),
+         prog: str = "backpain-cds", description: str = "") -> int:
+    parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("--config", help="TOML configuration file (default: $BPCDS_CONFIG)")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("serve", help="run the service under gunicorn")
-    p.add_argument("--host")
-    p.add_argument("--port", type=int)
-    p.add_argument("--workers", type=int)
-    p.add_argument("--insecure", action="store_true", help="allow a non-loopback bind without JWT clients (development)")
-    p.add_argument("--floor", action="store_true", help="benchmark floor: a no-op endpoint that reads the body, same server config")
-    p.set_defaults(func=serve)
+    add_server_options(p)
+    p.set_defaults(func=lambda args: serve(args, app_factory))
     p = sub.add_parser("feedback-summary", help="accepted/overridden counts per card topic and override reason")
     p.add_argument("--service")
     p.set_defaults(func=feedback_summary)
     p = sub.add_parser("config-reference", help="print every configuration key with its default and reason")
     p.set_defaults(func=config_reference)
-    _register_extra(sub)
+    for register in plugins:
+        register(sub)
     args = parser.parse_args(argv)
     return int(args.func(args))
-
-
-def _register_extra(sub: Any) -> None:
-    """Commands living in their own modules: replay/load-patients and bench/load-test."""
-    from . import bench, sandbox_tools
-
-    sandbox_tools.register(sub)
-    bench.register(sub)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import responses
 
-from cds_service import create_app
+from hooks.wsgi import create_app
 
 FIXTURES = Path(__file__).parent / "fixtures"
 NOW = datetime(2026, 11, 22, 15, 0, tzinfo=UTC)

@@ -13,10 +13,10 @@ import pytest
 import responses
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-from cds_service import create_app
 from cds_service.auth import Authenticator, RedisReplayCache, TrustedClient
 from cds_service.cli import check_bind_safety
 from cds_service.config import load_settings
+from hooks.wsgi import create_app
 from tests.conftest import call, hook_request
 
 ISS = "https://ehr.example.org"

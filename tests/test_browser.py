@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from bench.loadgen import ServerProcess
 from cds_service.feedback import open_store
-from cds_service.loadgen import ServerProcess
 
 pytestmark = pytest.mark.slow
 CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or shutil.which("chromium-browser")

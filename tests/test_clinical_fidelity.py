@@ -91,7 +91,7 @@ def test_gap_threshold_boundary(client, last_dose, fires):
 
 
 def test_gap_threshold_is_site_configurable(settings):
-    from cds_service import create_app
+    from hooks.wsgi import create_app
     from tests.conftest import NOW, fake_resolver, sequential_uuids
 
     app = create_app(settings | {"thresholds": {"ketorolac_course_gap_days": 0}}, clock=lambda: NOW, resolver=fake_resolver,

@@ -14,11 +14,11 @@ from collections.abc import Callable, Iterator
 import pytest
 import requests
 
-from cds_service import create_app
+from bench.loadgen import ServerProcess
 from cds_service.config import load_settings
 from cds_service.errors import FHIRAccessError
 from cds_service.fhir_client import Deadline, FHIRClient
-from cds_service.loadgen import ServerProcess
+from hooks.wsgi import create_app
 from tests.conftest import call, hook_request
 
 DEADLINE = 0.5

@@ -104,7 +104,7 @@ def test_cli_feedback_summary(tmp_path, client, settings):
     client.post("/cds-services/backpain-patient-view/feedback", json=_feedback("c1", "overridden"))
     config = tmp_path / "c.toml"
     config.write_text(f'database_url = "{settings["database_url"]}"\n')
-    out = subprocess.run([sys.executable, "-m", "cds_service.cli", "--config", str(config), "feedback-summary"],
+    out = subprocess.run([sys.executable, "-m", "hooks.cli", "--config", str(config), "feedback-summary"],
                          capture_output=True, text=True, check=True)
     assert json.loads(out.stdout) == [{"topic": "unknown", "outcome": "overridden", "overrideReason": None, "count": 1}]
 
@@ -137,7 +137,7 @@ def test_postgres_store_round_trip_and_summary(pg_store):
 
 @pytest.mark.postgres
 def test_postgres_feedback_through_the_api(pg_store, tmp_path):
-    from cds_service import create_app
+    from hooks.wsgi import create_app
 
     app = create_app({"database_url": PG_URL})
     resp = app.test_client().post("/cds-services/backpain-patient-view/feedback", json=sample("feedback-accepted"))
@@ -207,8 +207,8 @@ def test_prune_never_removes_feedback_younger_than_its_retention(any_store):
 
 
 def test_the_app_prunes_at_start_up_and_then_hourly(tmp_path, monkeypatch):
-    from cds_service import create_app
     from cds_service.app import CardLedger
+    from hooks.wsgi import create_app
 
     url = f"sqlite:///{tmp_path}/f.db"
     store = open_store(url)
@@ -252,7 +252,7 @@ def test_sqlite_log_is_checkpointed_and_storage_stays_bounded(tmp_path):
     ("feedback.0.overrideReason.userComment", {"overrideReason": {"userComment": "see\x00note"}}),
 ])
 def test_a_nul_character_is_refused_alike_by_both_stores(any_store, where, item):
-    from cds_service import create_app
+    from hooks.wsgi import create_app
 
     store, url = any_store
     body = {"feedback": [{"card": "c1", "outcome": "overridden", "outcomeTimestamp": "2026-11-22T03:32:27Z", **item}]}

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from cds_service.loadgen import free_port
+from bench.loadgen import free_port
 
 pytestmark = pytest.mark.slow
 SERVER_DIR = Path(__file__).resolve().parent.parent / "sandbox" / "fhir-server"
@@ -35,7 +35,7 @@ def fhir_server():
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "cds_service.cli", *args], capture_output=True, text=True, timeout=300)
+    return subprocess.run([sys.executable, "-m", "hooks.cli", *args], capture_output=True, text=True, timeout=300)
 
 
 def test_fhir_server_requires_the_bearer_token(fhir_server):

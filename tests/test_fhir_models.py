@@ -40,8 +40,8 @@ def test_legacy_shapes_are_readable_without_an_r4_model():
 
 _FIRST_CALL = r'''
 import sys, orjson
-from cds_service import create_app
-from cds_service.bench import hook_body, synthetic_prefetch
+from hooks.wsgi import create_app
+from bench.bench import hook_body, synthetic_prefetch
 app = create_app({"database_url": "sqlite:///:memory:", "log_level": "WARNING"})
 before = {m for m in sys.modules if m.startswith(("fhir.resources", "fhir_core"))}
 client = app.test_client()

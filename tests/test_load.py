@@ -11,8 +11,8 @@ import orjson
 import pytest
 import requests
 
-from cds_service.bench import distinct_bodies, hook_body, load_and_durability, synthetic_prefetch
-from cds_service.loadgen import ServerProcess
+from bench.bench import distinct_bodies, hook_body, load_and_durability, synthetic_prefetch
+from bench.loadgen import ServerProcess
 
 pytestmark = pytest.mark.slow
 
@@ -42,7 +42,7 @@ def test_load_zero_errors_and_no_acknowledged_feedback_lost_even_on_kill(tmp_pat
 
 def test_benchmark_runs_and_writes_its_table(tmp_path):
     out = tmp_path / "bench.json"
-    proc = subprocess.run([sys.executable, "-m", "cds_service.cli", "bench", "--sizes", "small", "--hooks", "order-select",
+    proc = subprocess.run([sys.executable, "-m", "hooks.cli", "bench", "--sizes", "small", "--hooks", "order-select",
                            "--concurrency", "2", "--runs", "1", "--requests", "20", "--out", str(out)],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -72,7 +72,7 @@ def test_distinct_bodies_are_the_same_chart_for_patients_never_seen_before():
 
 
 def test_a_server_whose_start_fails_unexpectedly_is_stopped(monkeypatch):
-    import cds_service.loadgen as loadgen
+    import bench.loadgen as loadgen
 
     def broken(*args, **kwargs):
         raise ValueError("unexpected")

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from cds_service.loadgen import ServerProcess
+from bench.loadgen import ServerProcess
 from tests.conftest import bundle, hook_request
 from tests.factories import LBP, condition
 
@@ -69,6 +69,16 @@ def test_the_wheel_holds_every_module_and_data_file(wheel):
     assert templates and data == templates
 
 
+def test_the_wheel_carries_no_tools_no_dev_page_and_no_markdown(wheel):
+    archive = zipfile.ZipFile(wheel)
+    names = archive.namelist()
+    assert {n.split("/")[0] for n in names if not n.startswith("backpain_cds-")} == {"cds_service", "hooks"}
+    assert not [n for n in names if n.endswith((".html", ".css", ".js"))]  # the review page is a development tool
+    metadata = archive.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
+    requires = [line for line in metadata.splitlines() if line.startswith("Requires-Dist:")]
+    assert [r for r in requires if "markdown" in r.lower() and "extra ==" not in r] == []
+
+
 def test_the_installed_package_serves_a_hook_call(wheel, tmp_path):
     env = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(env)], check=True, timeout=120)
@@ -97,3 +107,8 @@ def test_the_installed_package_serves_a_hook_call(wheel, tmp_path):
         cards = resp.json()["cards"]
         assert [(c["source"]["topic"]["code"], c["indicator"]) for c in cards] == [("imaging-red-flags", "critical")]
         assert cards[0]["suggestions"][0]["actions"][0]["resource"]["code"]["coding"][0]["code"] == "72148"
+        assert requests.get(f"{server.url}/sandbox", timeout=5).status_code == 404  # no review page without the tools
+    commands = subprocess.run([str(env / "bin" / "backpain-cds"), "--help"], capture_output=True, text=True, cwd=tmp_path,
+                              timeout=60)
+    assert commands.returncode == 0, commands.stderr[-2000:]
+    assert "{serve,feedback-summary,config-reference}" in commands.stdout  # the tools' commands only where installed

@@ -12,11 +12,11 @@ import requests
 import responses
 from responses import matchers
 
-from cds_service import create_app
 from cds_service.config import load_settings
 from cds_service.errors import FHIRAccessError, FHIRTargetRefused
 from cds_service.fhir_client import FHIRClient, check_address
 from cds_service.prefetch import render
+from hooks.wsgi import create_app
 from tests.conftest import NOW, PREFETCH_KEYS, PRODUCTION, bundle, call, fake_resolver, hook_request, patient
 
 BASE = "https://ehr.example.org/fhir"

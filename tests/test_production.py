@@ -15,12 +15,12 @@ from typing import Any
 import pytest
 import requests
 
-from cds_service import create_app
+from bench.loadgen import ServerProcess, free_port
 from cds_service.cli import check_bind_safety, gunicorn_options
 from cds_service.config import Settings, load_settings
 from cds_service.errors import FHIRTargetRefused
 from cds_service.fhir_client import check_address
-from cds_service.loadgen import ServerProcess, free_port
+from hooks.wsgi import create_app
 from tests.conftest import PRODUCTION, hook_request
 from tests.test_auth import ISS, JWKS, token
 
@@ -154,7 +154,7 @@ def test_the_dockerfile_environment_starts_in_production_only_once_configured(tm
     image = _dockerfile_env()
     assert image["BPCDS_ENVIRONMENT"] == "production"
     env = {k: v for k, v in os.environ.items() if not k.startswith("BPCDS_")} | image
-    refused = subprocess.run([sys.executable, "-m", "cds_service.cli", "serve", "--host", "127.0.0.1", "--port", str(free_port())],
+    refused = subprocess.run([sys.executable, "-m", "hooks.cli", "serve", "--host", "127.0.0.1", "--port", str(free_port())],
                              env=env, capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert refused.returncode != 0
     assert "backpain-cds: refusing to start: production requires" in refused.stderr and "Traceback" not in refused.stderr

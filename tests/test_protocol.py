@@ -115,7 +115,7 @@ def test_status_codes_for_transport_errors(client):
 
 
 def test_body_over_the_cap_gets_413(tmp_path):
-    from cds_service import create_app
+    from hooks.wsgi import create_app
 
     app = create_app({"database_url": f"sqlite:///{tmp_path}/f.db", "max_body_bytes": 1000})
     body = json.dumps(hook_request("patient-view", padding="x" * 2000))
@@ -272,7 +272,7 @@ CORS_ORIGINS = ["https://*.ehr.example", "https://sandbox.cds-hooks.org", "http:
 
 @pytest.fixture
 def cors_client(tmp_path):
-    from cds_service import create_app
+    from hooks.wsgi import create_app
 
     return create_app({"database_url": f"sqlite:///{tmp_path}/f.db", "cors_origins": CORS_ORIGINS}).test_client()
 
@@ -329,8 +329,8 @@ def test_a_malformed_cors_entry_is_refused_at_start_up(entry):
 
 
 def test_cors_wildcard_alone_is_for_development_only(tmp_path):
-    from cds_service import create_app
     from cds_service.config import load_settings
+    from hooks.wsgi import create_app
 
     resp = create_app({"database_url": f"sqlite:///{tmp_path}/f.db", "cors_origins": ["*"]}).test_client().get(
         "/cds-services", headers={"Origin": "https://anything.example"})

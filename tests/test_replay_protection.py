@@ -13,9 +13,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from cds_service import create_app
+from bench.loadgen import ServerProcess
 from cds_service.config import load_settings
-from cds_service.loadgen import ServerProcess
 from cds_service.replay_cache import (
     PostgresReplayCache,
     RedisReplayCache,
@@ -23,6 +22,7 @@ from cds_service.replay_cache import (
     SQLiteReplayCache,
     open_replay_cache,
 )
+from hooks.wsgi import create_app
 from tests.conftest import PRODUCTION, hook_request
 from tests.test_auth import ISS, JWKS, token
 

@@ -236,7 +236,7 @@ _TOKEN_APP = None
 def _token_client():
     global _TOKEN_APP
     if _TOKEN_APP is None:
-        from cds_service import create_app
+        from hooks.wsgi import create_app
         from tests.test_auth import ISS, MATRIX_JWKS, SIGNERS
 
         _TOKEN_APP = create_app({"database_url": "sqlite:///:memory:", "jwt_algorithms": sorted(SIGNERS),
@@ -307,7 +307,7 @@ def test_fhir_server_behaviours_never_5xx(tmp_path_factory, replies, missing):
 
     import responses as _responses
 
-    from cds_service import create_app
+    from hooks.wsgi import create_app
     from tests.conftest import fake_resolver
 
     app = _fhir_app(tmp_path_factory, create_app, fake_resolver)
@@ -395,7 +395,7 @@ def test_raw_http_from_a_fhir_server_never_5xx(tmp_path_factory, reply):
     import threading
     import time as _time
 
-    from cds_service import create_app
+    from hooks.wsgi import create_app
 
     raw, hold = reply
     listener = socket.create_server(("127.0.0.1", 0))

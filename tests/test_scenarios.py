@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from cds_service.replay import find_cases, run_cases
-from cds_service.sandbox_tools import _services
+from sandbox.cli import _services
+from sandbox.replay import find_cases, run_cases
 from tests.conftest import NOW, assert_markdown_tables_whole
 
 PATIENTS = Path(__file__).resolve().parent.parent / "sandbox" / "patients"
@@ -99,7 +99,7 @@ def test_bulk_data_ndjson_directory_reports_card_counts_per_topic(tmp_path):
     meds = [med_request("m1", "314076", "lisinopril 10 MG Oral Tablet", authored="2026-01-01", pid="n3")]
     for name, rows in (("Patient", people), ("Condition", conditions), ("MedicationRequest", meds)):
         (tmp_path / f"{name}.ndjson").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    out = subprocess.run([sys.executable, "-m", "cds_service.cli", "replay", str(tmp_path), "--json"], capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-m", "hooks.cli", "replay", str(tmp_path), "--json"], capture_output=True, text=True,
                          timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert json.loads(out.stdout) == {"patients": 3, "errors": 0,
@@ -113,6 +113,6 @@ def test_bulk_data_ndjson_directory_reports_card_counts_per_topic(tmp_path):
 def test_relative_dates_clamp_to_month_end(value, expected):
     from datetime import UTC, datetime
 
-    from cds_service.replay import resolve_dates
+    from sandbox.replay import resolve_dates
 
     assert resolve_dates({"d": [value]}, datetime(2028, 3, 31, 12, tzinfo=UTC)) == {"d": [expected]}

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cds_service import create_app
 from cds_service.prefetch import PrefetchParses, read_hook_body
 from cds_service.snapshot import SnapshotCache
+from hooks.wsgi import create_app
 from tests.conftest import NOW, bundle, call, fake_resolver, hook_request, sequential_uuids, topics
 from tests.factories import KETOROLAC_ORAL, LBP, condition, draft, med_request, observation
 

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
-from .prefetch import PrefetchTemplate
+from cds_service.prefetch import PrefetchTemplate
 
 _RELATIVE = re.compile(r"^@(today|now)(?:([+-])(\d+)([hdwmy]))?$")
 

@@ -25,8 +25,10 @@ from typing import Any
 
 import orjson
 
+from cds_service.cli import add_server_options, run_server, server_settings
+from cds_service.prefetch import resource_count
+
 from .loadgen import LoadResult, ServerProcess, run_load
-from .prefetch import resource_count
 
 SIZES = {"small": (5, 10, 4), "typical": (50, 200, 100), "large": (700, 3000, 1300)}  # conditions, meds, observations
 CONDITION_CODES = [("http://snomed.info/sct", "279039007", "Low back pain"), ("http://hl7.org/fhir/sid/icd-10-cm", "M54.41", "Lumbago with sciatica, right side"),
@@ -135,8 +137,8 @@ def _median(results: list[LoadResult]) -> dict[str, Any]:
 
 
 def replay_throughput() -> dict[str, Any]:
-    from .replay import find_cases, run_cases, today_start
-    from .sandbox_tools import DEFAULT_PATIENTS, _services, local_sender
+    from sandbox.cli import DEFAULT_PATIENTS, _services, local_sender
+    from sandbox.replay import find_cases, run_cases, today_start
 
     now = today_start(None)
     send, discovery = local_sender(now, validate_responses=False)
@@ -250,7 +252,7 @@ def _feedback(card: str) -> bytes:
 
 def load_and_durability(*, workers: int = 3, requests_per_kind: int = 200, concurrency: int = 8, max_seconds: float = 60,
                         kill_after: float = 1.0) -> dict[str, Any]:
-    from .feedback import open_store
+    from cds_service.feedback import open_store
 
     report: dict[str, Any] = {}
     prefetch = synthetic_prefetch("small")
@@ -324,3 +326,12 @@ def register(sub: Any) -> None:
     p.add_argument("--max-seconds", type=float, default=60)
     p.add_argument("--kill-after", type=float, default=1.0)
     p.set_defaults(func=load_test)
+    p = sub.add_parser("serve-floor", help="the benchmark floor (a no-op endpoint reading the body) under serve's gunicorn settings")
+    add_server_options(p)
+    p.set_defaults(func=serve_floor)
+
+
+def serve_floor(args: argparse.Namespace) -> int:
+    from .floor import floor_app
+
+    return run_server(server_settings(args), floor_app)

@@ -25,11 +25,11 @@ from .replay import (
     topic_counts,
 )
 
-DEFAULT_PATIENTS = Path(__file__).resolve().parent.parent / "sandbox" / "patients"
+DEFAULT_PATIENTS = Path(__file__).resolve().parent / "patients"
 
 
 def _services(discovery: dict[str, Any]) -> dict[str, Any]:
-    from .prefetch import PrefetchTemplate
+    from cds_service.prefetch import PrefetchTemplate
 
     out: dict[str, Any] = {}
     for s in discovery["services"]:
@@ -60,7 +60,7 @@ def _senders(args: argparse.Namespace, now: datetime) -> tuple[Send, dict[str, A
 
 def local_sender(now: datetime, validate_responses: bool = True) -> tuple[Send, dict[str, Any]]:
     """An in-process service (pinned clock, in-memory feedback): its send function and its discovery document."""
-    from .app import create_app
+    from hooks.wsgi import create_app
 
     app = create_app({"database_url": "sqlite:///:memory:", "validate_responses": validate_responses, "log_level": "WARNING"},
                      clock=lambda: now)

@@ -34,7 +34,8 @@ class ServerProcess:
     """``backpain-cds serve`` on 127.0.0.1 in its own process group.
 
     ``python``: the interpreter to run it with (another environment's, to test an installed copy); it runs in the
-    server's own directory, so ``-m cds_service.cli`` never picks up a source tree from the working directory.
+    server's own directory, so ``-m hooks.cli`` never picks up a source tree from the working directory. ``floor``: the
+    benchmark's no-op endpoint under the same server configuration (``serve-floor``, a command of this tooling).
     ``env``: the server's whole environment (default: this process's); ``BPCDS_*`` variables override the config file.
     """
 
@@ -46,10 +47,8 @@ class ServerProcess:
         config = self.dir / "config.toml"
         level = "" if "log_level" in extra_config else 'log_level = "WARNING"\n'
         config.write_text(f'database_url = "{self.database_url}"\n{level}{extra_config}')
-        cmd = [python, "-m", "cds_service.cli", "--config", str(config), "serve", "--host", "127.0.0.1",
+        cmd = [python, "-m", "hooks.cli", "--config", str(config), "serve-floor" if floor else "serve", "--host", "127.0.0.1",
                "--port", str(self.port), "--workers", str(workers)]
-        if floor:
-            cmd.append("--floor")
         self.log = open(self.dir / "server.log", "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True, cwd=self.dir,
                                      env=env)

@@ -16,13 +16,17 @@ from typing import Any
 import markdown
 from flask import Blueprint, Flask, Response, abort, request, send_from_directory
 
-from .registry import Registry
+from cds_service.registry import Registry
+
 from .replay import build_request, find_cases, prefetch_for, resolve_dates, resources_of
 
 STATIC = Path(__file__).parent / "static"
 
 
-def register_review_page(app: Flask, registry: Registry, patients_dir: Path) -> None:
+PATIENTS = Path(__file__).parent / "patients"
+
+
+def register_review_page(app: Flask, registry: Registry, patients_dir: Path = PATIENTS) -> None:
     bp = Blueprint("review", __name__)
     cases = {c.name: c for c in find_cases([str(patients_dir)])} if patients_dir.is_dir() else {}
     by_hook = {s.hook: s for s in registry}
