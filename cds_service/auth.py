@@ -15,24 +15,29 @@ PyJWT or cryptography raises while verifying becomes a 401, never a 500.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jwt
 import requests
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from .config import Settings
-from .errors import Unauthorized
+from .errors import ReplayCacheUnavailable, Unauthorized
 from .fhir_client import Deadline, watched_session
 from .replay_cache import RedisReplayCache, ReplayCache, open_replay_cache
 
-__all__ = ["Authenticator", "RedisReplayCache", "ReplayCache", "TrustedClient"]
+if TYPE_CHECKING:
+    from flask import Request
+
+__all__ = ["Authenticator", "RedisReplayCache", "ReplayCache", "TrustedClient", "authenticate"]
+log = logging.getLogger("backpain_cds.request")
 
 _MAX_AGE = re.compile(r"max-age=(\d+)")
 JWKS_FAILURE_BACKOFF = 5.0  # seconds: a down JWKS endpoint costs one timeout, not one per call
@@ -259,3 +264,23 @@ def _parse_jwks(data: Any) -> dict[str, Any]:
         except Exception:  # a malformed entry is skipped, whatever the library raises for it
             continue
     return keys
+
+
+def authenticate(authenticator: Authenticator, request: Request, public_base_url: str, required: bool = True) -> dict[str, Any] | None:
+    """The first step of every call: the client's JWT verified for the URL that was called (``public_base_url`` + path
+    behind a proxy, else the URL the request came to) — its claims, or None when authentication is off (or not
+    ``required`` for this endpoint). A failure is logged with its reason, ``iss`` and ``jti`` (never the token) and
+    raised: 401, or 503 when the replay cache cannot answer (fail closed)."""
+    if not (authenticator.enabled and required):
+        return None
+    base = public_base_url.rstrip("/")
+    audience = f"{base}{request.path}" if base else request.base_url
+    try:
+        return authenticator.verify(request.headers.get("Authorization"), audience)
+    except Unauthorized as exc:
+        log.info("client authentication failed", extra={"reason": exc.reason, "iss": exc.iss, "jti": exc.jti,
+                                                         "path": request.path})
+        raise
+    except ReplayCacheUnavailable as exc:  # fail closed: 503, and loud in the log
+        log.error("replay cache unavailable; call refused", extra={"reason": exc.reason, "path": request.path})
+        raise

@@ -46,6 +46,14 @@ class FindingLike(Protocol):
     def variant(self) -> str: ...
 
 
+class DrivenFindingLike(FindingLike, Protocol):
+    """A finding as a service returns it: also the records it rests on and the other topics its card covers."""
+    @property
+    def sources(self) -> tuple[str, ...]: ...
+    @property
+    def covers(self) -> tuple[str, ...]: ...
+
+
 class TemplateError(ValueError):
     pass
 

@@ -428,3 +428,35 @@ def _next_link(bundle: dict[str, Any]) -> str | None:
         if isinstance(link, dict) and link.get("relation") == "next" and isinstance(link.get("url"), str):
             return link["url"]
     return None
+
+
+class Outbound:
+    """The outbound FHIR work of one hook call: one deadline over every request (``Deadline``), a client for the call's
+    ``fhirServer`` when asked (``client``; None without one), and, when the call's outbound work is over (``close``, or
+    leaving the ``with`` block), the deadline's watchdog stopped and every connection closed."""
+
+    def __init__(self, fhir_server: str | None, access_token: str | None, settings: Settings, *,
+                 session: requests.Session | None = None, resolver: Resolver = system_resolver) -> None:
+        self._server, self._token, self._settings = fhir_server, access_token, settings
+        self._session, self._resolver = session, resolver
+        self.deadline = Deadline(settings.fhir_call_deadline)
+        self._opened: list[FHIRClient] = []
+
+    def client(self) -> FHIRClient | None:
+        if not self._server:
+            return None
+        fhir = FHIRClient(self._server, self._settings, access_token=self._token, deadline=self.deadline,
+                          session=self._session, resolver=self._resolver)
+        self._opened.append(fhir)
+        return fhir
+
+    def close(self) -> None:
+        self.deadline.close()
+        for fhir in self._opened:
+            fhir.close()
+
+    def __enter__(self) -> Outbound:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

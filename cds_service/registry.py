@@ -1,36 +1,30 @@
-"""Services declared once: the registry that routes calls also writes the discovery document."""
+"""Services declared once: the registry that routes calls also writes the discovery document.
+
+A service is its protocol facts (id, hook, title, description, prefetch templates, usage requirements), how it reads a
+chart (``SnapshotReader``: its value sets and look-back) and its ``evaluate``: the patient's facts in, findings out —
+the one place the product's clinical content plugs into the protocol layer.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from datetime import date
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
+from .cards import DrivenFindingLike
 from .prefetch import PrefetchTemplate
+from .snapshot import PatientSnapshot, SnapshotReader
 
 HOOKS = ("patient-view", "order-select", "order-sign")
 
 
 @dataclass(frozen=True)
-class HookCall:
-    """What a service's evaluate() receives: the validated request with its prefetch resolved."""
+class RuleInput:
+    """What a service's evaluate() receives: the patient's facts, the hook, and the draft orders the advice is about."""
 
-    service_id: str
+    snapshot: PatientSnapshot
     hook: str
-    context: dict[str, Any]
-    prefetch: dict[str, Any]
-    unavailable: frozenset[str]
-    today: date
-    prefetch_key: bytes | None = None  # bytes that determine the prefetch exactly (prefetch.HookBody.prefetch_key), if known
-
-
-@dataclass(frozen=True)
-class CallResult:
-    cards: list[dict[str, Any]]
-    stats: dict[str, Any] = field(default_factory=dict)  # counts for the request log (never content)
-    after_response: Callable[[], None] | None = None  # bookkeeping the app runs once the response has been sent
-    covers: dict[str, tuple[str, ...]] = field(default_factory=dict)  # card uuid → other topics whose facts it carries
+    focus: frozenset[str]  # selections on order-select; every draft on order-sign; none on patient-view
 
 
 @dataclass(frozen=True)
@@ -40,7 +34,8 @@ class ServiceDefinition:
     title: str
     description: str
     prefetch: tuple[PrefetchTemplate, ...]
-    evaluate: Callable[[HookCall], CallResult]
+    reader: SnapshotReader
+    evaluate: Callable[[RuleInput], Sequence[DrivenFindingLike]]
     usage_requirements: str = ""
 
     def discovery(self) -> dict[str, Any]:

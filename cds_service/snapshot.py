@@ -19,10 +19,9 @@ from functools import cached_property, lru_cache
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
-import orjson
-
+from .caches import SnapshotCache
 from .durations import MAX_DAYS, FuzzyDate, doses_per_day, duration_days, exact_date, last_day, parse_date
-from .prefetch import ChartCache, bare_id
+from .prefetch import bare_id
 from .terminology import SNOMED, Match, Terminology
 
 log = logging.getLogger("backpain_cds.snapshot")
@@ -789,64 +788,6 @@ def iter_resources(value: Any, limit: int) -> Iterator[Any]:
         yield value
 
 
-class SnapshotCache(ChartCache):
-    """Facts read from a prefetch, kept briefly in this worker's memory for the calls that re-send it.
-
-    An EHR fires order-select on every keystroke of an order with the same prefetch, and re-sends it when a chart is
-    reopened. The key is the prefetch's content with the patient, the day and the read settings, so a hit gives exactly
-    the facts a fresh read would (draft orders are always read per call). It holds patient data in process memory only
-    (never on disk), bounded as every ``ChartCache``; ``entries = 0`` turns it off. One cache serves one terminology
-    (each ``Knowledge`` owns its own).
-
-    The first look at a chart (no entry for that patient and day) costs nothing on the request path: the content is
-    only serialised when there is an entry to compare it with, and a new reading is stored by ``get_or_read``'s third
-    return value, which the service runs after its response has been sent.
-    """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:  # ChartCache's bounds
-        super().__init__(*args, **kwargs)
-        self._scopes: Counter[tuple[Any, ...]] = Counter()  # entries per scope (patient, day, …)
-
-    def on_add(self, key: tuple[tuple[Any, ...], bytes]) -> None:
-        self._scopes[key[0]] += 1
-
-    def on_evict(self, key: tuple[tuple[Any, ...], bytes]) -> None:
-        self._scopes[key[0]] -= 1
-        if self._scopes[key[0]] <= 0:
-            del self._scopes[key[0]]
-
-    def get_or_read(self, scope: tuple[Any, ...], prefetch: Mapping[str, Any], read: Callable[[], _Builder],
-                    content: bytes | None = None) -> tuple[_Builder, bool, Callable[[], None] | None]:
-        """(the prefetch's reading, whether it came from the cache, a call that stores a new reading — or None).
-
-        Keyed by ``scope`` and ``content``: bytes that determine the prefetch exactly, else the prefetch serialised.
-        Run the third value once the response is on its way; a reading that is never stored is simply not reused.
-        """
-        if not self.keeps(prefetch, None if content is None else len(content)):
-            return read(), False, None  # checked before serialising: a large chart pays nothing for the cache
-        scope = (*scope, content is not None)  # the two kinds of key never meet
-        if scope in self._scopes:  # a reading for this patient and day exists: is it of this very content?
-            if content is None:
-                try:
-                    content = orjson.dumps(prefetch)
-                except (TypeError, orjson.JSONEncodeError):
-                    return read(), False, None
-            cached = self.get((scope, content))
-            if cached is not None:
-                return cached, True, None
-        reading = read()
-        return reading, False, lambda: self._store(scope, content, prefetch, reading)
-
-    def _store(self, scope: tuple[Any, ...], content: bytes | None, prefetch: Mapping[str, Any], reading: _Builder) -> None:
-        if content is None:
-            try:
-                content = orjson.dumps(prefetch)
-            except (TypeError, orjson.JSONEncodeError):
-                return
-        if self.keeps(prefetch, len(content)):
-            self.put((scope, content), reading)
-
-
 def _read_prefetch(prefetch: Mapping[str, Any], terminology: Terminology, patient_id: str, today: date,
                    horizon: date | None, max_entries: int) -> _Builder:
     b = _Builder(terminology, patient_id, today, horizon)
@@ -863,14 +804,32 @@ def _read_prefetch(prefetch: Mapping[str, Any], terminology: Terminology, patien
     return b
 
 
+@dataclass(frozen=True)
+class SnapshotReader:
+    """How a service reads a chart: the value sets its facts are classified by, how far back its rules look (finished
+    courses and observations older than ``history_days`` are not read; None: all), the entry cap per Bundle, and the
+    per-worker cache of facts (None: read every call)."""
+
+    terminology: Terminology
+    history_days: int | None = None
+    max_entries: int = 10_000
+    cache: SnapshotCache[Any] | None = None
+
+    def read(self, *, context: dict[str, Any], prefetch: Mapping[str, Any], today: date,
+             unavailable: frozenset[str] = frozenset(), prefetch_key: bytes | None = None) -> PatientSnapshot:
+        return build_snapshot(context=context, prefetch=prefetch, terminology=self.terminology, today=today,
+                              unavailable=unavailable, max_entries=self.max_entries, history_days=self.history_days,
+                              cache=self.cache, prefetch_key=prefetch_key)
+
+
 def build_snapshot(*, context: dict[str, Any], prefetch: Mapping[str, Any], terminology: Terminology, today: date,
                    unavailable: frozenset[str] = frozenset(), max_entries: int = 10_000,
-                   history_days: int | None = None, cache: SnapshotCache | None = None,
+                   history_days: int | None = None, cache: SnapshotCache[Any] | None = None,
                    prefetch_key: bytes | None = None) -> PatientSnapshot:
     """``history_days``: finished medication courses and observations older than this are not read (None: all).
 
     The prefetch is read once (or taken from ``cache``), then the draft orders of this call on top of it.
-    ``prefetch_key``: bytes of the request that determine the prefetch exactly (``prefetch.HookBody.prefetch_key``).
+    ``prefetch_key``: bytes of the request that determine the prefetch exactly (``body.HookBody.prefetch_key``).
     """
     patient_id = bare_id(_str(context.get("patientId")))
     horizon = today - timedelta(days=history_days) if history_days is not None else None

@@ -109,6 +109,7 @@ USAGE = ("FHIR R4 data (DSTU2/STU3 shapes are read when prefetched). Send every 
 
 
 def build_services(knowledge: Knowledge) -> list[ServiceDefinition]:
-    return [ServiceDefinition(id=sid, hook=hook, title=title, description=description, prefetch=PREFETCH,
+    reader = knowledge.reader()
+    return [ServiceDefinition(id=sid, hook=hook, title=title, description=description, prefetch=PREFETCH, reader=reader,
                               evaluate=partial(evaluate, rules=rules, knowledge=knowledge), usage_requirements=USAGE)
             for sid, hook, title, description, rules in SERVICES]

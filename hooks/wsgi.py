@@ -17,10 +17,10 @@ from flask import Flask
 
 from cds_service import Settings, load_settings
 from cds_service import create_app as create_service_app
+from cds_service.caches import SnapshotCache
 from cds_service.cards import CardRenderer
 from cds_service.fhir_client import Resolver, system_resolver
 from cds_service.fhir_models import warm_up
-from cds_service.snapshot import SnapshotCache
 
 from .engine import Knowledge
 from .services import build_services
@@ -37,7 +37,7 @@ def create_app(settings: Settings | dict[str, Any] | None = None, *, clock: Call
     if not isinstance(settings, Settings):
         settings = load_settings(overrides=settings or {})
     renderer = CardRenderer(uuid_factory=uuid_factory)
-    knowledge = Knowledge.load(settings.thresholds, renderer, settings.max_bundle_entries, SnapshotCache.from_settings(settings))
+    knowledge = Knowledge.load(settings.thresholds, settings.max_bundle_entries, SnapshotCache.from_settings(settings))
     services = build_services(knowledge)
     warm_up()  # FHIR models built now, not in the first hook call (before gunicorn forks its workers)
     app = create_service_app(settings, services=services, renderer=renderer, clock=clock, resolver=resolver,

@@ -71,7 +71,7 @@ def test_round_trip_summary_counts_by_topic_and_override_reason(app, client):
 
 
 def test_issued_cards_of_many_calls_are_written_in_one_transaction(app, monkeypatch):
-    from cds_service.app import CardLedger
+    from cds_service.ledger import CardLedger
 
     ext = app.extensions["backpain"]
     store, ledger = ext["store"], ext["ledger"]
@@ -207,7 +207,7 @@ def test_prune_never_removes_feedback_younger_than_its_retention(any_store):
 
 
 def test_the_app_prunes_at_start_up_and_then_hourly(tmp_path, monkeypatch):
-    from cds_service.app import CardLedger
+    from cds_service.ledger import CardLedger
     from hooks.wsgi import create_app
 
     url = f"sqlite:///{tmp_path}/f.db"

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cds_service.prefetch import PrefetchParses, read_hook_body
-from cds_service.snapshot import SnapshotCache
+from cds_service.body import read_hook_body
+from cds_service.caches import PrefetchParses, SnapshotCache
 from hooks.wsgi import create_app
 from tests.conftest import NOW, bundle, call, fake_resolver, hook_request, sequential_uuids, topics
 from tests.factories import KETOROLAC_ORAL, LBP, condition, draft, med_request, observation
@@ -158,7 +158,7 @@ def test_cache_is_exact_bounded_and_expires():
 
 
 def test_first_look_at_a_chart_is_not_serialised_and_unstored_readings_are_not_reused(monkeypatch):
-    import cds_service.snapshot as snapshot_module
+    import cds_service.caches as snapshot_module
 
     serialised = []
     real = snapshot_module.orjson.dumps
