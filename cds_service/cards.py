@@ -124,6 +124,9 @@ class CardRenderer:
     def topics(self) -> Iterable[str]:
         return self.templates.keys()
 
+    def suggestion_labels(self, topic: str) -> dict[str, str]:
+        return self.templates[topic].suggestion_labels
+
     def render(self, finding: FindingLike) -> dict[str, Any]:
         t = self.templates[finding.topic]
         values = _Blank(finding.values)

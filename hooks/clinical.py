@@ -6,7 +6,6 @@ start is not known for certain answers neither "within 6 weeks" nor "older than 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -14,7 +13,6 @@ from typing import NamedTuple
 
 from cds_service.snapshot import ConditionFact, MedicationCourse, ObservationFact, OrderFact, PatientSnapshot
 
-from .findings import RuleContext
 from .thresholds import Thresholds
 
 BACK_PAIN = frozenset({"lbp-nonspecific", "lbp-radicular", "lbp-disc", "lbp-spondylosis", "lbp-stenosis"})
@@ -298,150 +296,5 @@ def is_current(c: MedicationCourse, today: date) -> bool:
     return (c.in_draft_orders or c.status in ("active", "on-hold", "in-progress")) and (c.end is None or c.end >= today)
 
 
-def focused_drafts(ctx: RuleContext, valueset: str) -> list[MedicationCourse]:
-    """Draft orders in focus (selections on order-select, every draft on order-sign) of a drug class, by a systemic route."""
-    return [c for c in ctx.snapshot.draft_courses if c.ref in ctx.focus and valueset in c.classes and c.route != "local"]
-
-
-def current_courses(ctx: RuleContext, valueset: str, exclude: Iterable[str] = ()) -> list[MedicationCourse]:
-    """Current courses of a drug class (drafts count on order-sign, and on order-select when selected), systemic only."""
-    skip = set(exclude)
-    return [c for c in ctx.snapshot.courses
-            if valueset in c.classes and c.ref not in skip and c.route != "local" and is_current(c, ctx.today)
-            and (not c.in_draft_orders or c.ref in ctx.focus)]
-
-
 def fmt_date(d: date | None) -> str:
     return d.isoformat() if d else "unknown"
-
-
-# --- pregnancy -------------------------------------------------------------------------------------------------------
-
-PREGNANCY_CONDITIONS = frozenset({"pregnancy", "pregnancy-third-trimester", "gestation-weeks", "labour"})
-_Z3A = re.compile(r"^Z3A\.(\d{2})$", re.I)
-_Z3A_WEEKS = {"01": 0.0, "49": 43.0}  # "less than 8 weeks", "greater than 42 weeks"
-
-
-@dataclass(frozen=True)
-class Pregnancy:
-    """A current pregnancy as the record states it: the record it rests on and, when a record says it, the gestational
-    age today in weeks (at least: a trimester or a labour code gives a lower bound)."""
-
-    record: str
-    display: str
-    weeks: float | None
-    since: date | None  # the date of the record it rests on
-
-    @property
-    def text(self) -> str:
-        when = f", {self.since.isoformat()}" if self.since else ""
-        age = f"{int(self.weeks)} weeks or more today" if self.weeks is not None else "gestational age not recorded"
-        return f"pregnancy ({age}): {self.display} ({self.record}{when})"
-
-
-def _condition_weeks(c: ConditionFact) -> float | None:
-    """Gestational age a pregnancy Condition states at its date: the weeks of an ICD-10-CM Z3A code, 28 for a third
-    trimester code, 20 for preterm labour (labour before 37 weeks counts as preterm from 20 weeks)."""
-    weeks = [_Z3A_WEEKS.get(m.group(1), float(m.group(1))) for _, code in c.codes
-             if (m := _Z3A.match(code)) and m.group(1) != "00"]  # Z3A.00: weeks not specified
-    if "pregnancy-third-trimester" in c.valuesets:
-        weeks.append(28.0)
-    if "labour" in c.valuesets:
-        weeks.append(20.0)
-    return max(weeks, default=None)
-
-
-def pregnancy(s: PatientSnapshot, t: Thresholds) -> Pregnancy | None:
-    """A current pregnancy from active Conditions (pregnancy, trimester, weeks-of-gestation and preterm-labour codes) and
-    Observations (pregnancy status answered 'pregnant', an estimated gestational age, an estimated delivery date).
-
-    A record's gestational age is carried forward to today; a record that would now be past ``pregnancy_max_days`` (43
-    weeks), or a record of pregnancy older than that, does not describe a current pregnancy. A pregnancy status answered
-    'not pregnant' dated after every record of pregnancy ends it. When records disagree the highest gestational age is
-    kept (the cautious reading)."""
-    today, limit = s.today, t.pregnancy_max_days
-    found: list[Pregnancy] = []
-
-    def consider(record: str, display: str, when: date | None, weeks_then: float | None, measured: date | None = None) -> None:
-        """``weeks_then``: the gestational age on ``when``; ``measured``: when the record was made (default ``when``)."""
-        elapsed = (today - when).days if when is not None else 0
-        if elapsed < 0:
-            return
-        weeks = weeks_then + elapsed / 7 if weeks_then is not None else None
-        if (weeks is not None and weeks * 7 > limit) or (weeks is None and elapsed > limit):
-            return  # this pregnancy has ended
-        found.append(Pregnancy(record, display, weeks, measured or when))
-
-    for c in s.conditions:
-        if c.active and c.valuesets & PREGNANCY_CONDITIONS:
-            consider(c.ref, c.display, c.start.latest if c.start else None, _condition_weeks(c))
-    ended: date | None = None
-    for o in s.observations:
-        when = o.effective.latest if o.effective else None
-        unit = o.unit.strip().lower()
-        if "pregnancy" in o.asserted:  # pregnancy status answered 'pregnant', or the finding itself
-            consider(o.ref, o.display, when, None)
-        elif "not-pregnant" in o.asserted and when is not None:
-            ended = max(ended or when, when)
-        elif "gestational-age" in o.valuesets and o.value is not None and unit in ("wk", "d", "week", "weeks", "days"):
-            consider(o.ref, f"{o.display} {o.value:g} {o.unit}", when, o.value / 7 if unit in ("d", "days") else o.value)
-        elif "delivery-date-estimated" in o.valuesets and o.value_date is not None and when is not None:
-            weeks_today = 40 - (o.value_date.earliest - today).days / 7  # a due date is 40 weeks of gestation
-            if weeks_today >= 0:
-                consider(o.ref, f"{o.display} {o.value_date}", today, weeks_today, measured=when)
-    if ended is not None:
-        found = [p for p in found if p.since is not None and p.since > ended]
-    if not found:
-        return None
-    return max(found, key=lambda p: -1.0 if p.weeks is None else p.weeks)
-
-
-# --- NSAID contraindications -----------------------------------------------------------------------------------------
-
-class Contraindication(NamedTuple):
-    text: str  # "history of peptic ulcer / GI bleeding: <display>"
-    ref: str  # the record it rests on
-    critical: bool  # False: a caution (anticoagulant, a pregnancy before 20 weeks or of unknown age)
-
-
-def nsaid_contraindications(ctx: RuleContext, replacing: Iterable[str] = (), ketorolac: bool = False) -> list[Contraindication]:
-    """Why an NSAID must not be given — the ketorolac label's contraindications, which every rule also checks before it
-    suggests an NSAID (naproxen, ibuprofen): peptic ulcer or GI bleeding (ever), advanced renal impairment (CKD 4–5,
-    dialysis, AKI, or eGFR below ``ketorolac_contraindicated_egfr``), a bleeding disorder or cerebrovascular bleeding, an
-    NSAID/aspirin allergy, a current other NSAID or aspirin (any dose), probenecid or pentoxifylline, pregnancy from
-    ``nsaid_avoid_gestation_weeks`` weeks or labour (FDA 2020) — critical; an anticoagulant, or a pregnancy of unknown or
-    earlier gestational age — a caution. ``replacing``: the orders the NSAID would replace (not counted as concurrent).
-    ``ketorolac``: the drug in question is ketorolac itself (its other courses are then its own exposure, not a second
-    NSAID)."""
-    s, t = ctx.snapshot, ctx.thresholds
-    skip = set(replacing)
-    found: list[Contraindication] = []
-    for c in s.conditions:
-        if "gi-bleed-ulcer" in c.valuesets:
-            found.append(Contraindication(f"history of peptic ulcer / GI bleeding: {c.display}", c.ref, True))
-        elif c.active and "renal-severe" in c.valuesets:
-            found.append(Contraindication(f"advanced renal impairment: {c.display}", c.ref, True))
-        elif c.active and "bleeding-disorder" in c.valuesets:
-            found.append(Contraindication(f"bleeding disorder or cerebrovascular bleeding: {c.display}", c.ref, True))
-        elif c.active and "anticoagulant-use" in c.valuesets:
-            found.append(Contraindication(f"anticoagulation: {c.display}", c.ref, False))
-    egfr = ctx.egfr
-    if egfr is not None and egfr.value is not None and egfr.value < t.ketorolac_contraindicated_egfr:
-        found.append(Contraindication(f"eGFR {egfr.value:g} on {egfr.effective} (< {t.ketorolac_contraindicated_egfr:g})",
-                                      egfr.ref, True))
-    for a in s.allergies:
-        if a.valuesets & {"nsaids", "ketorolac"}:
-            found.append(Contraindication(f"allergy or intolerance: {a.display}", a.ref, True))
-    preg = ctx.pregnancy
-    if preg is not None:
-        late = preg.weeks is not None and preg.weeks >= t.nsaid_avoid_gestation_weeks
-        found.append(Contraindication(preg.text, preg.record, late))
-    classes = ("nsaids",) if ketorolac else ("nsaids", "ketorolac")
-    for cls in classes:
-        for course in current_courses(ctx, cls, exclude=skip):
-            found.append(Contraindication(f"concurrent NSAID/aspirin: {course.display}", course.ref, True))
-    for course in current_courses(ctx, "ketorolac-interacting", exclude=skip):
-        found.append(Contraindication(f"concurrent {', '.join(sorted(course.ingredients))}: {course.display}", course.ref, True))
-    for course in current_courses(ctx, "anticoagulants", exclude=skip):
-        found.append(Contraindication(f"concurrent anticoagulant: {course.display}", course.ref, False))
-    return sorted(found, key=lambda c: not c.critical)  # critical first, each group in record order

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,20 +11,13 @@ from cds_service.registry import RuleInput
 from cds_service.snapshot import SnapshotReader
 from cds_service.terminology import Terminology
 
-from .findings import Finding, RuleContext
+from . import catalogue
+from .catalogue import ALL_HOOKS, RuleSpec
+from .context import RuleContext
+from .findings import Finding
 from .thresholds import Thresholds
 
-Rule = Callable[[RuleContext], list[Finding]]
 VALUESETS_DIR = Path(__file__).resolve().parent / "valuesets"
-
-# One problem, one card: a topic on the left silences the topics on the right in the same response.
-SUPERSEDES = {
-    # its detail carries the duration facts; no card may offer to keep, shorten or swap a contraindicated drug
-    "ketorolac-contraindication": ("ketorolac-duration", "ketorolac-oral-start", "ketorolac-dose"),
-    "ketorolac-duration": ("ketorolac-oral-start",),  # its detail states the oral-start fact
-    "imaging-red-flags": ("referral-spine", "imaging-repeat"),  # the red-flag card carries the referral
-    "referral-spine": ("imaging-persistent-radicular",),  # it carries the MRI advice: one card, one referral
-}
 
 
 @dataclass(frozen=True)
@@ -41,18 +33,28 @@ class Knowledge:
         return cls(Terminology.load_dir(VALUESETS_DIR), Thresholds.from_config(threshold_overrides), max_entries, snapshots)
 
     def reader(self) -> SnapshotReader:
-        """How these rules read a chart: these value sets, as far back as the longest look-back."""
-        return SnapshotReader(self.terminology, self.thresholds.history_days(), self.max_entries, self.snapshots)
+        """How these rules read a chart: these value sets, as far back as the longest declared look-back."""
+        return SnapshotReader(self.terminology, catalogue.history_days(self.thresholds), self.max_entries, self.snapshots)
 
 
-def evaluate(inp: RuleInput, rules: Sequence[Rule], knowledge: Knowledge) -> list[Finding]:
-    ctx = RuleContext(inp.snapshot, inp.hook, knowledge.thresholds, inp.focus)
-    findings: list[Finding] = []
-    silenced: set[str] = set()
-    for rule in rules:  # superseding rules come first in each service's list, so silenced ones are not even run
-        if getattr(rule, "topic", None) in silenced:
-            continue
-        for f in rule(ctx):
-            findings.append(f)
-            silenced.update(SUPERSEDES.get(f.topic, ()))
-    return [f for f in findings if f.topic not in silenced]
+class Engine:
+    """The rules of each hook in the order the catalogue derives, and what each silences (one problem, one card)."""
+
+    def __init__(self, knowledge: Knowledge) -> None:
+        self.knowledge = knowledge
+        self.rules: dict[str, list[RuleSpec]] = {hook: catalogue.rules_for(hook) for hook in ALL_HOOKS}
+        self.supersedes = catalogue.supersedes()
+
+    def evaluate(self, inp: RuleInput) -> list[Finding]:
+        ctx = RuleContext(inp.snapshot, inp.hook, self.knowledge.thresholds, inp.focus)
+        findings: list[Finding] = []
+        silenced: set[str] = set()
+        for spec in self.rules[inp.hook]:  # a superseding rule comes first, so the rules it silences are not even run
+            if spec.topic in silenced:
+                continue
+            found = spec.fn(ctx)
+            catalogue.offered(spec, found)
+            for f in found:
+                findings.append(f)
+                silenced.update(self.supersedes.get(f.topic, ()))
+        return [f for f in findings if f.topic not in silenced]

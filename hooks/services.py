@@ -3,36 +3,14 @@
 from __future__ import annotations
 
 import json
-from functools import partial
 
 from cds_service.prefetch import PrefetchTemplate
 from cds_service.registry import ServiceDefinition
 from cds_service.terminology import CPT, LOINC, SNOMED, ValueSet
 
+from .catalogue import describe
 from .clinical import FINDINGS_KEY
-from .engine import VALUESETS_DIR, Knowledge, evaluate
-from .rules.adjuvants import (
-    benzodiazepine_back_pain,
-    drug_class_repeat,
-    gabapentinoid_nonradicular,
-    gabapentinoid_renal_dose,
-    muscle_relaxant,
-)
-from .rules.analgesics import nsaid_duplicate, opioid_first_line, opioid_sedative
-from .rules.imaging import (
-    imaging_early,
-    imaging_persistent_radicular,
-    imaging_red_flags,
-    imaging_repeat,
-    referral_spine,
-)
-from .rules.ketorolac import (
-    ketorolac_contraindication,
-    ketorolac_dose,
-    ketorolac_duration,
-    ketorolac_oral_start,
-)
-from .rules.steroids import systemic_steroid_back_pain
+from .engine import VALUESETS_DIR, Engine, Knowledge
 
 _LABS = ",".join(f"http://loinc.org|{c}" for c in (
     "98979-8", "62238-1", "33914-3", "77147-7", "48642-3", "48643-1", "88293-6", "88294-4", "50044-7", "70969-1",
@@ -82,24 +60,13 @@ PREFETCH = (
     PrefetchTemplate("allergies", "AllergyIntolerance?patient=Patient/{{context.patientId}}", required=False),
 )
 
-# Required rules first, then the further guideline rules; a superseding rule precedes the rules it silences.
-PATIENT_VIEW_RULES = (ketorolac_duration, systemic_steroid_back_pain, imaging_red_flags, referral_spine,
-                      imaging_persistent_radicular, opioid_sedative)
-ORDER_RULES = (ketorolac_contraindication, ketorolac_duration, ketorolac_dose, ketorolac_oral_start,
-               systemic_steroid_back_pain, imaging_red_flags, imaging_early, imaging_repeat,
-               opioid_first_line, opioid_sedative, nsaid_duplicate, gabapentinoid_nonradicular, gabapentinoid_renal_dose,
-               muscle_relaxant, benzodiazepine_back_pain, drug_class_repeat)
-
-
+# Which rules each service runs, in which order, and what its description lists come from the rules' declarations
+# (hooks/catalogue.py): a service is its id, hook, title and the lead of its description.
 SERVICES = (
-    ("backpain-patient-view", "patient-view", "Low back pain: standing problems",
-     "Flags ketorolac past its 5-day combined limit, active systemic steroids for back pain, red flags needing urgent "
-     "imaging or referral, persistent radicular pain and overdue spine referral.", PATIENT_VIEW_RULES),
-    ("backpain-order-select", "order-select", "Low back pain: order advice",
-     "While ordering: ketorolac duration, dose, route and contraindications; systemic steroids for back pain; lumbar "
-     "imaging in the first 6 weeks, with red flags, or repeated within 12 months.", ORDER_RULES),
+    ("backpain-patient-view", "patient-view", "Low back pain: standing problems", "Flags"),
+    ("backpain-order-select", "order-select", "Low back pain: order advice", "While ordering, flags"),
     ("backpain-order-sign", "order-sign", "Low back pain: order check before signing",
-     "Before signing: the same checks as order advice, over every draft order.", ORDER_RULES),
+     "Before signing, over every draft order, flags"),
 )
 
 
@@ -109,7 +76,7 @@ USAGE = ("FHIR R4 data (DSTU2/STU3 shapes are read when prefetched). Send every 
 
 
 def build_services(knowledge: Knowledge) -> list[ServiceDefinition]:
-    reader = knowledge.reader()
-    return [ServiceDefinition(id=sid, hook=hook, title=title, description=description, prefetch=PREFETCH, reader=reader,
-                              evaluate=partial(evaluate, rules=rules, knowledge=knowledge), usage_requirements=USAGE)
-            for sid, hook, title, description, rules in SERVICES]
+    reader, engine = knowledge.reader(), Engine(knowledge)
+    return [ServiceDefinition(id=sid, hook=hook, title=title, description=describe(hook, lead), prefetch=PREFETCH,
+                              reader=reader, evaluate=engine.evaluate, usage_requirements=USAGE)
+            for sid, hook, title, lead in SERVICES]

@@ -22,6 +22,7 @@ from cds_service.cards import CardRenderer
 from cds_service.fhir_client import Resolver, system_resolver
 from cds_service.fhir_models import warm_up
 
+from . import catalogue
 from .engine import Knowledge
 from .services import build_services
 
@@ -38,6 +39,7 @@ def create_app(settings: Settings | dict[str, Any] | None = None, *, clock: Call
         settings = load_settings(overrides=settings or {})
     renderer = CardRenderer(uuid_factory=uuid_factory)
     knowledge = Knowledge.load(settings.thresholds, settings.max_bundle_entries, SnapshotCache.from_settings(settings))
+    catalogue.check(renderer, knowledge.terminology)  # every rule's template, labels, thresholds, value sets: else no start
     services = build_services(knowledge)
     warm_up()  # FHIR models built now, not in the first hook call (before gunicorn forks its workers)
     app = create_service_app(settings, services=services, renderer=renderer, clock=clock, resolver=resolver,

@@ -1,1 +1,8 @@
-"""Rules grouped by topic; each is a pure function RuleContext → list[Finding] with a When/Then docstring."""
+"""Rules grouped by topic; each is a pure function RuleContext → list[Finding] with a When/Then docstring, declared
+once with ``catalogue.rule``. ``MODULES`` is the catalogue's order: the required rules first, then the further ones."""
+
+from . import adjuvants, analgesics, imaging, ketorolac, steroids
+
+MODULES = ("ketorolac", "steroids", "imaging", "analgesics", "adjuvants")
+
+__all__ = ["MODULES", "adjuvants", "analgesics", "imaging", "ketorolac", "steroids"]

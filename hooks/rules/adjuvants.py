@@ -6,17 +6,22 @@ from __future__ import annotations
 from cds_service.snapshot import MedicationCourse
 
 from .. import suggestions as sx
+from ..alternatives import alternative_analgesic
+from ..catalogue import ORDER_HOOKS, rule
 from ..clinical import (
     RADICULAR,
     SYSTEMIC_ROUTES,
     back_pain_context,
-    current_courses,
     fmt_date,
-    focused_drafts,
     is_current,
 )
-from ..findings import Finding, RuleContext, Suggestion, rule
-from .ketorolac import alternative_analgesic
+from ..context import RuleContext
+from ..contraindications import (
+    NSAID_CONTRAINDICATION_LOOKBACK,
+    NSAID_CONTRAINDICATION_SETS,
+    NSAID_CONTRAINDICATION_THRESHOLDS,
+)
+from ..findings import Finding, Suggestion
 
 REPEAT_CLASSES = {"systemic-corticosteroids": "systemic corticosteroid", "muscle-relaxants": "muscle relaxant",
                   "gabapentinoids": "gabapentinoid", "opioids": "opioid", "benzodiazepines": "benzodiazepine"}
@@ -31,7 +36,11 @@ def _remove(drafts: list[MedicationCourse], recommended: bool = True) -> Suggest
     return Suggestion("remove", tuple(sx.delete(d.ref, f"Remove {d.display}") for d in drafts), recommended=recommended)
 
 
-@rule("gabapentinoid-nonradicular")
+@rule("gabapentinoid-nonradicular", hooks=ORDER_HOOKS, thresholds=NSAID_CONTRAINDICATION_THRESHOLDS,
+      lookback=NSAID_CONTRAINDICATION_LOOKBACK,
+      valuesets=("gabapentinoids", "neuropathic-indication", "lbp-radicular", *NSAID_CONTRAINDICATION_SETS),
+      suggestions=("replace-naproxen", "replace-acetaminophen", "remove"),
+      describes="gabapentinoids for back pain without radicular pain")
 def gabapentinoid_nonradicular(ctx: RuleContext) -> list[Finding]:
     """When: gabapentin or pregabalin is being ordered for back pain, with no radicular condition (or radicular reason
     on the order) and no other neuropathic or seizure indication (epilepsy, diabetic or other polyneuropathy,
@@ -39,10 +48,8 @@ def gabapentinoid_nonradicular(ctx: RuleContext) -> list[Finding]:
     Then: warning — no benefit for non-radicular low back pain, with dizziness and somnolence (NICE NG59); suggest
     an NSAID (or acetaminophen) instead.
     """
-    if not ctx.ordering:
-        return []
     s = ctx.snapshot
-    drafts = focused_drafts(ctx, "gabapentinoids")
+    drafts = ctx.focused_drafts("gabapentinoids")
     ep = ctx.episode
     if not drafts or not back_pain_context(s, ep, [d.ref for d in drafts]):
         return []
@@ -55,15 +62,17 @@ def gabapentinoid_nonradicular(ctx: RuleContext) -> list[Finding]:
                     (alternative_analgesic(ctx, drafts, "gabapentinoid"), _remove(drafts, recommended=False)))]
 
 
-@rule("gabapentinoid-renal-dose")
+@rule("gabapentinoid-renal-dose", hooks=ORDER_HOOKS,
+      thresholds=("gabapentin_egfr_band_upper", "gabapentin_egfr_band_middle", "gabapentin_egfr_band_lower",
+                  "gabapentin_max_mg_egfr_30_59", "gabapentin_max_mg_egfr_15_29", "gabapentin_max_mg_egfr_below_15"),
+      lookback=("lab_lookback_days",), valuesets=("gabapentinoids", "egfr"), suggestions=("cap-dose",),
+      describes="gabapentin above the renal dose band")
 def gabapentinoid_renal_dose(ctx: RuleContext) -> list[Finding]:
     """When: gabapentin is being ordered with a computable daily dose above the band for the latest eGFR (12 months):
     30–59 → 1400 mg/day, 15–29 → 700 mg/day, < 15 → 300 mg/day (gabapentin label, Table 1). No eGFR or no readable
     dose → no card.
     Then: warning with the dose, the eGFR and the band; suggest updating the order to the band's maximum.
     """
-    if not ctx.ordering:
-        return []
     s, t = ctx.snapshot, ctx.thresholds
     egfr = ctx.egfr
     upper, middle, lower = t.gabapentin_egfr_band_upper, t.gabapentin_egfr_band_middle, t.gabapentin_egfr_band_lower
@@ -77,7 +86,7 @@ def gabapentinoid_renal_dose(ctx: RuleContext) -> list[Finding]:
     else:
         cap, per_day, band = t.gabapentin_max_mg_egfr_below_15, 1, f"below {lower:g}"
     dose = cap / per_day
-    for d in focused_drafts(ctx, "gabapentinoids"):
+    for d in ctx.focused_drafts("gabapentinoids"):
         if d.ingredients != {"gabapentin"} or d.daily_dose_mg is None or d.daily_dose_mg <= cap:
             continue
         regimen = f"{dose:g} mg {'twice' if per_day == 2 else 'once'} daily"
@@ -89,17 +98,17 @@ def gabapentinoid_renal_dose(ctx: RuleContext) -> list[Finding]:
     return []
 
 
-@rule("muscle-relaxant")
+@rule("muscle-relaxant", hooks=ORDER_HOOKS, thresholds=("beers_age",),
+      valuesets=("muscle-relaxants", "nsaids", "ketorolac", "lbp-radicular"), suggestions=("remove",),
+      describes="muscle relaxants with radicular pain, an NSAID, or from age 65 (Beers)")
 def muscle_relaxant(ctx: RuleContext) -> list[Finding]:
     """When: a skeletal muscle relaxant is being ordered for back pain and the pain is radicular, or an NSAID is
     current, or the patient is 65 or older.
     Then: info (warning at age ≥ 65: AGS Beers, avoid) — no evidence of benefit in radicular pain (ACP 2017), no
     added benefit over an NSAID alone, sedation and falls; suggest removing the order.
     """
-    if not ctx.ordering:
-        return []
     s, t = ctx.snapshot, ctx.thresholds
-    drafts = focused_drafts(ctx, "muscle-relaxants")
+    drafts = ctx.focused_drafts("muscle-relaxants")
     ep = ctx.episode
     if not drafts or not back_pain_context(s, ep, [d.ref for d in drafts]):
         return []
@@ -109,7 +118,7 @@ def muscle_relaxant(ctx: RuleContext) -> list[Finding]:
         reasons.append(f"age {s.age}: AGS Beers Criteria advise avoiding muscle relaxants (sedation, falls, anticholinergic effects)")
     if ep is not None and ep.radicular:
         reasons.append("radicular pain: muscle relaxants have no evidence of benefit")
-    nsaids = current_courses(ctx, "nsaids") + current_courses(ctx, "ketorolac")
+    nsaids = ctx.current_courses("nsaids") + ctx.current_courses("ketorolac")
     if nsaids:
         reasons.append(f"already on an NSAID ({nsaids[0].display}): adding a muscle relaxant has not shown extra benefit")
     if not reasons:
@@ -119,16 +128,15 @@ def muscle_relaxant(ctx: RuleContext) -> list[Finding]:
                     (_remove(drafts),), variant="older" if older else "")]
 
 
-@rule("benzodiazepine-back-pain")
+@rule("benzodiazepine-back-pain", hooks=ORDER_HOOKS, valuesets=("benzodiazepines", "benzodiazepine-indication"),
+      suggestions=("remove",), describes="benzodiazepines for back pain")
 def benzodiazepine_back_pain(ctx: RuleContext) -> list[Finding]:
     """When: a benzodiazepine is being ordered for back pain or sciatica and no anxiety, panic, seizure, withdrawal or
     insomnia indication is recorded (active condition or order reason).
     Then: warning — NICE NG59: do not offer benzodiazepines for low back pain or sciatica; suggest removing the order.
     """
-    if not ctx.ordering:
-        return []
     s = ctx.snapshot
-    drafts = focused_drafts(ctx, "benzodiazepines")
+    drafts = ctx.focused_drafts("benzodiazepines")
     ep = ctx.episode
     if not drafts or not back_pain_context(s, ep, [d.ref for d in drafts]) \
             or _has_indication(ctx, "benzodiazepine-indication", drafts):
@@ -138,22 +146,21 @@ def benzodiazepine_back_pain(ctx: RuleContext) -> list[Finding]:
     return [Finding("benzodiazepine-back-pain", "warning", values, tuple(d.ref for d in drafts), (_remove(drafts),))]
 
 
-@rule("drug-class-repeat")
+@rule("drug-class-repeat", hooks=ORDER_HOOKS, valuesets=tuple(REPEAT_CLASSES), suggestions=("remove",),
+      describes="a drug class repeated within the episode")
 def drug_class_repeat(ctx: RuleContext) -> list[Finding]:
     """When: a systemic corticosteroid, muscle relaxant, gabapentinoid, opioid or benzodiazepine is being ordered and the
     same class was already given in this back-pain episode (a course or administration on or after the episode start,
     which must be known) — unless it is the renewal of a current course of the same drug.
     Then: info naming the earlier courses (and their stop reason when recorded); suggest removing the repeat order.
     """
-    if not ctx.ordering:
-        return []
     s = ctx.snapshot
     ep = ctx.episode
     if ep is None or ep.earliest_start is None:
         return []
     findings_for: list[tuple[MedicationCourse, str, list[MedicationCourse]]] = []
     for cls, label in REPEAT_CLASSES.items():
-        for d in focused_drafts(ctx, cls):
+        for d in ctx.focused_drafts(cls):
             if d.route not in SYSTEMIC_ROUTES:
                 continue
             earlier = [c for c in s.courses if not c.in_draft_orders and cls in c.classes and c.route in SYSTEMIC_ROUTES

@@ -9,9 +9,16 @@ from cds_service.durations import span_days
 from cds_service.snapshot import MedicationCourse
 
 from .. import suggestions as sx
-from ..clinical import back_pain_context, current_courses, focused_drafts
-from ..findings import Finding, RuleContext, Suggestion, rule
-from .ketorolac import alternative_analgesic
+from ..alternatives import alternative_analgesic
+from ..catalogue import ALL_HOOKS, ORDER_HOOKS, rule
+from ..clinical import back_pain_context
+from ..context import RuleContext
+from ..contraindications import (
+    NSAID_CONTRAINDICATION_LOOKBACK,
+    NSAID_CONTRAINDICATION_SETS,
+    NSAID_CONTRAINDICATION_THRESHOLDS,
+)
+from ..findings import Finding, Suggestion
 
 MOUD = frozenset({"buprenorphine", "methadone"})  # may be opioid use disorder treatment: not evaluated
 NON_OPIOID = frozenset({"nsaids", "ketorolac", "acetaminophen", "muscle-relaxants", "duloxetine"})
@@ -20,26 +27,30 @@ _LONG_ACTING = re.compile(r"\b(12|24) HR\b|extended release|\bER\b|\bSR\b|\bCR\b
 
 
 def _opioid_drafts(ctx: RuleContext) -> list[MedicationCourse]:
-    return [c for c in focused_drafts(ctx, "opioids") if not c.ingredients & MOUD]
+    return [c for c in ctx.focused_drafts("opioids") if not c.ingredients & MOUD]
 
 
 def _current_opioids(ctx: RuleContext) -> list[MedicationCourse]:
-    return [c for c in current_courses(ctx, "opioids") if not c.ingredients & MOUD]
+    return [c for c in ctx.current_courses("opioids") if not c.ingredients & MOUD]
 
 
 def _current_sedatives(ctx: RuleContext) -> list[MedicationCourse]:
-    return [c for cls in SEDATIVES for c in current_courses(ctx, cls)]
+    return [c for cls in SEDATIVES for c in ctx.current_courses(cls)]
 
 
-@rule("opioid-first-line")
+@rule("opioid-first-line", hooks=ORDER_HOOKS,
+      thresholds=("opioid_nonopioid_lookback_days", "opioid_supply_warning_days", "opioid_supply_info_days", "acute_pain_days",
+                  *NSAID_CONTRAINDICATION_THRESHOLDS),
+      lookback=("opioid_nonopioid_lookback_days", *NSAID_CONTRAINDICATION_LOOKBACK),
+      valuesets=("opioids", "physical-therapy", *NSAID_CONTRAINDICATION_SETS),
+      suggestions=("replace-naproxen", "replace-acetaminophen", "shorten"),
+      describes="opioids not first-line, with long supplies, or long-acting for acute pain")
 def opioid_first_line(ctx: RuleContext) -> list[Finding]:
     """When: an opioid (not buprenorphine or methadone, which may treat opioid use disorder) is being ordered for back
     pain and: no non-opioid therapy (NSAID, acetaminophen, muscle relaxant, duloxetine, physical therapy) in the last 90
     days; or a supply over 7 days (over 3 days: info); or a long-acting opioid while the episode is under 4 weeks.
     Then: warning (info when the only reason is a 4–7 day supply); suggest a non-opioid, or limiting the supply to 3 days.
     """
-    if not ctx.ordering:
-        return []
     drafts = _opioid_drafts(ctx)
     s, t = ctx.snapshot, ctx.thresholds
     ep = ctx.episode
@@ -78,7 +89,8 @@ def opioid_first_line(ctx: RuleContext) -> list[Finding]:
     return [Finding("opioid-first-line", "warning" if warning else "info", values, tuple(draft_refs), tuple(options))]
 
 
-@rule("opioid-sedative")
+@rule("opioid-sedative", hooks=ALL_HOOKS, valuesets=("opioids", "gabapentinoids", "benzodiazepines"),
+      suggestions=("remove",), describes="opioids overlapping a gabapentinoid or a benzodiazepine")
 def opioid_sedative(ctx: RuleContext) -> list[Finding]:
     """When: an opioid overlaps a gabapentinoid or a benzodiazepine — one of them being ordered while the other is
     current (order hooks), or both current (patient-view). Buprenorphine/methadone are not evaluated.
@@ -86,7 +98,7 @@ def opioid_sedative(ctx: RuleContext) -> list[Finding]:
     """
     if ctx.ordering:
         new_opioids = _opioid_drafts(ctx)
-        new_sedatives = [c for cls in SEDATIVES for c in focused_drafts(ctx, cls)]
+        new_sedatives = [c for cls in SEDATIVES for c in ctx.focused_drafts(cls)]
         ordered = new_opioids + new_sedatives
         if not ordered:
             return []
@@ -103,20 +115,19 @@ def opioid_sedative(ctx: RuleContext) -> list[Finding]:
                     variant="" if ctx.ordering else "active")]
 
 
-@rule("nsaid-duplicate")
+@rule("nsaid-duplicate", hooks=ORDER_HOOKS, thresholds=("aspirin_cardioprotective_max_mg_day",), valuesets=("nsaids",),
+      suggestions=("remove",), describes="two NSAIDs at once")
 def nsaid_duplicate(ctx: RuleContext) -> list[Finding]:
     """When: a systemic NSAID is being ordered while another systemic NSAID with a different ingredient is current (or
     ordered with it). Aspirin at ≤ 325 mg/day (cardioprotective) is ignored, and so is aspirin whose daily dose cannot be
     read; ketorolac is covered by ketorolac-contraindication.
     Then: warning — more GI and renal harm, no added benefit; suggest removing the new NSAID.
     """
-    if not ctx.ordering:
-        return []
-    drafts = [d for d in focused_drafts(ctx, "nsaids") if not _low_dose_aspirin(ctx, d)]
+    drafts = [d for d in ctx.focused_drafts("nsaids") if not _low_dose_aspirin(ctx, d)]
     if not drafts:
         return []
     draft_refs = {d.ref for d in drafts}
-    others = [c for c in current_courses(ctx, "nsaids", exclude=draft_refs)
+    others = [c for c in ctx.current_courses("nsaids", exclude=draft_refs)
               if not _low_dose_aspirin(ctx, c) and not c.ingredients <= set().union(*(d.ingredients for d in drafts))]
     if not others:
         return []

@@ -5,11 +5,16 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 from .. import suggestions as sx
+from ..catalogue import ALL_HOOKS, ORDER_HOOKS, rule
 from ..clinical import (
+    BACK_PAIN,
     CROSS_SECTIONAL,
     EMERGENCY,
+    FEVER_WITH,
     FINDINGS_KEY,
     LUMBAR_IMAGING,
+    RADICULAR,
+    RED_FLAG_KINDS,
     RISK,
     SPINE_REFERRAL,
     RedFlag,
@@ -19,7 +24,8 @@ from ..clinical import (
     fmt_date,
     prior_orders,
 )
-from ..findings import Finding, RuleContext, Suggestion, rule
+from ..context import RuleContext
+from ..findings import Finding, Suggestion
 
 # work-up → (study, priority)
 WORKUP = {
@@ -47,58 +53,14 @@ WORKUP_TEXT = {
 }
 
 
-@rule("imaging-early")
-def imaging_early(ctx: RuleContext) -> list[Finding]:
-    """When: a lumbar imaging order (MRI, CT, radiographs) is being ordered for back pain, the episode started
-    no more than 42 days ago for certain (every back-pain condition dated by its onset), and no red flag of either tier
-    (injection drug use counts: a risk tier of its own). Where a condition is dated only by when it was recorded (an
-    upper bound on its onset), the card says "first recorded N days ago" and that the advice does not apply if the pain
-    began more than 6 weeks ago; a chronic back-pain code (12 weeks or more) gives no card.
-    Then: warning (ACR 2021 var. 1–2; Choosing Wisely); suggest cancelling the imaging and referring to
-    physiotherapy, reassessing at 6 weeks. Unknown onset → no card. When the findings recorded as Observations could
-    not be obtained (optional key unavailable), the card says the problem list had no red flag and the examination's
-    findings were not read, instead of "no red flags".
-    """
-    if not ctx.ordering:
-        return []
-    s, t = ctx.snapshot, ctx.thresholds
-    orders = draft_orders(s, LUMBAR_IMAGING, ctx.focus)
-    if not orders:
-        return []
-    ep = ctx.episode
-    if ep is None or ctx.red_flags:
-        return []
-    certain = ep.certainly_within(s.today, t.imaging_early_days)
-    if not certain and not ep.recorded_within(s.today, t.imaging_early_days):
-        return []  # onset unknown, older than 6 weeks, or a chronic back-pain code
-    assert ep.earliest_start is not None
-    reassess = ep.earliest_start + timedelta(days=int(t.imaging_early_days))
-    onset_note = "" if certain else (
-        "\n\nThe onset was not recorded — only when the problem was recorded. If the pain began more than "
-        f"{int(t.imaging_early_days) // 7} weeks ago, this advice does not apply.")
-    values = {"orders": "; ".join(o.display for o in orders), "episode_start": ep.start_text,
-              "began": "began" if certain else "was first recorded", "onset_note": onset_note,
-              "episode_days": (s.today - ep.earliest_start).days, "weeks": int(t.imaging_early_days) // 7,
-              "reassess": fmt_date(reassess), "conditions": ", ".join(c.display for c in ep.conditions)}
-    deletes = tuple(sx.delete(o.ref, f"Cancel {o.display}") for o in orders)
-    physio = sx.referral(s.patient_id, "physio", "routine", f"Acute low back pain without red flags; reassess on {reassess.isoformat()}",
-                         sx.back_pain_reason())
-    # Findings recorded as Observations could not be obtained: say what was checked rather than "no red flags".
-    variant = "findings-unread" if FINDINGS_KEY in s.unavailable else ""
-    return [Finding("imaging-early", "warning", values, tuple(o.ref for o in orders) + tuple(c.ref for c in ep.conditions),
-                    (Suggestion("physio", (physio, *deletes), recommended=True), Suggestion("cancel", deletes)), variant)]
-
-
-def _addressed(ctx: RuleContext, flags: list[RedFlag]) -> bool:
-    """Imaging or a spine referral is already under way (drafted now, or on record since the first flag)."""
-    s = ctx.snapshot
-    if ctx.ordering and draft_orders(s, LUMBAR_IMAGING | SPINE_REFERRAL):
-        return True
-    since = min((f.since for f in flags if f.since), default=None)
-    return bool(prior_orders(s, LUMBAR_IMAGING | SPINE_REFERRAL, since))
-
-
-@rule("imaging-red-flags")
+@rule("imaging-red-flags", hooks=ALL_HOOKS, supersedes=("referral-spine", "imaging-repeat"),
+      thresholds=("fever_celsius", "long_term_steroid_days", "fracture_risk_age_male", "fracture_risk_age_female",
+                  "chronic_back_pain_days"),
+      lookback=("long_term_steroid_days",), valuesets=(*RED_FLAG_KINDS, *FEVER_WITH, "rf-fever", "rf-injection-drug-use",
+                                                       "body-temperature", *LUMBAR_IMAGING, *SPINE_REFERRAL),
+      suggestions=("order-mri-emergency", "order-mri-contrast-urgent", "order-mri-contrast", "order-mri", "order-xray",
+                   "imaging-only", "refer"),
+      describes="red flags needing urgent imaging or referral")
 def imaging_red_flags(ctx: RuleContext) -> list[Finding]:
     """When: a back-pain patient has red flags — emergency tier (cauda equina signs, severe/progressive motor
     deficit, suspected spinal infection) or prompt tier (cancer or its history, unexplained weight loss,
@@ -143,6 +105,57 @@ def imaging_red_flags(ctx: RuleContext) -> list[Finding]:
                     tuple(options), variant="emergency" if emergency else "prompt")]
 
 
+@rule("imaging-early", hooks=ORDER_HOOKS, thresholds=("imaging_early_days", "chronic_back_pain_days"),
+      lookback=("long_term_steroid_days",), valuesets=(*LUMBAR_IMAGING, *BACK_PAIN), suggestions=("physio", "cancel"),
+      describes="lumbar imaging in the first 6 weeks without red flags")
+def imaging_early(ctx: RuleContext) -> list[Finding]:
+    """When: a lumbar imaging order (MRI, CT, radiographs) is being ordered for back pain, the episode started
+    no more than 42 days ago for certain (every back-pain condition dated by its onset), and no red flag of either tier
+    (injection drug use counts: a risk tier of its own). Where a condition is dated only by when it was recorded (an
+    upper bound on its onset), the card says "first recorded N days ago" and that the advice does not apply if the pain
+    began more than 6 weeks ago; a chronic back-pain code (12 weeks or more) gives no card.
+    Then: warning (ACR 2021 var. 1–2; Choosing Wisely); suggest cancelling the imaging and referring to
+    physiotherapy, reassessing at 6 weeks. Unknown onset → no card. When the findings recorded as Observations could
+    not be obtained (optional key unavailable), the card says the problem list had no red flag and the examination's
+    findings were not read, instead of "no red flags".
+    """
+    s, t = ctx.snapshot, ctx.thresholds
+    orders = draft_orders(s, LUMBAR_IMAGING, ctx.focus)
+    if not orders:
+        return []
+    ep = ctx.episode
+    if ep is None or ctx.red_flags:
+        return []
+    certain = ep.certainly_within(s.today, t.imaging_early_days)
+    if not certain and not ep.recorded_within(s.today, t.imaging_early_days):
+        return []  # onset unknown, older than 6 weeks, or a chronic back-pain code
+    assert ep.earliest_start is not None
+    reassess = ep.earliest_start + timedelta(days=int(t.imaging_early_days))
+    onset_note = "" if certain else (
+        "\n\nThe onset was not recorded — only when the problem was recorded. If the pain began more than "
+        f"{int(t.imaging_early_days) // 7} weeks ago, this advice does not apply.")
+    values = {"orders": "; ".join(o.display for o in orders), "episode_start": ep.start_text,
+              "began": "began" if certain else "was first recorded", "onset_note": onset_note,
+              "episode_days": (s.today - ep.earliest_start).days, "weeks": int(t.imaging_early_days) // 7,
+              "reassess": fmt_date(reassess), "conditions": ", ".join(c.display for c in ep.conditions)}
+    deletes = tuple(sx.delete(o.ref, f"Cancel {o.display}") for o in orders)
+    physio = sx.referral(s.patient_id, "physio", "routine", f"Acute low back pain without red flags; reassess on {reassess.isoformat()}",
+                         sx.back_pain_reason())
+    # Findings recorded as Observations could not be obtained: say what was checked rather than "no red flags".
+    variant = "findings-unread" if FINDINGS_KEY in s.unavailable else ""
+    return [Finding("imaging-early", "warning", values, tuple(o.ref for o in orders) + tuple(c.ref for c in ep.conditions),
+                    (Suggestion("physio", (physio, *deletes), recommended=True), Suggestion("cancel", deletes)), variant)]
+
+
+def _addressed(ctx: RuleContext, flags: list[RedFlag]) -> bool:
+    """Imaging or a spine referral is already under way (drafted now, or on record since the first flag)."""
+    s = ctx.snapshot
+    if ctx.ordering and draft_orders(s, LUMBAR_IMAGING | SPINE_REFERRAL):
+        return True
+    since = min((f.since for f in flags if f.since), default=None)
+    return bool(prior_orders(s, LUMBAR_IMAGING | SPINE_REFERRAL, since))
+
+
 def _when(flag: RedFlag) -> str:
     if flag.since is None:
         return ""
@@ -175,7 +188,11 @@ def mri_due(ctx: RuleContext) -> list[str]:
 MRI_NOTE = "Radicular pain > 6 weeks despite conservative care; candidate for surgery or epidural steroid injection?"
 
 
-@rule("imaging-persistent-radicular")
+@rule("imaging-persistent-radicular", hooks=("patient-view",),
+      thresholds=("persistent_radicular_days", "imaging_repeat_days", "conservative_care_lookback_days"),
+      lookback=("imaging_repeat_days", "conservative_care_lookback_days", "long_term_steroid_days"),
+      valuesets=(*RADICULAR, *CROSS_SECTIONAL, "physical-therapy"), suggestions=("order-mri", "refer"),
+      describes="persistent radicular pain without recent MRI")
 def imaging_persistent_radicular(ctx: RuleContext) -> list[Finding]:
     """When (patient-view): a radicular back-pain episode started more than 42 days ago for certain, conservative
     therapy is on record (NSAID, acetaminophen, muscle relaxant, duloxetine, physical therapy), no lumbar MRI/CT in
@@ -185,8 +202,6 @@ def imaging_persistent_radicular(ctx: RuleContext) -> list[Finding]:
     MRI lumbar spine without contrast, or a referral to an orthopaedic spine surgeon. On order hooks an MRI being ordered
     is appropriate: no card. (Superseded by referral-spine once a referral is due: one problem, one card, one referral.)
     """
-    if ctx.ordering:
-        return []
     s = ctx.snapshot
     ep = ctx.episode
     therapy = mri_due(ctx)
@@ -201,15 +216,15 @@ def imaging_persistent_radicular(ctx: RuleContext) -> list[Finding]:
                      Suggestion("refer", (sx.referral(s.patient_id, "orthopaedic", "routine", MRI_NOTE, reason),))))]
 
 
-@rule("imaging-repeat")
+@rule("imaging-repeat", hooks=ORDER_HOOKS, thresholds=("imaging_repeat_days",),
+      lookback=("imaging_repeat_days", "long_term_steroid_days"), valuesets=tuple(CROSS_SECTIONAL), suggestions=("cancel",),
+      describes="lumbar MRI/CT repeated within 12 months")
 def imaging_repeat(ctx: RuleContext) -> list[Finding]:
     """When: a lumbar MRI/CT is being ordered, a lumbar MRI/CT was done or ordered in the last 12 months (a ServiceRequest,
     Procedure, ImagingStudy or radiology DiagnosticReport), and no
     red flag has been recorded since that imaging (an undated red flag counts as possibly new: no card).
     Then: info — do not repeat MRI without new neurological findings or a surgical question; suggest cancelling.
     """
-    if not ctx.ordering:
-        return []
     s, t = ctx.snapshot, ctx.thresholds
     orders = draft_orders(s, CROSS_SECTIONAL, ctx.focus)
     if not orders:
@@ -232,7 +247,11 @@ def imaging_repeat(ctx: RuleContext) -> list[Finding]:
                     (Suggestion("cancel", deletes, recommended=True),))]
 
 
-@rule("referral-spine")
+@rule("referral-spine", hooks=("patient-view",), supersedes=("imaging-persistent-radicular",),
+      thresholds=("referral_radicular_days", "persistent_radicular_days", "imaging_repeat_days", "conservative_care_lookback_days"),
+      lookback=("imaging_repeat_days", "conservative_care_lookback_days"),
+      valuesets=(*SPINE_REFERRAL, *RADICULAR, *CROSS_SECTIONAL), suggestions=("refer-orthopaedic", "mri-and-refer"),
+      describes="overdue spine referral for radicular pain")
 def referral_spine(ctx: RuleContext) -> list[Finding]:
     """When (patient-view): a radicular back-pain condition and either a severe or progressive motor deficit with no
     spine referral on record (refer within 2 weeks), or an episode of 12 weeks or more for certain with no spine or
@@ -242,8 +261,6 @@ def referral_spine(ctx: RuleContext) -> list[Finding]:
     care tried, no MRI/CT in 12 months), the same referral with the MRI. It supersedes imaging-persistent-radicular, whose
     facts it carries: one problem, one card, and accepting it creates one referral.
     """
-    if ctx.ordering:
-        return []
     s, t = ctx.snapshot, ctx.thresholds
     ep = ctx.episode
     if ep is None or not ep.radicular or prior_orders(s, SPINE_REFERRAL):

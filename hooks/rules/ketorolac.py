@@ -10,15 +10,17 @@ from cds_service.durations import span_days
 from cds_service.snapshot import MedicationCourse, PatientSnapshot
 
 from .. import suggestions as sx
-from ..clinical import (
-    PARENTERAL_ROUTES,
-    fmt_date,
-    focused_drafts,
-    is_current,
-    latest_weight_kg,
+from ..alternatives import alternative_analgesic, replace_with
+from ..catalogue import ALL_HOOKS, ORDER_HOOKS, rule
+from ..clinical import PARENTERAL_ROUTES, fmt_date, is_current, latest_weight_kg
+from ..context import RuleContext
+from ..contraindications import (
+    NSAID_CONTRAINDICATION_LOOKBACK,
+    NSAID_CONTRAINDICATION_SETS,
+    NSAID_CONTRAINDICATION_THRESHOLDS,
     nsaid_contraindications,
 )
-from ..findings import Finding, RuleContext, Suggestion, rule
+from ..findings import Finding, Suggestion
 
 LOCAL = "local"
 
@@ -95,22 +97,6 @@ def exposures(s: PatientSnapshot, lookback_days: float, gap_days: float, include
     return merged
 
 
-def replace_with(ctx: RuleContext, courses: list[MedicationCourse], name: str, label: str) -> tuple[dict[str, Any], ...]:
-    """Actions replacing ``courses`` (the ``label`` orders) by the alternative ``name`` (``suggestions.replacement``: the
-    draft updated in place, or the new order created before the old ones are removed)."""
-    s = ctx.snapshot
-    display, text = sx.ALTERNATIVES[name][1], sx.ALTERNATIVES[name][4]
-    return sx.replacement(s.patient_id, name, [(s.resources[c.ref], c.ref, c.in_draft_orders) for c in courses],
-                          f"Replace the {label} order with {display.lower()}: {text}")
-
-
-def alternative_analgesic(ctx: RuleContext, drafts: list[MedicationCourse], label: str) -> Suggestion:
-    """Replace the drafts by naproxen 500 mg twice daily — or acetaminophen when an NSAID is contraindicated
-    (``nsaid_contraindications``: every rule that suggests an NSAID checks the same reasons)."""
-    name = "acetaminophen" if nsaid_contraindications(ctx, [d.ref for d in drafts]) else "naproxen"
-    return Suggestion(f"replace-{name}", replace_with(ctx, drafts, name, label), recommended=True)
-
-
 @dataclass(frozen=True)
 class Plan:
     """What the ketorolac being ordered adds up to: its exposure, the drafts in it, and the card values that show it."""
@@ -130,7 +116,7 @@ def planned_exposure(ctx: RuleContext) -> Plan | None:
     first that is open-ended or over the limit, else the first that holds a draft in focus."""
     s, t = ctx.snapshot, ctx.thresholds
     limit = int(t.ketorolac_max_days)
-    drafts = focused_drafts(ctx, "ketorolac")
+    drafts = ctx.focused_drafts("ketorolac")
     if not drafts:
         return None
     focused = {d.ref for d in drafts}
@@ -167,7 +153,54 @@ def _stop_note(exp: Exposure) -> str:
             "earlier of its planned end and today. Check the administration record.")
 
 
-@rule("ketorolac-duration")
+@rule("ketorolac-contraindication", hooks=ORDER_HOOKS,
+      supersedes=("ketorolac-duration", "ketorolac-oral-start", "ketorolac-dose"),
+      thresholds=("ketorolac_max_days", "ketorolac_lookback_days", "ketorolac_course_gap_days", *NSAID_CONTRAINDICATION_THRESHOLDS),
+      lookback=("ketorolac_lookback_days", *NSAID_CONTRAINDICATION_LOOKBACK), valuesets=NSAID_CONTRAINDICATION_SETS,
+      suggestions=("replace-acetaminophen", "remove"),
+      describes="ketorolac contraindications (GI bleeding, renal, bleeding, pregnancy from 20 weeks, other NSAIDs, anticoagulants)")
+def ketorolac_contraindication(ctx: RuleContext) -> list[Finding]:
+    """When: a ketorolac draft and any NSAID contraindication (``clinical.nsaid_contraindications``): peptic ulcer or GI
+    bleeding (ever), eGFR < 30 or CKD 4–5/dialysis/AKI, bleeding disorder or cerebrovascular bleeding,
+    NSAID/aspirin/ketorolac allergy, a current other NSAID or aspirin, probenecid or pentoxifylline, pregnancy from 20
+    weeks or preterm labour (critical); a current anticoagulant, or a pregnancy before 20 weeks or of unknown gestational
+    age (warning — critical when the planned ketorolac would also run past its 5-day limit).
+    Then: the contraindications found, each with its record, and the planned duration (first dose, planned last day,
+    day count); suggest removing ketorolac and giving acetaminophen. One problem, one card: it silences the duration,
+    oral-start and dose cards, so no card offers to keep, shorten or swap the ketorolac for another NSAID.
+    Labour and delivery: read from a preterm-labour code (ICD-10-CM O60.0) and from a pregnancy of 20 weeks or more;
+    delivery and postpartum codes are not read as labour (they stay on the record after the birth, when ketorolac is
+    commonly given).
+    """
+    drafts = ctx.focused_drafts("ketorolac")
+    if not drafts:
+        return []
+    found = nsaid_contraindications(ctx, [d.ref for d in drafts], ketorolac=True)
+    if not found:
+        return []
+    plan = planned_exposure(ctx)
+    limit = int(ctx.thresholds.ketorolac_max_days)
+    over = plan is not None and not plan.open_ended and plan.values["days"] > limit
+    critical = any(c.critical for c in found)
+    values = {"orders": "; ".join(d.display for d in drafts),
+              "reasons": "\n".join(f"- {c.text}" for c in found),
+              "first_reason": found[0].text.split(":")[0].split(" (")[0] + (f", and {len(found) - 1} more" if len(found) > 1 else ""),
+              "duration": _duration_text(plan, limit), "days": plan.values.get("days", "") if plan else ""}
+    deletes = tuple(sx.delete(d.ref, f"Remove the ketorolac order ({d.display})") for d in drafts)
+    suggestion = Suggestion("replace-acetaminophen", replace_with(ctx, drafts, "acetaminophen", "ketorolac"), recommended=True)
+    sources = tuple(d.ref for d in drafts) + tuple(c.ref for c in found)
+    variant = "" if critical else "caution-over-limit" if over else "caution"
+    covers = ("ketorolac-duration",) if plan is not None and (over or plan.open_ended) else ()
+    return [Finding("ketorolac-contraindication", "critical" if critical or over else "warning", values, sources,
+                    (suggestion, Suggestion("remove", deletes)), variant=variant, covers=covers)]
+
+
+@rule("ketorolac-duration", hooks=ALL_HOOKS, supersedes=("ketorolac-oral-start",),
+      thresholds=("ketorolac_max_days", "ketorolac_lookback_days", "ketorolac_course_gap_days",
+                  "ketorolac_oral_after_parenteral_hours", *NSAID_CONTRAINDICATION_THRESHOLDS),
+      lookback=("ketorolac_lookback_days", *NSAID_CONTRAINDICATION_LOOKBACK), valuesets=("ketorolac", *NSAID_CONTRAINDICATION_SETS),
+      suggestions=("replace-naproxen", "replace-acetaminophen", "shorten", "stop"),
+      describes="ketorolac past its 5-day combined limit (all routes, across dose-free days and stopped orders)")
 def ketorolac_duration(ctx: RuleContext) -> list[Finding]:
     """When: ketorolac by any systemic route (IV, IM, oral, intranasal; not ophthalmic) — the draft being ordered
     together with doses given in the last 30 days and the courses it continues (a gap of up to
@@ -235,29 +268,6 @@ def _oral_note(ctx: RuleContext, drafts: list[MedicationCourse]) -> str:
     return ""
 
 
-@rule("ketorolac-oral-start")
-def ketorolac_oral_start(ctx: RuleContext) -> list[Finding]:
-    """When: an oral ketorolac draft is being ordered and no IV/IM ketorolac was given (or is being ordered) in
-    the preceding 48 hours.
-    Then: warning — oral ketorolac is labelled only as continuation of parenteral dosing; suggest naproxen
-    500 mg twice daily or ibuprofen 600 mg every 8 hours (acetaminophen when an NSAID is contraindicated).
-    (Superseded by ketorolac-duration, whose detail states the same fact, and by ketorolac-contraindication.)
-    """
-    if not ctx.ordering:
-        return []
-    oral = [c for c in focused_drafts(ctx, "ketorolac") if c.route == "oral"]
-    if not oral or _parenteral_within(ctx, ctx.thresholds.ketorolac_oral_after_parenteral_hours):
-        return []
-    blocked = nsaid_contraindications(ctx, [d.ref for d in oral])
-    options: list[Suggestion] = []
-    names = ["acetaminophen"] if blocked else ["naproxen", "ibuprofen"]
-    for i, name in enumerate(names):
-        options.append(Suggestion(f"replace-{name}", replace_with(ctx, oral, name, "ketorolac"), recommended=i == 0))
-    values = {"orders": "; ".join(c.display for c in oral),
-              "hours": f"{ctx.thresholds.ketorolac_oral_after_parenteral_hours:g}"}
-    return [Finding("ketorolac-oral-start", "warning", values, tuple(c.ref for c in oral), tuple(options))]
-
-
 def reduced_dose_reasons(ctx: RuleContext) -> list[str]:
     s, t = ctx.snapshot, ctx.thresholds
     reasons = []
@@ -272,18 +282,21 @@ def reduced_dose_reasons(ctx: RuleContext) -> list[str]:
     return reasons
 
 
-@rule("ketorolac-dose")
+@rule("ketorolac-dose", hooks=ORDER_HOOKS,
+      thresholds=("ketorolac_oral_max_mg_day", "ketorolac_parenteral_max_mg_day", "ketorolac_parenteral_reduced_max_mg_day",
+                  "ketorolac_reduced_single_im_mg", "ketorolac_reduced_single_iv_mg", "ketorolac_reduced_dose_age",
+                  "ketorolac_reduced_dose_weight_kg", "ketorolac_reduced_dose_egfr"),
+      lookback=("lab_lookback_days", "weight_lookback_days"), valuesets=("ketorolac", "egfr", "body-weight"),
+      suggestions=("cap-dose",), describes="ketorolac doses above the label cap")
 def ketorolac_dose(ctx: RuleContext) -> list[Finding]:
     """When: a ketorolac draft whose daily dose is computable exceeds the label cap — oral > 40 mg/day; IV/IM >
     120 mg/day, or > 60 mg/day (single IM > 30 mg, IV > 15 mg) at age ≥ 65, weight < 50 kg or eGFR < 60.
     Then: warning with the computed dose and the cap; suggest updating the order to the capped label regimen.
     """
-    if not ctx.ordering:
-        return []
     t = ctx.thresholds
     reduced = reduced_dose_reasons(ctx)
     findings = []
-    for c in focused_drafts(ctx, "ketorolac"):
+    for c in ctx.focused_drafts("ketorolac"):
         if c.daily_dose_mg is None and c.single_dose_mg is None:
             continue  # dose not computable: no card
         problem = ""
@@ -312,43 +325,29 @@ def ketorolac_dose(ctx: RuleContext) -> list[Finding]:
     return findings[:1]
 
 
-@rule("ketorolac-contraindication")
-def ketorolac_contraindication(ctx: RuleContext) -> list[Finding]:
-    """When: a ketorolac draft and any NSAID contraindication (``clinical.nsaid_contraindications``): peptic ulcer or GI
-    bleeding (ever), eGFR < 30 or CKD 4–5/dialysis/AKI, bleeding disorder or cerebrovascular bleeding,
-    NSAID/aspirin/ketorolac allergy, a current other NSAID or aspirin, probenecid or pentoxifylline, pregnancy from 20
-    weeks or preterm labour (critical); a current anticoagulant, or a pregnancy before 20 weeks or of unknown gestational
-    age (warning — critical when the planned ketorolac would also run past its 5-day limit).
-    Then: the contraindications found, each with its record, and the planned duration (first dose, planned last day,
-    day count); suggest removing ketorolac and giving acetaminophen. One problem, one card: it silences the duration,
-    oral-start and dose cards, so no card offers to keep, shorten or swap the ketorolac for another NSAID.
-    Labour and delivery: read from a preterm-labour code (ICD-10-CM O60.0) and from a pregnancy of 20 weeks or more;
-    delivery and postpartum codes are not read as labour (they stay on the record after the birth, when ketorolac is
-    commonly given).
+@rule("ketorolac-oral-start", hooks=ORDER_HOOKS,
+      thresholds=("ketorolac_oral_after_parenteral_hours", *NSAID_CONTRAINDICATION_THRESHOLDS),
+      lookback=NSAID_CONTRAINDICATION_LOOKBACK, valuesets=("ketorolac", *NSAID_CONTRAINDICATION_SETS),
+      suggestions=("replace-naproxen", "replace-ibuprofen", "replace-acetaminophen"),
+      describes="oral ketorolac not preceded by IV/IM ketorolac")
+def ketorolac_oral_start(ctx: RuleContext) -> list[Finding]:
+    """When: an oral ketorolac draft is being ordered and no IV/IM ketorolac was given (or is being ordered) in
+    the preceding 48 hours.
+    Then: warning — oral ketorolac is labelled only as continuation of parenteral dosing; suggest naproxen
+    500 mg twice daily or ibuprofen 600 mg every 8 hours (acetaminophen when an NSAID is contraindicated).
+    (Superseded by ketorolac-duration, whose detail states the same fact, and by ketorolac-contraindication.)
     """
-    if not ctx.ordering:
+    oral = [c for c in ctx.focused_drafts("ketorolac") if c.route == "oral"]
+    if not oral or _parenteral_within(ctx, ctx.thresholds.ketorolac_oral_after_parenteral_hours):
         return []
-    drafts = focused_drafts(ctx, "ketorolac")
-    if not drafts:
-        return []
-    found = nsaid_contraindications(ctx, [d.ref for d in drafts], ketorolac=True)
-    if not found:
-        return []
-    plan = planned_exposure(ctx)
-    limit = int(ctx.thresholds.ketorolac_max_days)
-    over = plan is not None and not plan.open_ended and plan.values["days"] > limit
-    critical = any(c.critical for c in found)
-    values = {"orders": "; ".join(d.display for d in drafts),
-              "reasons": "\n".join(f"- {c.text}" for c in found),
-              "first_reason": found[0].text.split(":")[0].split(" (")[0] + (f", and {len(found) - 1} more" if len(found) > 1 else ""),
-              "duration": _duration_text(plan, limit), "days": plan.values.get("days", "") if plan else ""}
-    deletes = tuple(sx.delete(d.ref, f"Remove the ketorolac order ({d.display})") for d in drafts)
-    suggestion = Suggestion("replace-acetaminophen", replace_with(ctx, drafts, "acetaminophen", "ketorolac"), recommended=True)
-    sources = tuple(d.ref for d in drafts) + tuple(c.ref for c in found)
-    variant = "" if critical else "caution-over-limit" if over else "caution"
-    covers = ("ketorolac-duration",) if plan is not None and (over or plan.open_ended) else ()
-    return [Finding("ketorolac-contraindication", "critical" if critical or over else "warning", values, sources,
-                    (suggestion, Suggestion("remove", deletes)), variant=variant, covers=covers)]
+    blocked = nsaid_contraindications(ctx, [d.ref for d in oral])
+    options: list[Suggestion] = []
+    names = ["acetaminophen"] if blocked else ["naproxen", "ibuprofen"]
+    for i, name in enumerate(names):
+        options.append(Suggestion(f"replace-{name}", replace_with(ctx, oral, name, "ketorolac"), recommended=i == 0))
+    values = {"orders": "; ".join(c.display for c in oral),
+              "hours": f"{ctx.thresholds.ketorolac_oral_after_parenteral_hours:g}"}
+    return [Finding("ketorolac-oral-start", "warning", values, tuple(c.ref for c in oral), tuple(options))]
 
 
 def _duration_text(plan: Plan | None, limit: int) -> str:

@@ -5,9 +5,17 @@ from __future__ import annotations
 from cds_service.snapshot import MedicationCourse
 
 from .. import suggestions as sx
-from ..clinical import BACK_PAIN, back_pain_context, nsaid_contraindications
-from ..findings import Finding, RuleContext, Suggestion, rule
-from .ketorolac import replace_with
+from ..alternatives import replace_with
+from ..catalogue import ALL_HOOKS, rule
+from ..clinical import BACK_PAIN, back_pain_context
+from ..context import RuleContext
+from ..contraindications import (
+    NSAID_CONTRAINDICATION_LOOKBACK,
+    NSAID_CONTRAINDICATION_SETS,
+    NSAID_CONTRAINDICATION_THRESHOLDS,
+    nsaid_contraindications,
+)
+from ..findings import Finding, Suggestion
 
 SYSTEMIC_STEROID_ROUTES = frozenset({"oral", "iv", "im", "sc", "parenteral"})
 OTHER_INDICATIONS = frozenset({"steroid-other-indication"})
@@ -19,7 +27,10 @@ def is_systemic_steroid(c: MedicationCourse) -> bool:
     return "systemic-corticosteroids" in c.classes and c.route in SYSTEMIC_STEROID_ROUTES
 
 
-@rule("systemic-steroid-back-pain")
+@rule("systemic-steroid-back-pain", hooks=ALL_HOOKS, thresholds=("chronic_back_pain_days", *NSAID_CONTRAINDICATION_THRESHOLDS),
+      lookback=NSAID_CONTRAINDICATION_LOOKBACK,
+      valuesets=("systemic-corticosteroids", "steroid-other-indication", *BACK_PAIN, *NSAID_CONTRAINDICATION_SETS),
+      suggestions=("replace-naproxen", "physio", "remove", "stop"), describes="systemic steroids for back pain")
 def systemic_steroid_back_pain(ctx: RuleContext) -> list[Finding]:
     """When: a systemic corticosteroid is being ordered (order-select/sign), or an active systemic course exists
     (patient-view), AND there is an active back-pain condition or the order's reason is back pain, AND no other
