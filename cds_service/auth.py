@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from .config import Settings
 from .errors import ReplayCacheUnavailable, Unauthorized
-from .fhir_client import Deadline, watched_session
+from .fhir_transport import Deadline, watched_session
 from .replay_cache import RedisReplayCache, ReplayCache, open_replay_cache
 
 if TYPE_CHECKING:

@@ -227,7 +227,7 @@ def test_observation_in_no_value_set_is_not_read(terminology):
     ("ketorolac", None),
 ])
 def test_product_strength_from_its_name(name, strength):
-    from cds_service.snapshot import _name_strength
+    from cds_service.snapshot.medications import _name_strength
 
     assert _name_strength(name) == strength
 

@@ -1,0 +1,48 @@
+"""Conditions (the problem list and encounter diagnoses: clinical and verification status, onset, recorded date) and
+allergies/intolerances (active, not refuted)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..durations import parse_date
+from .base import ReaderBase
+from .facts import AllergyFact, ConditionFact
+from .fields import _codes_of, _codings
+
+
+class ConditionReader(ReaderBase):
+    def add_condition(self, resource: dict[str, Any]) -> None:
+        if not isinstance(resource.get("code"), dict):
+            raise ValueError("Condition without code")
+        clinical = _codes_of(resource.get("clinicalStatus"))
+        verified = _codes_of(resource.get("verificationStatus"))
+        # R4 coded statuses, or the STU3/DSTU2 plain strings.
+        if isinstance(resource.get("clinicalStatus"), str):
+            clinical = {resource["clinicalStatus"]}
+        if isinstance(resource.get("verificationStatus"), str):
+            verified = {resource["verificationStatus"]}
+        if verified & {"refuted", "entered-in-error"}:
+            return
+        active = bool(clinical & {"active", "recurrence", "relapse"}) or (not clinical and "abatementDateTime" not in resource)
+        match = self.t.match(resource["code"], text_fallback=False)
+        if not match:
+            return  # in no value set: no rule can read it
+        ref = f"Condition/{resource.get('id')}"
+        self.resources[ref] = resource
+        self.conditions.append(ConditionFact(
+            ref=ref, display=match.display or "condition", valuesets=match.valuesets, active=active,
+            onset=parse_date(resource.get("onsetDateTime") or (resource.get("onsetPeriod") or {}).get("start")),
+            recorded=parse_date(resource.get("recordedDate") or resource.get("dateRecorded") or resource.get("assertedDate")),
+            codes=_codings(resource["code"])))
+
+    def add_allergy(self, resource: dict[str, Any]) -> None:
+        if _codes_of(resource.get("verificationStatus")) & {"refuted", "entered-in-error"}:
+            return
+        if _codes_of(resource.get("clinicalStatus")) & {"inactive", "resolved"}:
+            return
+        match = self.t.match(resource.get("code"))
+        if match:
+            ref = f"AllergyIntolerance/{resource.get('id')}"
+            self.resources[ref] = resource
+            self.allergies.append(AllergyFact(ref, match.display, match.valuesets, match.ingredients))
