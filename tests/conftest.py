@@ -15,6 +15,7 @@ import responses
 
 from hooks.wsgi import create_app
 
+ROOT = Path(__file__).resolve().parent.parent  # the checkout
 FIXTURES = Path(__file__).parent / "fixtures"
 NOW = datetime(2026, 11, 22, 15, 0, tzinfo=UTC)
 PREFETCH_KEYS = ("patient", "conditions", "medications", "medicationStatements", "medicationAdministrations", "labs",

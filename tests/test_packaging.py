@@ -15,11 +15,10 @@ import pytest
 import requests
 
 from bench.loadgen import ServerProcess
-from tests.conftest import bundle, hook_request
+from tests.conftest import ROOT, bundle, hook_request
 from tests.factories import LBP, condition
 
 pytestmark = pytest.mark.slow
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def _dockerfile_copies() -> list[str]:

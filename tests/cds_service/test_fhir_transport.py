@@ -249,7 +249,7 @@ def test_through_an_http_proxy_the_deadline_holds_too(tmp_path, monkeypatch, beh
 @pytest.mark.parametrize("behaviour", ["drip-headers", "drip-body", "silent"])
 def test_a_dripping_jwks_endpoint_fails_closed_within_its_deadline(tmp_path, monkeypatch, behaviour):
     from cds_service.auth import Authenticator
-    from tests.test_auth import ISS, token
+    from tests.cds_service.test_auth import ISS, token
 
     monkeypatch.setattr(Authenticator, "JWKS_DEADLINE", DEADLINE, raising=False)
     with serving(BEHAVIOURS[behaviour]) as port:

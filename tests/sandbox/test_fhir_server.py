@@ -6,14 +6,14 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from bench.loadgen import free_port
+from tests.conftest import ROOT
 
 pytestmark = pytest.mark.slow
-SERVER_DIR = Path(__file__).resolve().parent.parent / "sandbox" / "fhir-server"
+SERVER_DIR = ROOT / "sandbox" / "fhir-server"
 TOKEN = "replay-token-123"
 
 

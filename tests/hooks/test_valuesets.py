@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
 from hooks.engine import VALUESETS_DIR
+from tests.conftest import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 CODES = ROOT.parent / "shared" / "terminology" / "codes.json"
 
 

@@ -10,7 +10,7 @@ import pytest
 from responses import matchers
 
 from cds_service.schemas import Validators
-from tests.conftest import FIXTURES, PREFETCH_KEYS, PRODUCTION, call, hook_request, sample, topics
+from tests.conftest import FIXTURES, PREFETCH_KEYS, PRODUCTION, ROOT, call, hook_request, sample, topics
 
 TOKEN_RE = re.compile(r"\{\{([^}]*)\}\}")
 ALLOWED_TOKENS = {"context.patientId", "context.userId", "context.encounterId", "userPractitionerId",
@@ -225,11 +225,10 @@ def test_hook_instance_may_repeat(client):
 
 
 def test_readme_configuration_table_lists_every_setting():
-    from pathlib import Path
 
     from cds_service.config import reference
 
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    readme = (ROOT / "README.md").read_text()
     for key, _default, reason in reference():
         assert f"| `{key}` |" in readme and reason.replace("|", "\\|") in readme, key
 
@@ -251,9 +250,8 @@ def test_a_captured_sandbox_request_sent_again_as_captured_reuses_its_parsed_pre
 def test_the_readme_example_request_gets_the_card_the_readme_shows(client):
     """The newcomer's first call (README "First hook call"): a self-contained request, every prefetch key given."""
     import json
-    from pathlib import Path
 
-    root = Path(__file__).resolve().parent.parent
+    root = ROOT
     body = json.loads((root / "sandbox/examples/order-select-ketorolac.json").read_text())
     expected = json.loads((root / "sandbox/examples/order-select-ketorolac.expected.json").read_text())["cards"]
     cards = call(client, body, "backpain-order-select").get_json()["cards"]

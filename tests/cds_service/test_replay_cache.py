@@ -24,7 +24,7 @@ from cds_service.replay_cache import (
 )
 from hooks.wsgi import create_app
 from tests.conftest import PRODUCTION, hook_request
-from tests.test_auth import ISS, JWKS, token
+from tests.cds_service.test_auth import ISS, JWKS, token
 
 PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
 REDIS_URL = "redis://127.0.0.1:6379/15"

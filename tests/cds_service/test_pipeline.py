@@ -196,7 +196,7 @@ def hostile_tokens(draw):
 
     import jwt
 
-    from tests.test_auth import AUD, ISS, MATRIX_KIDS, SIGNERS
+    from tests.cds_service.test_auth import AUD, ISS, MATRIX_KIDS, SIGNERS
 
     now = int(_time.time())
     signing_alg = draw(st.sampled_from(sorted(SIGNERS)))
@@ -237,7 +237,7 @@ def _token_client():
     global _TOKEN_APP
     if _TOKEN_APP is None:
         from hooks.wsgi import create_app
-        from tests.test_auth import ISS, MATRIX_JWKS, SIGNERS
+        from tests.cds_service.test_auth import ISS, MATRIX_JWKS, SIGNERS
 
         _TOKEN_APP = create_app({"database_url": "sqlite:///:memory:", "jwt_algorithms": sorted(SIGNERS),
                                  "trusted_clients": [{"iss": ISS, "jwks": MATRIX_JWKS, "tenants": ["hospital-a"]}]})

@@ -6,7 +6,7 @@ import copy
 
 from cds_service import fhir_models
 from cds_service.fhir_models import is_valid, normalised
-from tests.conftest import sample
+from tests.conftest import ROOT, sample
 
 
 def test_single_objects_are_wrapped_where_r4_has_arrays():
@@ -59,10 +59,9 @@ def test_the_first_hook_calls_import_no_fhir_model():
     import json
     import subprocess
     import sys
-    from pathlib import Path
 
     out = subprocess.run([sys.executable, "-c", _FIRST_CALL], capture_output=True, text=True, timeout=120,
-                         cwd=Path(__file__).resolve().parents[1])
+                         cwd=ROOT)
     assert out.returncode == 0, out.stderr[-2000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["before"] > 0 and result["imported_by_calls"] == []

@@ -5,15 +5,13 @@ Expected outcomes are the hand-written sandbox/patients/*.expected.json files.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from sandbox.cli import _services
 from sandbox.replay import find_cases, run_cases
-from tests.conftest import NOW, assert_markdown_tables_whole
+from tests.conftest import NOW, ROOT, assert_markdown_tables_whole
 
-PATIENTS = Path(__file__).resolve().parent.parent / "sandbox" / "patients"
+PATIENTS = ROOT / "sandbox" / "patients"
 CASES = find_cases([str(PATIENTS)])
 
 
