@@ -21,8 +21,8 @@ from cds_service.config import Settings, load_settings
 from cds_service.errors import FHIRTargetRefused
 from cds_service.fhir_client import check_address
 from hooks.wsgi import create_app
-from tests.conftest import PRODUCTION, ROOT, hook_request
 from tests.cds_service.test_auth import ISS, JWKS, token
+from tests.conftest import PRODUCTION, ROOT, hook_request
 
 PATH = "/cds-services/backpain-patient-view"
 

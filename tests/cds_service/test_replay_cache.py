@@ -23,8 +23,8 @@ from cds_service.replay_cache import (
     open_replay_cache,
 )
 from hooks.wsgi import create_app
-from tests.conftest import PRODUCTION, hook_request
 from tests.cds_service.test_auth import ISS, JWKS, token
+from tests.conftest import PRODUCTION, hook_request
 
 PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
 REDIS_URL = "redis://127.0.0.1:6379/15"

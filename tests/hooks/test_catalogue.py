@@ -106,13 +106,6 @@ def test_a_topic_is_declared_once():
         catalogue.rule("nsaid-duplicate", hooks=("order-select",), describes="x")(lambda ctx: [])
 
 
-def test_service_descriptions_list_what_their_rules_flag(client):
-    services = {s["hook"]: s for s in client.get("/cds-services").get_json()["services"]}
-    pv = services["patient-view"]["description"]
-    assert pv.startswith("Flags: ketorolac past its 5-day combined limit") and "persistent radicular pain" in pv
-    assert "two NSAIDs at once" in services["order-sign"]["description"] and "two NSAIDs" not in pv
-
-
 def test_every_rule_module_is_in_the_catalogue_order():
     from hooks.rules import MODULES
 

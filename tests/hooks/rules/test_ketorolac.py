@@ -1,0 +1,326 @@
+"""Ketorolac rules (duration, oral start, dose, contraindications): inclusion, exclusions, boundaries, and the records EHRs really send (dose-free days, stopped orders, mg doses)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import patient, topics
+from tests.factories import (
+    ICD10,
+    KETOROLAC_INJ,
+    KETOROLAC_ORAL,
+    condition,
+    draft,
+    med_admin,
+    med_request,
+    observation,
+)
+from tests.hooks.support import CKD4, KETOROLAC_IV, WARFARIN, card, labels, offered_drugs, order, view
+
+
+@pytest.mark.parametrize("supply, unit, fires", [(5, "d", False), (6, "d", True), (120, "h", False), (121, "h", True),
+                                                 (1, "wk", True), (30, "d", True)])
+def test_ketorolac_duration_boundaries(client, supply, unit, fires):
+    resp = order(client, [draft("k", *KETOROLAC_ORAL, supply_days=supply, supply_unit=unit)])
+    assert (("ketorolac-duration", "critical") in topics(resp)) is fires
+
+
+def test_ketorolac_counts_parenteral_doses_already_given(client):
+    given = [med_admin("a1", *KETOROLAC_INJ, "2026-11-21T08:00:00Z", route="im", dose_mg=30)]
+    resp = order(client, [draft("k", *KETOROLAC_ORAL, supply_days=5)], medicationAdministrations=given)
+    assert topics(resp) == [("ketorolac-duration", "critical")]
+    c = card(resp, "ketorolac-duration")
+    assert c["summary"].startswith("Ketorolac would run 6 days (limit 5")
+    assert "| First ketorolac dose | 2026-11-21 (already given: 1 ML Ketorolac Tromethamine 30 MG/ML Injection) |" in c["detail"]
+    assert "| Routes | IM, oral |" in c["detail"]
+    assert "| Days allowed from today | 4 |" in c["detail"]
+    assert c["suggestions"][1]["label"] == "Shorten this order to 4 days (supply and duration)"
+    assert "no parenteral dose" not in c["detail"]  # IM yesterday: oral continuation is as labelled
+
+
+def test_ketorolac_exposure_weeks_ago_is_a_separate_course(client):
+    given = [med_admin("a1", *KETOROLAC_INJ, "2026-11-02", route="im")]
+    resp = order(client, [draft("k", *KETOROLAC_ORAL, supply_days=5)], medicationAdministrations=given)
+    assert ("ketorolac-duration", "critical") not in topics(resp)
+
+
+def test_ophthalmic_ketorolac_is_not_counted(client):
+    eye = [med_request("eye", None, "ketorolac tromethamine 0.5 % Ophthalmic Solution", authored="2026-11-19", supply_days=10,
+                       text_only=True)]
+    resp = order(client, [draft("k", *KETOROLAC_INJ, supply_days=5, route="iv")], medications=eye)
+    assert topics(resp) == []
+
+
+def test_open_ended_ketorolac_draft_gets_a_warning_not_critical(client):
+    resp = order(client, [draft("k", *KETOROLAC_INJ, route="im")])
+    assert topics(resp) == [("ketorolac-duration", "warning")]
+    assert "no end date" in card(resp, "ketorolac-duration")["summary"]
+
+
+def test_two_ketorolac_orders_give_one_card_naming_both(client):
+    drafts = [draft("k1", *KETOROLAC_INJ, route="im", supply_days=3),
+              draft("k2", *KETOROLAC_ORAL, supply_days=5, authored="2026-11-24")]  # oral continuation: days 1–7
+    resp = order(client, drafts, hook="order-sign")
+    assert topics(resp) == [("ketorolac-duration", "critical")]
+    detail = card(resp, "ketorolac-duration")["detail"]
+    assert "30 MG/ML Injection (IM); Ketorolac Tromethamine 10 MG Oral Tablet (oral)" in detail
+    assert "| Planned last day | 2026-11-28 (5-day supply) |" in detail
+
+
+def test_brand_text_only_ketorolac_is_recognised(client):
+    resp = order(client, [draft("k", None, "Toradol 10 mg tablets", text_only=True, supply_days=10, route="oral")])
+    assert ("ketorolac-duration", "critical") in topics(resp)
+
+
+def test_ketorolac_not_in_selections_gets_no_card(client):
+    drafts = [draft("k", *KETOROLAC_ORAL, supply_days=10), draft("n", "198014", "Naproxen 500 MG Oral Tablet", supply_days=10)]
+    assert topics(order(client, drafts, selections=["MedicationRequest/n"])) == []
+
+
+@pytest.mark.parametrize("authored, fires", [("2026-11-15", True), ("2026-11-18", False)])
+def test_patient_view_active_ketorolac_past_day_5(client, authored, fires):
+    meds = [med_request("k", *KETOROLAC_ORAL, authored=authored, supply_days=10)]
+    resp = view(client, medications=meds)
+    assert (topics(resp) == [("ketorolac-duration", "critical")]) is fires
+    if fires:
+        c = card(resp, "ketorolac-duration")
+        action = c["suggestions"][0]["actions"][0]
+        assert action["type"] == "update" and action["resource"]["status"] == "stopped" and action["resource"]["id"] == "k"
+
+
+def test_oral_ketorolac_without_parenteral_gets_oral_start_warning(client):
+    resp = order(client, [draft("k", *KETOROLAC_ORAL, supply_days=3)])
+    assert topics(resp) == [("ketorolac-oral-start", "warning")]
+    labels = [s["label"] for s in card(resp, "ketorolac-oral-start")["suggestions"]]
+    assert labels == ["Replace with naproxen 500 mg twice daily", "Replace with ibuprofen 600 mg every 8 hours"]
+
+
+def test_oral_ketorolac_dose_above_40mg_per_day(client):
+    resp = order(client, [draft("k", *KETOROLAC_ORAL, supply_days=3, dose_mg=20, per_day=4)],
+                 medicationAdministrations=[med_admin("a", *KETOROLAC_INJ, "2026-11-22T06:00:00Z", route="iv")])
+    assert topics(resp) == [("ketorolac-dose", "warning")]
+    c = card(resp, "ketorolac-dose")
+    assert "80 mg/day oral (cap 40 mg/day)" in c["summary"]
+    new = c["suggestions"][0]["actions"][0]["resource"]
+    assert new["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"]["value"] == 10
+    assert new["dosageInstruction"][0]["timing"]["repeat"]["frequency"] == 4
+
+
+def test_reduced_dose_group_single_iv_cap(client):
+    old = patient("p1", birth="1950-01-01")
+    resp = order(client, [draft("k", *KETOROLAC_INJ, route="iv", supply_days=2, dose_mg=30, per_day=2)], patient=old)
+    assert topics(resp) == [("ketorolac-dose", "warning")]
+    assert "single IV dose 30 mg (cap 15 mg)" in card(resp, "ketorolac-dose")["summary"]
+    assert "age 76" in card(resp, "ketorolac-dose")["detail"]
+
+
+def test_uncomputable_dose_gives_no_dose_card(client):
+    resp = order(client, [draft("k", *KETOROLAC_INJ, route="im", supply_days=2)])
+    assert topics(resp) == []
+
+
+@pytest.mark.parametrize("prefetch, indicator", [
+    ({"conditions": [condition("gi", "K25.4", "Chronic gastric ulcer with hemorrhage", system=ICD10, status="resolved")]}, "critical"),
+    ({"labs": [observation("e", "98979-8", "eGFR", 25, "mL/min/{1.73_m2}", "2026-10-01")]}, "critical"),
+    ({"medications": [med_request("ibu", "197806", "Ibuprofen 600 MG Oral Tablet", authored="2026-11-20")]}, "critical"),
+    ({"medications": [med_request("w", "855290", "Warfarin Sodium 1 MG Oral Tablet [Coumadin]", authored="2026-01-01")]}, "warning"),
+])
+def test_ketorolac_contraindications(client, prefetch, indicator):
+    drafts = [draft("k", *KETOROLAC_INJ, route="im", supply_days=2)]
+    resp = order(client, drafts, **prefetch)
+    assert topics(resp) == [("ketorolac-contraindication", indicator)]
+    c = card(resp, "ketorolac-contraindication")
+    (replace,) = c["suggestions"][0]["actions"]  # the draft itself becomes acetaminophen (same id)
+    assert (replace["type"], replace["resource"]["id"]) == ("update", "k")
+    assert replace["resource"]["medicationCodeableConcept"]["coding"][0]["code"] == "198440"
+    assert "route" in replace["resource"]["dosageInstruction"][0] and replace["resource"]["dosageInstruction"][0]["route"]["coding"][0]["code"] == "26643006"
+
+
+def test_egfr_older_than_12_months_is_not_used(client):
+    resp = order(client, [draft("k", *KETOROLAC_INJ, route="im", supply_days=2)],
+                 labs=[observation("e", "98979-8", "eGFR", 25, "mL/min/{1.73_m2}", "2025-06-01")])
+    assert topics(resp) == []
+
+
+def test_active_open_ended_ketorolac_counts_until_today(client):
+    open_ended = med_request("k0", *KETOROLAC_ORAL, authored="2026-11-19", route="oral")  # active, no duration
+    resp = order(client, [draft("k", *KETOROLAC_ORAL, supply_days=5, route="oral")], medications=[open_ended])
+    assert topics(resp) == [("ketorolac-duration", "critical")]
+    assert "Ketorolac would run 8 days" in card(resp, "ketorolac-duration")["summary"]  # 19th → 26th
+
+
+def test_stopped_ketorolac_order_counts_to_today_when_its_stop_date_was_not_recorded(client):
+    # FHIR "stopped": doses were given. 11-20 → today (stop date unknown), IM today, oral 11-22..11-26: 7 days.
+    stopped = med_request("k0", "834022", "Ketorolac Tromethamine 10 MG Oral Tablet", authored="2026-11-20", supply_days=5, status="stopped")
+    given = med_admin("a", "1665461", "1 ML Ketorolac Tromethamine 30 MG/ML Injection", "2026-11-22T06:00:00Z", route="im")
+    resp = order(client, [draft("k", "834022", "Ketorolac Tromethamine 10 MG Oral Tablet", supply_days=5, route="oral")],
+                 medications=[stopped], medicationAdministrations=[given])
+    assert topics(resp) == [("ketorolac-duration", "critical")]
+    detail = card(resp, "ketorolac-duration")["detail"]
+    assert "| First ketorolac dose | 2026-11-20 (already given: " in detail
+    assert "with no stop date recorded: Ketorolac Tromethamine 10 MG Oral Tablet (from 2026-11-20)" in detail
+
+
+def test_doses_on_non_consecutive_days_are_one_course(client):
+    given = [med_admin("a1", *KETOROLAC_IV, "2026-11-19T09:00:00Z", route="im", dose_mg=30),
+             med_admin("a2", *KETOROLAC_IV, "2026-11-21T09:00:00Z", route="iv", dose_mg=15)]
+    resp = order(client, [draft("k", *KETOROLAC_ORAL, supply_days=4, route="oral", dose_mg=10, per_day=4)],
+                 medicationAdministrations=given)
+    assert topics(resp) == [("ketorolac-duration", "critical")]
+    c = card(resp, "ketorolac-duration")
+    assert c["summary"].startswith("Ketorolac would run 7 days (limit 5")
+    assert "| First ketorolac dose | 2026-11-19 (already given: 1 ML Ketorolac Tromethamine 30 MG/ML Injection) |" in c["detail"]
+    assert "| Dose-free days within the course | 2026-11-20 (1 day) (a dose-free day does not end a course) |" in c["detail"]
+    assert "| Planned last day | 2026-11-25 (4-day supply) |" in c["detail"]
+    assert "| Routes | IM, IV, oral |" in c["detail"]
+    assert "| Days allowed from today | 2 |" in c["detail"]
+
+
+@pytest.mark.parametrize("last_dose, fires", [("2026-11-14", True),   # 7 dose-free days (11-15..11-21): one course
+                                              ("2026-11-13", False)])  # 8: a finished course of its own
+def test_gap_threshold_boundary(client, last_dose, fires):
+    given = [med_admin("a1", *KETOROLAC_IV, f"{last_dose}T09:00:00Z", route="im")]
+    resp = order(client, [draft("k", *KETOROLAC_ORAL, supply_days=3, route="oral")], medicationAdministrations=given)
+    assert (("ketorolac-duration", "critical") in topics(resp)) is fires
+
+
+def test_gap_threshold_is_site_configurable():
+    from tests.hooks.conftest import InProcess
+
+    site = InProcess(thresholds={"ketorolac_course_gap_days": 0})
+    given = [med_admin("a1", *KETOROLAC_IV, "2026-11-19T09:00:00Z", route="im")]
+    resp = order(site, [draft("k", *KETOROLAC_ORAL, supply_days=4, route="oral")], medicationAdministrations=given)
+    assert ("ketorolac-duration", "critical") not in topics(resp)  # a site that resets the count after one free day
+
+
+def test_exactly_five_days_with_a_gap_does_not_fire(client):
+    given = [med_admin("a1", *KETOROLAC_IV, "2026-11-20T09:00:00Z", route="im")]  # 11-20, free 11-21, 11-22..11-24
+    resp = order(client, [draft("k", *KETOROLAC_ORAL, supply_days=3, route="oral")], medicationAdministrations=given)
+    assert topics(resp) == []
+
+
+def test_patient_view_counts_the_course_across_a_dose_free_stretch(client):
+    iv = med_request("iv", *KETOROLAC_IV, authored="2026-11-15", supply_days=2, status="completed", route="iv")
+    oral = med_request("po", *KETOROLAC_ORAL, authored="2026-11-20", supply_days=5, route="oral")
+    resp = view(client, medications=[iv, oral])
+    assert topics(resp) == [("ketorolac-duration", "critical")]
+    c = card(resp, "ketorolac-duration")
+    assert c["summary"].startswith("Ketorolac is on day 8 (limit 5")
+    assert "| Dose-free days within the course | 2026-11-17 to 2026-11-19 (3 days) |" in c["detail"]
+
+
+def test_stopped_inpatient_iv_order_then_discharge_oral_prescription(client):
+    inpatient = med_request("iv", *KETOROLAC_IV, authored="2026-11-19", status="stopped", route="iv", dose_mg=15, per_day=4)
+    resp = order(client, [draft("po", *KETOROLAC_ORAL, supply_days=5, route="oral", dose_mg=10, per_day=4)],
+                 medications=[inpatient])
+    assert topics(resp) == [("ketorolac-duration", "critical")]
+    c = card(resp, "ketorolac-duration")
+    assert c["summary"].startswith("Ketorolac would run 8 days")  # 11-19 → 11-26
+    assert "Stopped order with no stop date recorded: 1 ML Ketorolac Tromethamine 30 MG/ML Injection (from 2026-11-19)" in c["detail"]
+
+
+@pytest.mark.parametrize("stop", [
+    {"dispenseRequest": {"validityPeriod": {"start": "2026-11-18", "end": "2026-11-19"}}},
+    {"extension": [{"url": "http://hl7.org/fhir/5.0/StructureDefinition/extension-MedicationRequest.statusChanged",
+                    "valueDateTime": "2026-11-19T14:00:00Z"}]},
+    {"statusReason": {"text": "pain controlled", "extension": [{"url": "https://ehr.example.org/fhir/discontinue-date",
+                                                                "valueDateTime": "2026-11-19"}]}},
+])
+def test_a_recorded_stop_date_ends_the_stopped_order(client, stop):
+    inpatient = med_request("iv", *KETOROLAC_IV, authored="2026-11-18", status="stopped", route="iv") | stop
+    resp = order(client, [draft("po", *KETOROLAC_ORAL, supply_days=5, route="oral")], medications=[inpatient])
+    c = card(resp, "ketorolac-duration")
+    assert c["indicator"] == "critical" and c["summary"].startswith("Ketorolac would run 9 days")  # 11-18 → 11-26
+    assert "no stop date recorded" not in c["detail"]
+
+
+def test_a_stopped_order_ends_on_its_last_administration_when_they_were_sent(client):
+    inpatient = med_request("iv", *KETOROLAC_IV, authored="2026-11-10", status="stopped", route="iv")
+    given = [med_admin(f"a{d}", *KETOROLAC_IV, f"2026-11-{d}T09:00:00Z", route="iv") for d in (10, 11, 12)]
+    for a in given:
+        a["request"] = {"reference": "MedicationRequest/iv"}
+    drafts = [draft("po", *KETOROLAC_ORAL, supply_days=3, route="oral")]
+    # last dose 11-12, then 9 dose-free days: the discharge prescription starts a course of its own
+    assert topics(order(client, drafts, medications=[inpatient], medicationAdministrations=given)) == \
+        [("ketorolac-oral-start", "warning")]
+    # without the administrations, the stop date is unknown: counted to today
+    assert ("ketorolac-duration", "critical") in topics(order(client, drafts, medications=[inpatient]))
+
+
+@pytest.mark.parametrize("status, authored", [("entered-in-error", "2026-11-19"), ("cancelled", "2026-11-19"),
+                                              ("stopped", "2026-11-25")])  # stopped before it started
+def test_orders_that_were_never_given_never_count(client, status, authored):
+    other = med_request("iv", *KETOROLAC_IV, authored=authored, status=status, route="iv", supply_days=3)
+    resp = order(client, [draft("po", *KETOROLAC_ORAL, supply_days=5, route="oral")], medications=[other])
+    assert ("ketorolac-duration", "critical") not in topics(resp)
+
+
+def test_mg_dose_with_a_tablet_quantity_gives_the_supply(client):
+    rx = draft("k", *KETOROLAC_ORAL, route="oral", dose_mg=10, per_day=4, quantity=40)  # 40 tablets, 10 mg q6h
+    resp = order(client, [rx], medicationAdministrations=[med_admin("a", *KETOROLAC_IV, "2026-11-22T06:00:00Z", route="im")])
+    assert topics(resp) == [("ketorolac-duration", "critical")]
+    c = card(resp, "ketorolac-duration")
+    assert c["summary"].startswith("Ketorolac would run 10 days")
+    assert "| Planned last day | 2026-12-01 (10-day supply (40 ÷ 1 per dose × 4 doses a day)) |" in c["detail"]
+    assert "no end date" not in c["summary"]
+
+
+def test_strength_from_the_medication_resource_converts_a_mg_dose(client):
+    med = {"resourceType": "Medication", "id": "toradol",
+           "code": {"text": "Toradol tablets"},
+           "ingredient": [{"itemCodeableConcept": {"text": "ketorolac tromethamine"},
+                           "strength": {"numerator": {"value": 10, "unit": "mg", "system": "http://unitsofmeasure.org", "code": "mg"},
+                                        "denominator": {"value": 1, "unit": "tablet", "code": "{tbl}"}}}]}
+    rx = draft("k", None, "x", route="oral", dose_mg=20, per_day=2, quantity=20)  # 20 mg = 2 tablets, twice a day: 5 days
+    del rx["medicationCodeableConcept"]
+    rx["medicationReference"] = {"reference": "Medication/toradol"}
+    resp = order(client, [rx], medications=[med], medicationAdministrations=[med_admin("a", *KETOROLAC_IV, "2026-11-21T06:00:00Z", route="im")])
+    c = card(resp, "ketorolac-duration")  # 11-21 IM + 11-22..11-26
+    assert c["indicator"] == "critical" and c["summary"].startswith("Ketorolac would run 6 days")
+    assert "(5-day supply (20 ÷ 2 per dose × 2 doses a day))" in c["detail"]
+
+
+def test_no_end_date_warning_only_when_no_duration_can_be_derived(client):
+    rx = draft("k", *KETOROLAC_ORAL, route="oral", dose_mg=10, per_day=4)  # no quantity, no supply
+    assert topics(order(client, [rx])) == [("ketorolac-duration", "warning")]
+
+
+def test_contraindicated_ketorolac_gets_one_card_with_the_duration_facts(client):
+    resp = order(client, [draft("k", *KETOROLAC_ORAL, supply_days=10, route="oral")], conditions=[CKD4])
+    assert topics(resp) == [("ketorolac-contraindication", "critical")]
+    c = card(resp, "ketorolac-contraindication")
+    assert "- advanced renal impairment: Chronic kidney disease, stage 4 (severe)" in c["detail"]
+    assert "**Planned ketorolac exposure: 10 days** (over the 5-day limit, all routes combined)." in c["detail"]
+    assert "| Planned last day | 2026-12-01 (10-day supply) |" in c["detail"]
+    assert labels(resp) == ["Replace with acetaminophen 1 g every 8 hours", "Remove the ketorolac order"]
+    assert offered_drugs(resp) == {"198440"}  # acetaminophen only: never keep, shorten or swap for another NSAID
+
+
+def test_anticoagulant_caution_with_a_long_course_is_critical(client):
+    resp = order(client, [draft("k", *KETOROLAC_ORAL, supply_days=8, route="oral")], medications=[WARFARIN])
+    assert topics(resp) == [("ketorolac-contraindication", "critical")]
+    c = card(resp, "ketorolac-contraindication")
+    assert c["summary"] == ("Ketorolac with concurrent anticoagulant, and it would run 8 days (limit 5). Use acetaminophen "
+                            "instead.")
+    assert "Keep ketorolac" not in " ".join(labels(resp))
+
+
+def test_anticoagulant_caution_alone_is_a_warning(client):
+    resp = order(client, [draft("k", *KETOROLAC_INJ, supply_days=2, route="im")], medications=[WARFARIN])
+    assert topics(resp) == [("ketorolac-contraindication", "warning")]
+    assert "**Planned ketorolac exposure: 2 days** (within the 5-day limit" in card(resp, "ketorolac-contraindication")["detail"]
+
+
+def test_patient_view_ketorolac_card_does_not_advise_naproxen_when_contraindicated(client):
+    meds = [med_request("k", *KETOROLAC_ORAL, authored="2026-11-15", supply_days=10)]
+    detail = card(view(client, medications=meds, conditions=[CKD4]), "ketorolac-duration")["detail"]
+    assert "consider acetaminophen." in detail and "naproxen" not in detail
+    assert "naproxen with GI protection" in card(view(client, medications=meds), "ketorolac-duration")["detail"]
+
+
+def test_the_contraindication_summary_says_how_many_more_reasons_the_detail_lists(client):
+    gi = condition("gi", "K25.4", "Chronic or unspecified gastric ulcer with hemorrhage", system=ICD10, status="resolved")
+    resp = order(client, [draft("k", *KETOROLAC_INJ, supply_days=2, route="im")], conditions=[CKD4, gi])
+    c = card(resp, "ketorolac-contraindication")
+    assert c["summary"] == "Ketorolac is contraindicated (advanced renal impairment, and 1 more). Remove it; consider acetaminophen."
+    assert "- history of peptic ulcer / GI bleeding: Chronic or unspecified gastric ulcer with hemorrhage" in c["detail"]
