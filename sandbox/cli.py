@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -58,12 +59,13 @@ def _senders(args: argparse.Namespace, now: datetime) -> tuple[Send, dict[str, A
     return local_sender(now)
 
 
-def local_sender(now: datetime, validate_responses: bool = True) -> tuple[Send, dict[str, Any]]:
+def local_sender(now: datetime, validate_responses: bool = True,
+                 uuid_factory: Callable[[], str] | None = None) -> tuple[Send, dict[str, Any]]:
     """An in-process service (pinned clock, in-memory feedback): its send function and its discovery document."""
     from hooks.wsgi import create_app
 
     app = create_app({"database_url": "sqlite:///:memory:", "validate_responses": validate_responses, "log_level": "WARNING"},
-                     clock=lambda: now)
+                     clock=lambda: now, uuid_factory=uuid_factory)
     client = app.test_client()
 
     def send_local(service_id: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
@@ -72,7 +74,38 @@ def local_sender(now: datetime, validate_responses: bool = True) -> tuple[Send, 
     return send_local, client.get("/cds-services").get_json()
 
 
+def _goldens(args: argparse.Namespace) -> int:
+    """--golden: compare whole cards with each case's golden; --record: write the goldens that changed."""
+    from . import golden
+
+    if args.url or args.fhir:
+        print("--golden and --record replay in process (pinned clock and ids); drop --url/--fhir", file=sys.stderr)
+        return 2
+    cases = find_cases(args.paths or [str(DEFAULT_PATIENTS)])
+    day = date.fromisoformat(args.today) if args.today else golden.golden_day(cases)
+    ids = golden.PinnedIds()
+    send, discovery = local_sender(golden.pinned_now(day), uuid_factory=ids)
+    runs = golden.replay(cases, send, ids, _services(discovery), day)
+    if args.record:
+        written, refused = golden.record(runs, day)
+        for path in written:
+            print(f"recorded {path.name}: review it in git diff before committing")
+        for line in refused:
+            print(line, file=sys.stderr)
+        print(f"{len(written)} goldens written, {len(runs) - len(written) - len(refused)} unchanged, {len(refused)} refused")
+        return 1 if refused else 0
+    bad = [r for r in runs if r.problems or r.differences]
+    for r in bad:
+        for line in r.problems + r.differences:
+            print(f"{r.case.name}: {line}")
+    calls = sum(len(r.outcomes) for r in runs)
+    print(f"{len(runs) - len(bad)} of {len(runs)} patients ({calls} calls) match their goldens whole, as of {day}")
+    return 1 if bad else 0
+
+
 def replay(args: argparse.Namespace) -> int:
+    if args.golden or args.record:
+        return _goldens(args)
     now = today_start(date.fromisoformat(args.today) if args.today else None)
     send, discovery = _senders(args, now)
     services = _services(discovery)
@@ -151,6 +184,10 @@ def register(sub: Any) -> None:
     p.add_argument("--today", help="pin 'now' to this date (YYYY-MM-DD); default: the real date")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--no-colour", action="store_true")
+    p.add_argument("--golden", action="store_true",
+                   help="compare whole cards with each case's <name>.cards.json (in process, pinned clock and ids)")
+    p.add_argument("--record", action="store_true",
+                   help="write the goldens that changed (refused where cards contradict the hand-written expectations)")
     p.set_defaults(func=replay)
     p = sub.add_parser("load-patients", help="POST the synthetic patients to a FHIR server as transactions")
     p.add_argument("--fhir", required=True, help="FHIR base URL")

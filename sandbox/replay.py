@@ -90,6 +90,7 @@ class CallOutcome:
     cards: list[tuple[str, str, str]]  # (topic, indicator, summary)
     problems: list[str] = field(default_factory=list)
     elapsed_ms: float = 0.0
+    full_cards: list[dict[str, Any]] = field(default_factory=list)  # the cards as returned (sandbox/golden.py)
 
 
 @dataclass
@@ -177,10 +178,10 @@ def run_cases(cases: list[Case], send: Send, services: dict[str, tuple[str, tupl
             started = time.perf_counter()
             status, data = send(service_id, body)
             elapsed = (time.perf_counter() - started) * 1000
-            cards = [(c["source"].get("topic", {}).get("code", "?"), c["indicator"], c["summary"]) for c in data.get("cards", [])] \
-                if status == 200 else []
+            full = data.get("cards", []) if status == 200 else []
+            cards = [(c["source"].get("topic", {}).get("code", "?"), c["indicator"], c["summary"]) for c in full]
             problems = check(call, cards) if status == 200 else [f"HTTP {status}: {json.dumps(data)[:200]}"]
-            outcomes.append(CallOutcome(case.name, hook, call.get("label", hook), status, cards, problems, elapsed))
+            outcomes.append(CallOutcome(case.name, hook, call.get("label", hook), status, cards, problems, elapsed, full))
             done += 1
             if progress:
                 progress(done, total)
