@@ -19,7 +19,7 @@ def replace_with(ctx: RuleContext, courses: list[MedicationCourse], name: str, l
     s = ctx.snapshot
     display, text = sx.ALTERNATIVES[name][1], sx.ALTERNATIVES[name][4]
     return sx.replacement(s.patient_id, name, [(s.resources[c.ref], c.ref, c.in_draft_orders) for c in courses],
-                          f"Replace the {label} order with {display.lower()}: {text}")
+                          f"Replace the {label} order with {display.lower()}: {text}", int(ctx.thresholds.alternative_supply_days))
 
 
 def alternative_analgesic(ctx: RuleContext, drafts: list[MedicationCourse], label: str) -> Suggestion:

@@ -101,6 +101,12 @@ class RedFlag:
     record: str  # "Condition/123" or "MedicationRequest/…"
     display: str
     since: date | None
+    with_record: str = ""  # fever: the risk factor's record ("Condition/…"), named beside the fever's
+    with_display: str = ""
+
+    @property
+    def records(self) -> tuple[str, ...]:
+        return (self.record, self.with_record) if self.with_record else (self.record,)
 
 
 def episode(s: PatientSnapshot, t: Thresholds) -> Episode | None:
@@ -196,7 +202,7 @@ def red_flags(s: PatientSnapshot, t: Thresholds, ep: Episode | None = None) -> l
     sources += [_Source(o.ref, o.display, o.asserted, o.effective.earliest, True)
                 for o in observed_in_episode(s, ep) if o.effective is not None]
     flags: list[RedFlag] = []
-    risk_factors: set[str] = set()
+    risk_factors: list[_Source] = []
     fevers: list[_Source] = []
     for src in sources:
         for kind in sorted(src.kinds):
@@ -204,18 +210,22 @@ def red_flags(s: PatientSnapshot, t: Thresholds, ep: Episode | None = None) -> l
                 tier, label, workup = RED_FLAG_KINDS[kind]
                 flags.append(RedFlag(kind, tier, label, workup, src.ref, src.display, src.since))
         if src.current:
-            risk_factors |= src.kinds & FEVER_WITH
+            if src.kinds & FEVER_WITH:
+                risk_factors.append(src)
             if "rf-fever" in src.kinds:
                 fevers.append(src)
     readings = temperatures(s, ep) if ep is not None else []
     fevers += [_Source(o.ref, f"{o.display or 'Body temperature'} {value:.1f} °C", frozenset({"rf-fever"}),
                        o.effective.earliest if o.effective else None, True)
                for o, value in readings if value >= t.fever_celsius]
-    for src in fevers:
-        if risk_factors:
-            with_what = "IV drug use" if "rf-ivdu" in risk_factors else "immunosuppression"
+    if risk_factors:  # drug use first (the record named beside the fever), then immunosuppression
+        risk = min(risk_factors, key=lambda r: ("rf-injection-drug-use" not in r.kinds, "rf-ivdu" not in r.kinds))
+        # only an injection-drug-use record says "IV"; a substance-use disorder code (opioid dependence…) says what it is
+        with_what = ("IV drug use" if "rf-injection-drug-use" in risk.kinds else
+                     "drug use" if "rf-ivdu" in risk.kinds else "immunosuppression")
+        for src in fevers:
             flags.append(RedFlag("rf-fever", EMERGENCY, f"fever with {with_what} (possible spinal infection)",
-                                 "mri-contrast-urgent", src.ref, src.display, src.since))
+                                 "mri-contrast-urgent", src.ref, src.display, src.since, risk.ref, risk.display))
     if not (fevers and risk_factors):
         for src in sources:
             if src.current and "rf-injection-drug-use" in src.kinds:

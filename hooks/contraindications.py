@@ -20,6 +20,7 @@ class Contraindication(NamedTuple):
     text: str  # "history of peptic ulcer / GI bleeding: <display>"
     ref: str  # the record it rests on
     critical: bool  # False: a caution (anticoagulant, a pregnancy before 20 weeks or of unknown age)
+    kind: str = ""  # of a caution: "bleeding" (an anticoagulant) or "pregnancy"
 
 
 def nsaid_contraindications(ctx: RuleContext, replacing: Iterable[str] = (), ketorolac: bool = False) -> list[Contraindication]:
@@ -42,10 +43,11 @@ def nsaid_contraindications(ctx: RuleContext, replacing: Iterable[str] = (), ket
         elif c.active and "bleeding-disorder" in c.valuesets:
             found.append(Contraindication(f"bleeding disorder or cerebrovascular bleeding: {c.display}", c.ref, True))
         elif c.active and "anticoagulant-use" in c.valuesets:
-            found.append(Contraindication(f"anticoagulation: {c.display}", c.ref, False))
+            found.append(Contraindication(f"anticoagulation: {c.display}", c.ref, False, "bleeding"))
     egfr = ctx.egfr
     if egfr is not None and egfr.value is not None and egfr.value < t.ketorolac_contraindicated_egfr:
-        found.append(Contraindication(f"eGFR {egfr.value:g} on {egfr.effective} (< {t.ketorolac_contraindicated_egfr:g})",
+        found.append(Contraindication(f"advanced renal impairment: eGFR {egfr.value:g} on {egfr.effective} "
+                                      f"(< {t.ketorolac_contraindicated_egfr:g})",
                                       egfr.ref, True))
     for a in s.allergies:
         if a.valuesets & {"nsaids", "ketorolac"}:
@@ -53,7 +55,7 @@ def nsaid_contraindications(ctx: RuleContext, replacing: Iterable[str] = (), ket
     preg = ctx.pregnancy
     if preg is not None:
         late = preg.weeks is not None and preg.weeks >= t.nsaid_avoid_gestation_weeks
-        found.append(Contraindication(preg.text, preg.record, late))
+        found.append(Contraindication(preg.text, preg.record, late, "pregnancy"))
     classes = ("nsaids",) if ketorolac else ("nsaids", "ketorolac")
     for cls in classes:
         for course in ctx.current_courses(cls, exclude=skip):
@@ -61,5 +63,5 @@ def nsaid_contraindications(ctx: RuleContext, replacing: Iterable[str] = (), ket
     for course in ctx.current_courses("ketorolac-interacting", exclude=skip):
         found.append(Contraindication(f"concurrent {', '.join(sorted(course.ingredients))}: {course.display}", course.ref, True))
     for course in ctx.current_courses("anticoagulants", exclude=skip):
-        found.append(Contraindication(f"concurrent anticoagulant: {course.display}", course.ref, False))
+        found.append(Contraindication(f"concurrent anticoagulant: {course.display}", course.ref, False, "bleeding"))
     return sorted(found, key=lambda c: not c.critical)  # critical first, each group in record order

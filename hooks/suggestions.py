@@ -5,13 +5,14 @@ R4B is wire-compatible with R4 for MedicationRequest and ServiceRequest as used 
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 from typing import Any
 
 from fhir.resources.R4B.medicationrequest import MedicationRequest
 from fhir.resources.R4B.servicerequest import ServiceRequest
 
-from cds_service.durations import fhir_quantity_days
+from cds_service.durations import duration_days, fhir_quantity_days
 from cds_service.fhir_models import is_valid_r4, json_copy, normalised
 from cds_service.terminology import CPT, LOINC, RXNORM, SNOMED
 
@@ -19,10 +20,11 @@ UCUM = "http://unitsofmeasure.org"
 ORAL = {"system": SNOMED, "code": "26643006", "display": "Oral route"}
 
 # name → (RxNorm SCD, display, mg per dose, doses per day, instruction)
+# name → (RxNorm product, its name, mg per dose, doses a day, instructions, tablets a day)
 ALTERNATIVES = {
-    "naproxen": ("198014", "Naproxen 500 MG Oral Tablet", 500, 2, "500 mg by mouth twice daily with food"),
-    "ibuprofen": ("197806", "Ibuprofen 600 MG Oral Tablet", 600, 3, "600 mg by mouth every 8 hours with food"),
-    "acetaminophen": ("198440", "Acetaminophen 500 MG Oral Tablet", 1000, 3, "1 g (2 × 500 mg) by mouth every 8 hours; max 3 g/day"),
+    "naproxen": ("198014", "Naproxen 500 MG Oral Tablet", 500, 2, "500 mg by mouth twice daily with food", 2),
+    "ibuprofen": ("197806", "Ibuprofen 600 MG Oral Tablet", 600, 3, "600 mg by mouth every 8 hours with food", 3),
+    "acetaminophen": ("198440", "Acetaminophen 500 MG Oral Tablet", 1000, 3, "1 g (2 × 500 mg) by mouth every 8 hours; max 3 g/day", 6),
 }
 
 # key → (system, code, display) for ServiceRequest codes
@@ -66,7 +68,7 @@ def _medication_template(name: str, with_reason: bool) -> dict[str, Any]:
 
 
 def _medication_order(patient_id: str, name: str, reason: dict[str, Any] | None) -> dict[str, Any]:
-    code, display, mg, per_day, text = ALTERNATIVES[name]
+    code, display, mg, per_day, text, _ = ALTERNATIVES[name]
     per_dose_unit = mg
     resource: dict[str, Any] = {
         "resourceType": "MedicationRequest", "status": "draft", "intent": "order",
@@ -125,7 +127,14 @@ def referral(patient_id: str, kind: str, priority: str, note: str, reason: dict[
     return service_request(patient_id, [REFERRALS[kind]], category=REFERRAL_CATEGORY, priority=priority, note=note, reason=reason)
 
 
-def replacement(patient_id: str, name: str, replaced: list[tuple[dict[str, Any], str, bool]], description: str) -> tuple[dict[str, Any], ...]:
+def _supply(name: str, days: int) -> dict[str, Any]:
+    """A bounded supply of an alternative: ``days`` and the tablets they need."""
+    return {"quantity": {"value": days * ALTERNATIVES[name][5], "unit": "tablet", "system": UCUM, "code": "{tbl}"},
+            "expectedSupplyDuration": fhir_quantity_days(days)}
+
+
+def replacement(patient_id: str, name: str, replaced: list[tuple[dict[str, Any], str, bool]], description: str,
+                supply_days: int) -> tuple[dict[str, Any], ...]:
     """The actions that replace orders with ``name`` (an ALTERNATIVES drug), in a shape real clients apply whole.
 
     ``replaced``: (resource, "Type/id", is a draft). A draft is replaced in place — one ``update`` of the same
@@ -134,14 +143,19 @@ def replacement(patient_id: str, name: str, replaced: list[tuple[dict[str, Any],
     draft that is not valid FHIR even with the change, gets a ``create`` of the new order first, then its ``stop``/
     ``delete``: the public CDS Hooks sandbox applies the first create/update that carries a coded medication and stops
     there, and clears the order at the first delete (sandbox/README.md), so the new drug must come first.
+
+    The new order's supply is bounded: ``supply_days`` (``alternative_supply_days``), or the replaced draft's own
+    supply duration when that is shorter, with the tablets it needs — never an open-ended NSAID.
     """
     reason = back_pain_reason()
     first, rest = (replaced[0], replaced[1:]) if replaced else (None, [])
-    in_place = _replace_in_place(first[0], name, reason, description) if first is not None and first[2] else None
+    in_place = _replace_in_place(first[0], name, reason, description, supply_days) if first is not None and first[2] else None
     if in_place is not None:
         return (in_place, *(delete(ref, f"Remove {_label(r)}") if draft else _stop_or_delete(r, ref) for r, ref, draft in rest))
     removals = tuple(delete(ref, f"Remove {_label(r)}") if draft else _stop_or_delete(r, ref) for r, ref, draft in replaced)
-    return (medication_order(patient_id, name, reason), *removals)
+    created = medication_order(patient_id, name, reason)
+    created["resource"]["dispenseRequest"] = _supply(name, supply_days)
+    return (created, *removals)
 
 
 def _label(resource: dict[str, Any]) -> str:
@@ -154,7 +168,8 @@ def _stop_or_delete(resource: dict[str, Any], ref: str) -> dict[str, Any]:
     return stop(resource, f"Stop {_label(resource)}") or delete(ref, f"Remove {_label(resource)}")
 
 
-def _replace_in_place(resource: dict[str, Any], name: str, reason: dict[str, Any], description: str) -> dict[str, Any] | None:
+def _replace_in_place(resource: dict[str, Any], name: str, reason: dict[str, Any], description: str,
+                      supply_days: int) -> dict[str, Any] | None:
     template = _medication_template(name, True)["resource"]
 
     def apply(r: dict[str, Any]) -> None:
@@ -162,13 +177,12 @@ def _replace_in_place(resource: dict[str, Any], name: str, reason: dict[str, Any
         r.pop("contained", None)
         r["medicationCodeableConcept"] = json_copy(template["medicationCodeableConcept"])
         r["dosageInstruction"] = json_copy(template["dosageInstruction"])
-        dispense = r.get("dispenseRequest")
-        if isinstance(dispense, dict):
-            kept = {k: v for k, v in dispense.items() if k in ("expectedSupplyDuration", "validityPeriod")}
-            if kept:
-                r["dispenseRequest"] = kept
-            else:
-                r.pop("dispenseRequest", None)
+        old = r.get("dispenseRequest")
+        dispense: dict[str, Any] = old if isinstance(old, dict) else {}
+        own = duration_days(dispense.get("expectedSupplyDuration"))
+        days = min(supply_days, math.ceil(own)) if own else supply_days
+        r["dispenseRequest"] = {**({"validityPeriod": dispense["validityPeriod"]} if "validityPeriod" in dispense else {}),
+                                **_supply(name, days)}
         if not r.get("reasonCode") and not r.get("reasonReference"):
             r["reasonCode"] = [reason]
     return update(resource, description, apply)
@@ -188,20 +202,35 @@ def update(resource: dict[str, Any], description: str, change: Any) -> dict[str,
     return {"type": "update", "description": description, "resource": changed}
 
 
-def bounded_duration(resource: dict[str, Any], days: int, per_day: float | None, what: str = "ketorolac") -> dict[str, Any] | None:
+def bounded_duration(resource: dict[str, Any], days: int, units_per_day: float | None,
+                     what: str = "ketorolac") -> dict[str, Any] | None:
+    """Limit an order to ``days``: its supply duration and any timing bounds, and its dispensed quantity to
+    ``days`` × ``units_per_day`` (units of the quantity: tablets, mL — the snapshot converts a mg dose with the
+    product's strength). A quantity that cannot be recomputed is removed rather than left at the longer supply (the
+    pharmacist sets it for the shorter duration; the action says so)."""
+    recomputed = True
+
     def apply(r: dict[str, Any]) -> None:
+        nonlocal recomputed
         dispense = r.setdefault("dispenseRequest", {})
         dispense["expectedSupplyDuration"] = fhir_quantity_days(days)
         quantity = dispense.get("quantity")
-        dose = _dose_value(r)
-        if isinstance(quantity, dict) and per_day and dose:
-            quantity["value"] = int(round(days * per_day * dose))
+        if isinstance(quantity, dict):
+            if units_per_day:
+                total = days * units_per_day
+                quantity["value"] = int(total) if float(total).is_integer() else math.ceil(total * 10) / 10
+            else:
+                recomputed = False
+                dispense.pop("quantity")
         for dosage in r.get("dosageInstruction") or []:
             repeat = (dosage.get("timing") or {}).get("repeat")
             if isinstance(repeat, dict) and ("boundsPeriod" in repeat or "boundsDuration" in repeat):
                 repeat.pop("boundsPeriod", None)
                 repeat["boundsDuration"] = fhir_quantity_days(days)
-    return update(resource, f"Limit the {what} order to {days} day{'s' if days != 1 else ''}", apply)
+    action = update(resource, f"Limit the {what} order to {days} day{'s' if days != 1 else ''}", apply)
+    if action is not None and not recomputed:
+        action["description"] += " (quantity removed: set it for the shorter supply)"
+    return action
 
 
 def stop(resource: dict[str, Any], description: str) -> dict[str, Any] | None:
@@ -221,15 +250,6 @@ def set_dose(resource: dict[str, Any], mg: float, per_day: int, description: str
         repeat.pop("frequencyMax", None)
         dosage["text"] = f"{mg:g} mg every {24 // per_day} hours (max {mg * per_day:g} mg/day)"
     return update(resource, description, apply)
-
-
-def _dose_value(resource: dict[str, Any]) -> float | None:
-    for dosage in resource.get("dosageInstruction") or []:
-        for dr in dosage.get("doseAndRate") or []:
-            value = (dr.get("doseQuantity") or {}).get("value")
-            if isinstance(value, (int, float)):
-                return float(value)
-    return None
 
 
 def back_pain_reason() -> dict[str, Any]:

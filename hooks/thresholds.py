@@ -49,6 +49,9 @@ class Thresholds:
     opioid_nonopioid_lookback_days: float = _t(90.0, "CDC 2022 recommendation 1: non-opioid therapy first (rule catalogue: 90 days)")
     opioid_supply_warning_days: float = _t(7.0, "CDC 2022 recommendation 6: more than 7 days rarely needed for acute pain")
     opioid_supply_info_days: float = _t(3.0, "CDC 2022 recommendation 6: 3 days or less often sufficient")
+    alternative_supply_days: float = _t(7.0, "supply of a suggested replacement analgesic (naproxen, acetaminophen): NICE NG59 "
+                                             "1.2.17–1.2.20 lowest effective dose for the shortest possible time, and ACP 2017's "
+                                             "acute pain trials (1–2 weeks); the replaced draft's own supply when shorter")
     acute_pain_days: float = _t(28.0, "ACP 2017: acute low back pain lasts less than 4 weeks")
     beers_age: float = _t(65.0, "AGS Beers Criteria 2023: avoid skeletal muscle relaxants at age ≥ 65")
     gabapentin_egfr_band_upper: float = _t(60.0, "gabapentin label, Table 1: no adjustment at CrCl ≥ 60 (eGFR used as its proxy)")

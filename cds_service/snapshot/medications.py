@@ -214,7 +214,8 @@ class MedicationReader(ReaderBase):
             in_draft_orders=in_draft, is_administration=administration, single_dose_mg=single, daily_dose_mg=daily,
             reason_valuesets=reasons, reason_refs=reason_refs, stop_reason=_concept_text(resource.get("statusReason")),
             end_known=end_known, request=_local_reference(_str(_obj(resource, "request").get("reference")))
-            if administration else ""))
+            if administration else "", units_per_day=_units_per_day(resource, dose),
+            unit_mg=dose.strength.mg if dose.strength and not dose.strength.per else None))
 
     def _stopped_end(self, resource: dict[str, Any], rtype: str, start: date, planned: date | None,
                      basis: str) -> tuple[date | None, str, bool]:
@@ -303,6 +304,16 @@ class MedicationReader(ReaderBase):
         if end is not None:
             return start, end, "validityPeriod.end"
         return start, None, ""
+
+
+def _units_per_day(resource: dict[str, Any], dose: _Dose) -> float | None:
+    """How many of the order's dispensed units (``dispenseRequest.quantity``'s unit) a day of doses uses: 4 tablets for
+    "10 mg every 6 hours" of a 10 mg tablet. None without a quantity, or when the dose does not convert to its unit."""
+    quantity = _obj(_obj(resource, "dispenseRequest"), "quantity")
+    if not quantity or not dose.per_day:
+        return None
+    per_dose = dose.units_per_dose(_str(quantity.get("code") or quantity.get("unit")).strip().lower())
+    return per_dose * dose.per_day if per_dose else None
 
 
 @lru_cache(maxsize=4096)

@@ -36,7 +36,7 @@ def _remove(drafts: list[MedicationCourse], recommended: bool = True) -> Suggest
     return Suggestion("remove", tuple(sx.delete(d.ref, f"Remove {d.display}") for d in drafts), recommended=recommended)
 
 
-@rule("gabapentinoid-nonradicular", hooks=ORDER_HOOKS, thresholds=NSAID_CONTRAINDICATION_THRESHOLDS,
+@rule("gabapentinoid-nonradicular", hooks=ORDER_HOOKS, thresholds=("alternative_supply_days", *NSAID_CONTRAINDICATION_THRESHOLDS),
       lookback=NSAID_CONTRAINDICATION_LOOKBACK,
       valuesets=("gabapentinoids", "neuropathic-indication", "lbp-radicular", *NSAID_CONTRAINDICATION_SETS),
       suggestions=("replace-naproxen", "replace-acetaminophen", "remove"),
@@ -71,7 +71,10 @@ def gabapentinoid_renal_dose(ctx: RuleContext) -> list[Finding]:
     """When: gabapentin is being ordered with a computable daily dose above the band for the latest eGFR (12 months):
     30–59 → 1400 mg/day, 15–29 → 700 mg/day, < 15 → 300 mg/day (gabapentin label, Table 1). No eGFR or no readable
     dose → no card.
-    Then: warning with the dose, the eGFR and the band; suggest updating the order to the band's maximum.
+    Then: warning with the dose, the eGFR and the band; suggest updating the order to the band's maximum in whole
+    units of the ordered product (600 mg tablets in the 700 mg/day band: 600 mg once daily — the update keeps the
+    product, so its dose must be one the product can make). When even one unit is above the band, no update is
+    offered and the card says another strength is needed (clinical decision: README).
     """
     s, t = ctx.snapshot, ctx.thresholds
     egfr = ctx.egfr
@@ -85,13 +88,17 @@ def gabapentinoid_renal_dose(ctx: RuleContext) -> list[Finding]:
         cap, per_day, band = t.gabapentin_max_mg_egfr_15_29, 1, f"{lower:g}–{middle - 1:g}"
     else:
         cap, per_day, band = t.gabapentin_max_mg_egfr_below_15, 1, f"below {lower:g}"
-    dose = cap / per_day
     for d in ctx.focused_drafts("gabapentinoids"):
         if d.ingredients != {"gabapentin"} or d.daily_dose_mg is None or d.daily_dose_mg <= cap:
             continue
-        regimen = f"{dose:g} mg {'twice' if per_day == 2 else 'once'} daily"
+        # the band's dose in whole tablets of the ordered product (600 mg tablets cannot make 700 mg)
+        dose = cap / per_day if not d.unit_mg else (cap / per_day // d.unit_mg) * d.unit_mg
         values = {"order": d.display, "daily": f"{d.daily_dose_mg:g}", "egfr": f"{egfr.value:g}", "egfr_date": str(egfr.effective),
-                  "band": band, "cap": f"{cap:g}", "regimen": regimen}
+                  "band": band, "cap": f"{cap:g}"}
+        if dose <= 0:  # even one tablet is above the band: another strength is needed, no update can fix this order
+            values["regimen"] = f"at most {cap:g} mg/day (a strength below the {d.unit_mg:g} mg ordered)"
+            return [Finding("gabapentinoid-renal-dose", "warning", values, (d.ref, egfr.ref), ())]
+        regimen = values["regimen"] = f"{dose:g} mg {'twice' if per_day == 2 else 'once'} daily"
         action = sx.set_dose(s.resources[d.ref], dose, per_day, f"Set gabapentin to {regimen}")
         return [Finding("gabapentinoid-renal-dose", "warning", values, (d.ref, egfr.ref),
                         (Suggestion("cap-dose", (action,), recommended=True, label_values={"regimen": regimen}),))]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from datetime import timedelta
 
@@ -39,7 +40,7 @@ def _current_sedatives(ctx: RuleContext) -> list[MedicationCourse]:
 
 
 @rule("opioid-first-line", hooks=ORDER_HOOKS,
-      thresholds=("opioid_nonopioid_lookback_days", "opioid_supply_warning_days", "opioid_supply_info_days", "acute_pain_days",
+      thresholds=("alternative_supply_days", "opioid_nonopioid_lookback_days", "opioid_supply_warning_days", "opioid_supply_info_days", "acute_pain_days",
                   *NSAID_CONTRAINDICATION_THRESHOLDS),
       lookback=("opioid_nonopioid_lookback_days", *NSAID_CONTRAINDICATION_LOOKBACK),
       valuesets=("opioids", "physical-therapy", *NSAID_CONTRAINDICATION_SETS),
@@ -49,7 +50,8 @@ def opioid_first_line(ctx: RuleContext) -> list[Finding]:
     """When: an opioid (not buprenorphine or methadone, which may treat opioid use disorder) is being ordered for back
     pain and: no non-opioid therapy (NSAID, acetaminophen, muscle relaxant, duloxetine, physical therapy) in the last 90
     days; or a supply over 7 days (over 3 days: info); or a long-acting opioid while the episode is under 4 weeks.
-    Then: warning (info when the only reason is a 4–7 day supply); suggest a non-opioid, or limiting the supply to 3 days.
+    Then: warning (info when the only reason is a 4–7 day supply); suggest a non-opioid, or limiting the supply to 3 days
+    — recommended first when a non-opioid was already tried (clinical decision: README).
     """
     drafts = _opioid_drafts(ctx)
     s, t = ctx.snapshot, ctx.thresholds
@@ -81,9 +83,13 @@ def opioid_first_line(ctx: RuleContext) -> list[Finding]:
         return []
     options = [alternative_analgesic(ctx, drafts, "opioid")]
     if longest is not None and longest > t.opioid_supply_info_days and len(drafts) == 1:
-        options.append(Suggestion("shorten", (sx.bounded_duration(s.resources[drafts[0].ref], int(t.opioid_supply_info_days),
-                                                                   drafts[0].per_day, what="opioid"),),
-                                  label_values={"days": int(t.opioid_supply_info_days)}))
+        shorten = Suggestion("shorten", (sx.bounded_duration(s.resources[drafts[0].ref], int(t.opioid_supply_info_days),
+                                                              drafts[0].units_per_day, what="opioid"),),
+                             recommended=bool(tried or therapy), label_values={"days": int(t.opioid_supply_info_days)})
+        if shorten.recommended:  # a non-opioid was already tried: the supply is the problem, not the choice of drug
+            options = [shorten, dataclasses.replace(options[0], recommended=False)]
+        else:
+            options.append(shorten)
     values = {"orders": "; ".join(d.display for d in drafts), "reasons": "\n".join(f"- {full}" for _, full in reasons),
               "first_reason": reasons[0][0]}
     return [Finding("opioid-first-line", "warning" if warning else "info", values, tuple(draft_refs), tuple(options))]

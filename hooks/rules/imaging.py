@@ -39,7 +39,7 @@ WORKUP_ORDER = ["mri-emergency", "mri-contrast-urgent", "mri-contrast", "mri", "
 # The summary, the detail and the suggestion label name the same study and specialty as the suggested ServiceRequests.
 WORKUP_SHORT = {
     "mri-emergency": "emergency MRI and same-day neurosurgery referral",
-    "mri-contrast-urgent": "urgent MRI with contrast and same-day neurosurgery referral",
+    "mri-contrast-urgent": "urgent MRI with/without contrast, same-day neurosurgery referral",
     "mri-contrast": "MRI with and without contrast and orthopaedic spine referral",
     "mri": "MRI and orthopaedic spine referral",
     "xray": "lumbar radiographs",
@@ -79,10 +79,12 @@ def imaging_red_flags(ctx: RuleContext) -> list[Finding]:
     flags = ctx.red_flags
     if not flags or _addressed(ctx, flags):
         return []
-    listed = "\n".join(f"- **{f.label}** — {f.display} ({f.record}{_when(f)})" for f in flags)
+    listed = "\n".join(f"- **{f.label}** — {f.display} ({f.record}{_when(f)})"
+                       + (f"; with {f.with_display} ({f.with_record})" if f.with_record else "") for f in flags)
+    records = tuple(dict.fromkeys(r for f in flags for r in f.records))
     serious = [f for f in flags if f.tier != RISK]
     if not serious:  # injection drug use without a recorded fever: ask for the work-up, order nothing yet
-        return [Finding("imaging-red-flags", "info", {"flags": listed}, tuple(f.record for f in flags), variant="risk")]
+        return [Finding("imaging-red-flags", "info", {"flags": listed}, records, variant="risk")]
     emergency = any(f.tier == EMERGENCY for f in flags)
     workup = min({f.workup for f in serious}, key=WORKUP_ORDER.index)
     study, priority = WORKUP[workup]
@@ -101,7 +103,7 @@ def imaging_red_flags(ctx: RuleContext) -> list[Finding]:
         options.append(Suggestion("imaging-only", (actions[0],)))
     elif workup == "xray":
         options.append(Suggestion("refer", (sx.referral(s.patient_id, "orthopaedic", "urgent", note, reason),)))
-    return [Finding("imaging-red-flags", "critical" if emergency else "warning", values, tuple(f.record for f in flags),
+    return [Finding("imaging-red-flags", "critical" if emergency else "warning", values, records,
                     tuple(options), variant="emergency" if emergency else "prompt")]
 
 

@@ -18,6 +18,7 @@ from ..contraindications import (
     NSAID_CONTRAINDICATION_LOOKBACK,
     NSAID_CONTRAINDICATION_SETS,
     NSAID_CONTRAINDICATION_THRESHOLDS,
+    Contraindication,
     nsaid_contraindications,
 )
 from ..findings import Finding, Suggestion
@@ -133,7 +134,7 @@ def planned_exposure(ctx: RuleContext) -> Plan | None:
             "orders": "; ".join(f"{c.display} ({c.route_text})" for c in in_exp), "oral_note": _oral_note(ctx, list(in_exp)),
             "gap_row": f"\n| Dose-free days within the course | {exp.gaps_text} (a dose-free day does not end a course) |"
             if exp.gaps else "",
-            "stop_note": _stop_note(exp)}
+            "stop_note": _stop_note(exp, s.today)}
         if exp.last is None:
             open_ended = [c for c in in_exp if c.end is None]
             values["open_order"] = open_ended[0].display if open_ended else in_exp[0].display
@@ -144,18 +145,21 @@ def planned_exposure(ctx: RuleContext) -> Plan | None:
     return next((p for p in plans if p.open_ended or p.values["days"] > limit), plans[0] if plans else None)
 
 
-def _stop_note(exp: Exposure) -> str:
+def _stop_note(exp: Exposure, today: date) -> str:
     stopped = exp.unknown_stops
     if not stopped:
         return ""
-    names = "; ".join(f"{c.display} (from {fmt_date(c.start)})" for c in stopped)
-    return (f"\n\nStopped order{'s' if len(stopped) > 1 else ''} with no stop date recorded: {names} — counted to the "
-            "earlier of its planned end and today. Check the administration record.")
+    def counted(c: MedicationCourse) -> str:
+        to = "today" if c.end is None or c.end >= today else f"its planned end, {fmt_date(c.end)}"
+        return f"{c.display} (from {fmt_date(c.start)}, counted to {to})"
+    names = "; ".join(counted(c) for c in stopped)
+    return (f"\n\nStopped order{'s' if len(stopped) > 1 else ''} with no stop date recorded: {names}. "
+            "Check the administration record.")
 
 
 @rule("ketorolac-contraindication", hooks=ORDER_HOOKS,
       supersedes=("ketorolac-duration", "ketorolac-oral-start", "ketorolac-dose"),
-      thresholds=("ketorolac_max_days", "ketorolac_lookback_days", "ketorolac_course_gap_days", *NSAID_CONTRAINDICATION_THRESHOLDS),
+      thresholds=("alternative_supply_days", "ketorolac_max_days", "ketorolac_lookback_days", "ketorolac_course_gap_days", *NSAID_CONTRAINDICATION_THRESHOLDS),
       lookback=("ketorolac_lookback_days", *NSAID_CONTRAINDICATION_LOOKBACK), valuesets=NSAID_CONTRAINDICATION_SETS,
       suggestions=("replace-acetaminophen", "remove"),
       describes="ketorolac contraindications (GI bleeding, renal, bleeding, pregnancy from 20 weeks, other NSAIDs, anticoagulants)")
@@ -184,8 +188,12 @@ def ketorolac_contraindication(ctx: RuleContext) -> list[Finding]:
     critical = any(c.critical for c in found)
     values = {"orders": "; ".join(d.display for d in drafts),
               "reasons": "\n".join(f"- {c.text}" for c in found),
-              "first_reason": found[0].text.split(":")[0].split(" (")[0] + (f", and {len(found) - 1} more" if len(found) > 1 else ""),
+              "first_reason": _first_problem(found),
               "duration": _duration_text(plan, limit), "days": plan.values.get("days", "") if plan else ""}
+    if not critical:  # name only the cautions this record has (a man on warfarin has no pregnancy caution)
+        kinds = [k for k in ("bleeding", "pregnancy") if any(c.kind == k for c in found)]
+        values |= {"caution": " and ".join(kinds), "caution_advice": " ".join(_CAUTION_ADVICE[k] for k in kinds),
+                   "caution_evidence": "; ".join(_CAUTION_EVIDENCE[k] for k in kinds)}
     deletes = tuple(sx.delete(d.ref, f"Remove the ketorolac order ({d.display})") for d in drafts)
     suggestion = Suggestion("replace-acetaminophen", replace_with(ctx, drafts, "acetaminophen", "ketorolac"), recommended=True)
     sources = tuple(d.ref for d in drafts) + tuple(c.ref for c in found)
@@ -195,8 +203,23 @@ def ketorolac_contraindication(ctx: RuleContext) -> list[Finding]:
                     (suggestion, Suggestion("remove", deletes)), variant=variant, covers=covers)]
 
 
+def _first_problem(found: list[Contraindication]) -> str:
+    """The first contraindication's kind, and how many other kinds there are (a CKD 4 code and an eGFR of 24 are one
+    problem: advanced renal impairment)."""
+    kinds = list(dict.fromkeys(c.text.split(":")[0].split(" (")[0] for c in found))
+    return kinds[0] + (f", and {len(kinds) - 1} more" if len(kinds) > 1 else "")
+
+
+# What a caution-tier card says for each caution it names (FDA ketorolac label, Warnings; FDA DSC October 2020).
+_CAUTION_ADVICE = {"bleeding": "The label warns of bleeding with concurrent anticoagulants; acetaminophen avoids it.",
+                   "pregnancy": "The FDA advises avoiding NSAIDs from 20 weeks of pregnancy; acetaminophen avoids it."}
+_CAUTION_EVIDENCE = {"bleeding": "FDA ketorolac tromethamine label, Warnings (hemorrhage)",
+                     "pregnancy": "FDA ketorolac tromethamine label, Warnings (pregnancy); FDA Drug Safety Communication, "
+                                  "October 2020: avoid NSAIDs from 20 weeks of pregnancy"}
+
+
 @rule("ketorolac-duration", hooks=ALL_HOOKS, supersedes=("ketorolac-oral-start",),
-      thresholds=("ketorolac_max_days", "ketorolac_lookback_days", "ketorolac_course_gap_days",
+      thresholds=("alternative_supply_days", "ketorolac_max_days", "ketorolac_lookback_days", "ketorolac_course_gap_days",
                   "ketorolac_oral_after_parenteral_hours", *NSAID_CONTRAINDICATION_THRESHOLDS),
       lookback=("ketorolac_lookback_days", *NSAID_CONTRAINDICATION_LOOKBACK), valuesets=("ketorolac", *NSAID_CONTRAINDICATION_SETS),
       suggestions=("replace-naproxen", "replace-acetaminophen", "shorten", "stop"),
@@ -223,7 +246,7 @@ def ketorolac_duration(ctx: RuleContext) -> list[Finding]:
     sources = tuple(c.ref for c in plan.exposure.courses)
     shorten: tuple[Suggestion, ...] = ()
     if plan.allowed >= 1 and len(plan.drafts) == 1:
-        shorten = (Suggestion("shorten", (sx.bounded_duration(s.resources[draft.ref], plan.allowed, draft.per_day),),
+        shorten = (Suggestion("shorten", (sx.bounded_duration(s.resources[draft.ref], plan.allowed, draft.units_per_day),),
                               label_values={"days": plan.allowed}),)
     alternative = alternative_analgesic(ctx, list(plan.drafts), "ketorolac")
     covers = ("ketorolac-oral-start",) if plan.values["oral_note"] else ()  # its detail states the oral-start fact
@@ -248,7 +271,7 @@ def _ketorolac_duration_active(ctx: RuleContext, limit: int) -> list[Finding]:
                   "last_day": fmt_date(exp.last) if exp.last else "not recorded (open-ended)",
                   "orders": "; ".join(f"{c.display} ({c.route_text})" for c in active), "alternative": alternative,
                   "gap_row": f"\n| Dose-free days within the course | {exp.gaps_text} |" if exp.gaps else "",
-                  "stop_note": _stop_note(exp)}
+                  "stop_note": _stop_note(exp, s.today)}
         stops = tuple(Suggestion("stop", (sx.stop(s.resources[c.ref], f"Stop {c.display}"),), recommended=True)
                       for c in active if c.ref.startswith("MedicationRequest/"))
         return [Finding("ketorolac-duration", "critical", values, tuple(c.ref for c in exp.courses), stops[:1], variant="active")]
@@ -326,7 +349,7 @@ def ketorolac_dose(ctx: RuleContext) -> list[Finding]:
 
 
 @rule("ketorolac-oral-start", hooks=ORDER_HOOKS,
-      thresholds=("ketorolac_oral_after_parenteral_hours", *NSAID_CONTRAINDICATION_THRESHOLDS),
+      thresholds=("alternative_supply_days", "ketorolac_oral_after_parenteral_hours", *NSAID_CONTRAINDICATION_THRESHOLDS),
       lookback=NSAID_CONTRAINDICATION_LOOKBACK, valuesets=("ketorolac", *NSAID_CONTRAINDICATION_SETS),
       suggestions=("replace-naproxen", "replace-ibuprofen", "replace-acetaminophen"),
       describes="oral ketorolac not preceded by IV/IM ketorolac")

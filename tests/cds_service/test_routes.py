@@ -190,8 +190,10 @@ def test_sandbox_ketorolac_order_select_gives_the_ketorolac_card(client, mocked)
     assert naproxen["medicationCodeableConcept"]["coding"][0]["code"] == "198014"
     assert naproxen["medicationCodeableConcept"]["text"] == "Naproxen 500 MG Oral Tablet"  # the sandbox needs text and code
     assert naproxen["subject"] == {"reference": "Patient/pat-1"}
-    assert naproxen["dispenseRequest"] == {"expectedSupplyDuration": {"value": 30, "unit": "days", "system": "http://unitsofmeasure.org",
-                                                                      "code": "d"}}  # the tablet count of ketorolac is dropped
+    # ketorolac's tablet count and 30-day supply are not inherited: a bounded naproxen supply (alternative_supply_days)
+    assert naproxen["dispenseRequest"] == {
+        "quantity": {"value": 14, "unit": "tablet", "system": "http://unitsofmeasure.org", "code": "{tbl}"},
+        "expectedSupplyDuration": {"value": 7, "unit": "days", "system": "http://unitsofmeasure.org", "code": "d"}}
     shorten = card["suggestions"][1]
     assert shorten["label"] == "Shorten this order to 5 days (supply and duration)"
     updated = shorten["actions"][0]["resource"]

@@ -17,6 +17,7 @@ from tests.hooks.support import (
     LBP_10D,
     NAPROXEN_CODE,
     WARFARIN,
+    card,
     labels,
     offered_drugs,
     order,
@@ -29,6 +30,9 @@ from tests.hooks.support import (
 def test_no_rule_suggests_an_nsaid_to_a_patient_who_must_not_have_one(client, contra):
     steroid = order(client, [draft("s", *PREDNISONE, supply_days=5, route="oral")], **contra)
     assert topics(steroid) == [("systemic-steroid-back-pain", "warning")]
-    assert labels(steroid)[0] == "Replace with physiotherapy referral" and not offered_drugs(steroid) & {NAPROXEN_CODE, IBUPROFEN_CODE}
+    assert labels(steroid)[:2] == ["Replace with acetaminophen 1 g every 8 hours", "Replace with physiotherapy referral"]
+    assert "198440" in offered_drugs(steroid) and not offered_drugs(steroid) & {NAPROXEN_CODE, IBUPROFEN_CODE}
+    assert "An NSAID is not advised here: " in card(steroid, "systemic-steroid-back-pain")["detail"]
+    assert "Prefer an NSAID" not in card(steroid, "systemic-steroid-back-pain")["detail"]
     opioid = order(client, [draft("o", "1049621", "oxycodone hydrochloride 5 MG Oral Tablet", supply_days=10, route="oral")], **contra)
     assert "198440" in offered_drugs(opioid) and not offered_drugs(opioid) & {NAPROXEN_CODE, IBUPROFEN_CODE}  # acetaminophen

@@ -165,7 +165,8 @@ CASES: list[tuple[str, Any, dict[str, Any]]] = [
     ("gabapentin above the renal band", lambda c: _order(
         c, [draft("g", *GABA, supply_days=30, route="oral", dose_mg=600, per_day=3)], conditions=[condition("s", *SCIATICA, onset="2026-10-01")],
         labs=[observation("e", "98979-8", "eGFR", 25, "mL/min/{1.73_m2}", "2026-11-01")]), {
-        "gabapentinoid-renal-dose": [("Change to 700 mg once daily", [("update", "MedicationRequest/g", "310431")])]}),
+        # GABA is the 300 mg capsule: the band's 700 mg once daily in whole capsules is 600 mg
+        "gabapentinoid-renal-dose": [("Change to 600 mg once daily", [("update", "MedicationRequest/g", "310431")])]}),
     ("muscle relaxant at 80", lambda c: _order(c, [draft("m", *CYCLO, supply_days=7, route="oral")], conditions=[LBP_10D],
                                               patient=patient("p1", birth="1946-01-01")), {
         "muscle-relaxant": [("Remove the muscle relaxant order", [("delete", "MedicationRequest/m")])]}),
@@ -225,3 +226,33 @@ def test_rx_view_of_the_sandbox_applies_what_each_label_says_it_can(client, name
             else:
                 assert label.startswith(("Shorten", "Change to")) and outcome[0] == "medication", label
                 assert outcome[1] == _code(s["actions"][0]["resource"])  # the same drug: nothing changes there
+
+
+def _replacement(resp, label):
+    return next(s for c in resp.get_json()["cards"] for s in c.get("suggestions", []) if s["label"] == label)["actions"]
+
+
+@pytest.mark.parametrize("draft_kw, days", [
+    ({"supply_days": 10}, 7),  # a long supply is not inherited: alternative_supply_days
+    ({"supply_days": 3}, 3),  # the draft's own shorter supply is kept
+    ({"quantity": 40}, 7),  # a tablet count for the old drug: dropped, never an open-ended NSAID
+])
+def test_a_replacement_analgesic_has_a_bounded_supply(client, draft_kw, days):
+    resp = _order(client, [draft("o", *OXY, route="oral", **draft_kw)], conditions=[LBP_10D])
+    (action,) = _replacement(resp, "Replace with naproxen 500 mg twice daily")
+    assert action["type"] == "update"
+    assert action["resource"]["dispenseRequest"] == {
+        "quantity": {"value": 2 * days, "unit": "tablet", "system": "http://unitsofmeasure.org", "code": "{tbl}"},
+        "expectedSupplyDuration": {"value": days, "unit": "days", "system": "http://unitsofmeasure.org", "code": "d"}}
+    assert is_valid_r4(action["resource"])
+
+
+def test_a_created_replacement_counts_the_tablets_of_its_dose(client):
+    """Acetaminophen 1 g (two 500 mg tablets) every 8 hours for 7 days is 42 tablets; created for a recorded order."""
+    ckd4 = condition("ckd", "N18.4", "Chronic kidney disease, stage 4 (severe)", system=ICD10)
+    resp = _view(client, conditions=[LBP_10D, ckd4],
+                 medications=[med_request("s", *PREDNISONE, authored="2026-11-20", supply_days=10)])
+    create, stop = _replacement(resp, "Replace with acetaminophen 1 g every 8 hours")
+    assert create["type"] == "create" and stop["type"] == "update" and stop["resource"]["status"] == "stopped"
+    assert create["resource"]["dispenseRequest"]["quantity"]["value"] == 42
+    assert create["resource"]["dispenseRequest"]["expectedSupplyDuration"]["value"] == 7

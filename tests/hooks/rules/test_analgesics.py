@@ -29,8 +29,10 @@ def test_opioid_supply_bands_after_a_non_opioid(client, supply, expected):
 def test_opioid_shorten_suggestion_updates_the_supply(client):
     resp = order(client, [draft("o", *OXY, supply_days=8, route="oral", dose_mg=5, per_day=4)], conditions=[LBP_10D],
                  medications=[NAPROXEN_TRIED])
-    shorten = card(resp, "opioid-first-line")["suggestions"][1]
-    assert shorten["label"] == "Shorten this order to 3 days (supply and duration)"
+    # naproxen was already tried in this episode: the supply is the problem, so shortening is offered first
+    shorten, alternative = card(resp, "opioid-first-line")["suggestions"]
+    assert shorten["label"] == "Shorten this order to 3 days (supply and duration)" and shorten["isRecommended"] is True
+    assert alternative["label"] == "Replace with naproxen 500 mg twice daily" and not alternative.get("isRecommended")
     assert shorten["actions"][0]["resource"]["dispenseRequest"]["expectedSupplyDuration"]["value"] == 3
 
 

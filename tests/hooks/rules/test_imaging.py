@@ -180,6 +180,21 @@ def test_observed_fever_with_ivdu_is_an_emergency(client):
         resp, "imaging-red-flags")["detail"]
 
 
+def test_fever_with_a_substance_use_code_names_both_records_and_says_drug_use(client):
+    """Opioid dependence (ICD-10-CM F11.20) is in the drug-use group that makes a fever an emergency, but it does not
+    say the drug is injected: the card says "drug use" and names the record it came from beside the fever's."""
+    fever = [finding("t", "386661006", "Fever", "2026-11-21")]
+    opioid = condition("od", "F11.20", "Opioid dependence, uncomplicated", system=ICD10)
+    resp = view(client, conditions=[LBP_RECENT, opioid], findings=fever)
+    c = card(resp, "imaging-red-flags")
+    assert c["indicator"] == "critical"
+    assert ("- **fever with drug use (possible spinal infection)** — Fever (Observation/t, observed 2026-11-21); "
+            "with Opioid dependence, uncomplicated (Condition/od)") in c["detail"]
+    assert "IV drug use" not in c["summary"] + c["detail"]
+    injection = view(client, conditions=[LBP_RECENT, condition("iv", "228388006", "Intravenous drug user")], findings=fever)
+    assert "; with Intravenous drug user (Condition/iv)" in card(injection, "imaging-red-flags")["detail"]
+
+
 def test_persistent_radicular_pain(client):
     resp = view(client, conditions=[SCIATICA_OLD], medications=[NAPROXEN])
     assert topics(resp) == [("imaging-persistent-radicular", "info")]

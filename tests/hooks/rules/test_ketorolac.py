@@ -158,7 +158,15 @@ def test_stopped_ketorolac_order_counts_to_today_when_its_stop_date_was_not_reco
     assert topics(resp) == [("ketorolac-duration", "critical")]
     detail = card(resp, "ketorolac-duration")["detail"]
     assert "| First ketorolac dose | 2026-11-20 (already given: " in detail
-    assert "with no stop date recorded: Ketorolac Tromethamine 10 MG Oral Tablet (from 2026-11-20)" in detail
+    assert "with no stop date recorded: Ketorolac Tromethamine 10 MG Oral Tablet (from 2026-11-20, counted to today)" in detail
+
+
+def test_a_stopped_order_whose_plan_ended_before_today_is_counted_to_its_planned_end(client):
+    stopped = med_request("k0", *KETOROLAC_ORAL, authored="2026-11-15", supply_days=3, status="stopped")  # plan: 11-15..11-17
+    resp = order(client, [draft("k", *KETOROLAC_ORAL, supply_days=5, route="oral")], medications=[stopped])
+    c = card(resp, "ketorolac-duration")  # 11-15..11-17, 4 dose-free days, 11-22..11-26: 12 days
+    assert c["summary"].startswith("Ketorolac would run 12 days")
+    assert "(from 2026-11-15, counted to its planned end, 2026-11-17)" in c["detail"]
 
 
 def test_doses_on_non_consecutive_days_are_one_course(client):
@@ -216,7 +224,8 @@ def test_stopped_inpatient_iv_order_then_discharge_oral_prescription(client):
     assert topics(resp) == [("ketorolac-duration", "critical")]
     c = card(resp, "ketorolac-duration")
     assert c["summary"].startswith("Ketorolac would run 8 days")  # 11-19 → 11-26
-    assert "Stopped order with no stop date recorded: 1 ML Ketorolac Tromethamine 30 MG/ML Injection (from 2026-11-19)" in c["detail"]
+    assert ("Stopped order with no stop date recorded: 1 ML Ketorolac Tromethamine 30 MG/ML Injection (from 2026-11-19, "
+            "counted to today)") in c["detail"]
 
 
 @pytest.mark.parametrize("stop", [
@@ -265,6 +274,41 @@ def test_mg_dose_with_a_tablet_quantity_gives_the_supply(client):
     assert "no end date" not in c["summary"]
 
 
+def _shorten(resp):
+    return next(s for c in resp.get_json()["cards"] for s in c.get("suggestions", []) if s["label"].startswith("Shorten"))
+
+
+def test_shortening_a_mg_dose_order_recomputes_the_tablets(client):
+    """40 tablets at 10 mg (one 10 mg tablet) every 6 hours, after IM ketorolac today: 5 days allowed (today counts)
+    → 20 tablets, never 5 days × 4 doses × 10 (the mg) = 200."""
+    rx = draft("k", *KETOROLAC_ORAL, route="oral", dose_mg=10, per_day=4, quantity=40)
+    resp = order(client, [rx], medicationAdministrations=[med_admin("a", *KETOROLAC_IV, "2026-11-22T06:00:00Z", route="im")])
+    (action,) = _shorten(resp)["actions"]
+    dispense = action["resource"]["dispenseRequest"]
+    assert dispense["expectedSupplyDuration"]["value"] == 5
+    assert dispense["quantity"] == {"value": 20, "unit": "tablet", "code": "{tbl}", "system": "http://unitsofmeasure.org"}
+    assert action["description"] == "Limit the ketorolac order to 5 days"
+
+
+def test_shortening_a_solution_order_counts_millilitres(client):
+    """15 mg of a 30 mg/mL solution every 6 hours is 2 mL a day: 3 days allowed → 6 mL."""
+    rx = draft("k", *KETOROLAC_IV, route="im", dose_mg=15, per_day=4, quantity=20)
+    rx["dispenseRequest"]["quantity"] = {"value": 20, "unit": "mL", "code": "mL", "system": "http://unitsofmeasure.org"}
+    given = [med_admin(f"a{i}", *KETOROLAC_IV, f"2026-11-{d}T06:00:00Z", route="im") for i, d in enumerate((20, 21))]
+    resp = order(client, [rx], medicationAdministrations=given)
+    (action,) = _shorten(resp)["actions"]
+    assert action["resource"]["dispenseRequest"]["quantity"]["value"] == 6
+
+
+def test_a_quantity_that_cannot_be_recomputed_is_removed_not_left_at_the_long_supply(client):
+    rx = draft("k", *KETOROLAC_ORAL, route="oral", supply_days=10, quantity=40)  # no dose: tablets per day unknown
+    resp = order(client, [rx])
+    (action,) = _shorten(resp)["actions"]
+    assert "quantity" not in action["resource"]["dispenseRequest"]
+    assert action["resource"]["dispenseRequest"]["expectedSupplyDuration"]["value"] == 5
+    assert action["description"] == "Limit the ketorolac order to 5 days (quantity removed: set it for the shorter supply)"
+
+
 def test_strength_from_the_medication_resource_converts_a_mg_dose(client):
     med = {"resourceType": "Medication", "id": "toradol",
            "code": {"text": "Toradol tablets"},
@@ -309,6 +353,23 @@ def test_anticoagulant_caution_alone_is_a_warning(client):
     resp = order(client, [draft("k", *KETOROLAC_INJ, supply_days=2, route="im")], medications=[WARFARIN])
     assert topics(resp) == [("ketorolac-contraindication", "warning")]
     assert "**Planned ketorolac exposure: 2 days** (within the 5-day limit" in card(resp, "ketorolac-contraindication")["detail"]
+
+
+def test_a_caution_card_names_only_the_cautions_the_record_has(client):
+    warfarin = card(order(client, [draft("k", *KETOROLAC_INJ, supply_days=2, route="im")], medications=[WARFARIN]),
+                    "ketorolac-contraindication")
+    assert warfarin["summary"] == "Caution: ketorolac with concurrent anticoagulant (bleeding risk). Consider acetaminophen."
+    assert warfarin["detail"].startswith("**Ketorolac with a bleeding caution**")
+    assert "pregnan" not in warfarin["detail"].lower()
+    assert warfarin["detail"].endswith("*Evidence: FDA ketorolac tromethamine label, Warnings (hemorrhage).*")
+    early = condition("g", "Z3A.12", "12 weeks gestation of pregnancy", system=ICD10, recorded="2026-11-15")
+    pregnant = card(order(client, [draft("k", *KETOROLAC_INJ, supply_days=2, route="im")], conditions=[early]),
+                    "ketorolac-contraindication")
+    assert pregnant["indicator"] == "warning" and "(pregnancy risk)" in pregnant["summary"]
+    assert "anticoagulant" not in pregnant["detail"] and "20 weeks of pregnancy" in pregnant["detail"]
+    both = card(order(client, [draft("k", *KETOROLAC_INJ, supply_days=2, route="im")], conditions=[early], medications=[WARFARIN]),
+                "ketorolac-contraindication")
+    assert both["detail"].startswith("**Ketorolac with a bleeding and pregnancy caution**")
 
 
 def test_patient_view_ketorolac_card_does_not_advise_naproxen_when_contraindicated(client):

@@ -60,6 +60,32 @@ def test_steroid_without_back_pain_is_silent(client):
 def test_patient_view_active_steroid_course(client):
     resp = view(client, conditions=[LBP_RECENT], medications=[med_request("s", *PREDNISONE, authored="2026-11-20", supply_days=10)])
     assert topics(resp) == [("systemic-steroid-back-pain", "warning")]
+    c = card(resp, "systemic-steroid-back-pain")
+    assert [s["label"] for s in c["suggestions"]] == ["Replace with naproxen 500 mg twice daily", "Replace with physiotherapy referral",
+                                                     "Stop the steroid order"]
+    assert c["detail"].endswith("Prefer an NSAID if not contraindicated, and active physiotherapy.")
+
+
+def test_patient_reported_steroid_gets_the_referral_alone(client):
+    """A MedicationStatement cannot be stopped by the service: the physiotherapy referral is still offered, created."""
+    statement = {"resourceType": "MedicationStatement", "id": "ms", "status": "active", "subject": {"reference": "Patient/p1"},
+                 "medicationCodeableConcept": {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm",
+                                                           "code": PREDNISONE[0], "display": PREDNISONE[1]}]},
+                 "effectivePeriod": {"start": "2026-11-20"},
+                 "dosage": [{"route": {"coding": [{"system": SNOMED, "code": "26643006", "display": "Oral route"}]}}]}
+    resp = view(client, conditions=[LBP_RECENT], medications=[statement])
+    c = card(resp, "systemic-steroid-back-pain")
+    (suggestion,) = c["suggestions"]
+    assert suggestion["label"] == "Refer to physiotherapy" and suggestion["isRecommended"] is True
+    (action,) = suggestion["actions"]
+    assert action["type"] == "create" and action["resource"]["resourceType"] == "ServiceRequest"
+    assert action["resource"]["code"]["coding"][0]["code"] == "308447003"
+
+
+def test_no_other_indication_names_exacerbations_not_diagnoses(client):
+    resp = order(client, [draft("s", *PREDNISONE, supply_days=5)], conditions=[LBP_RECENT])
+    assert "No other steroid indication (an asthma/COPD exacerbation, inflammatory arthritis" in \
+        card(resp, "systemic-steroid-back-pain")["detail"]
 
 
 @pytest.mark.parametrize("other, fires", [
