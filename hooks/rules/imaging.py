@@ -102,7 +102,8 @@ def imaging_red_flags(ctx: RuleContext) -> list[Finding]:
     if len(actions) > 1:
         options.append(Suggestion("imaging-only", (actions[0],)))
     elif workup == "xray":
-        options.append(Suggestion("refer", (sx.referral(s.patient_id, "orthopaedic", "urgent", note, reason),)))
+        # the referral at the study's own priority (radiographs first for fracture risk: a referral is not more urgent)
+        options.append(Suggestion("refer", (sx.referral(s.patient_id, "orthopaedic", priority, note, reason),)))
     return [Finding("imaging-red-flags", "critical" if emergency else "warning", values, records,
                     tuple(options), variant="emergency" if emergency else "prompt")]
 

@@ -255,7 +255,17 @@ def ketorolac_duration(ctx: RuleContext) -> list[Finding]:
                         covers=covers)]
     if plan.values["days"] <= limit:
         return []
-    return [Finding("ketorolac-duration", "critical", plan.values, sources, (alternative,) + shorten, covers=covers)]
+    # the advice names the alternative the card offers (acetaminophen when another NSAID course is current)
+    values = plan.values | ({"switch_to": "another NSAID", "advice": _NAPROXEN_ADVICE} if alternative.key == "replace-naproxen"
+                            else {"switch_to": "acetaminophen", "advice": _ACETAMINOPHEN_ADVICE})
+    return [Finding("ketorolac-duration", "critical", values, sources, (alternative,) + shorten, covers=covers)]
+
+
+_NAPROXEN_ADVICE = ("If an NSAID is still wanted, naproxen 500 mg twice daily with food has no fixed duration limit; consider GI "
+                    "protection and renal function.")
+_ACETAMINOPHEN_ADVICE = ("A ketorolac or other NSAID course is still current, so no second NSAID is suggested beside it: "
+                         "acetaminophen 1 g every 8 hours (max 3 g/day) is the alternative; naproxen may follow once it has "
+                         "stopped.")
 
 
 def _ketorolac_duration_active(ctx: RuleContext, limit: int) -> list[Finding]:
@@ -271,7 +281,8 @@ def _ketorolac_duration_active(ctx: RuleContext, limit: int) -> list[Finding]:
                   "last_day": fmt_date(exp.last) if exp.last else "not recorded (open-ended)",
                   "orders": "; ".join(f"{c.display} ({c.route_text})" for c in active), "alternative": alternative,
                   "gap_row": f"\n| Dose-free days within the course | {exp.gaps_text} |" if exp.gaps else "",
-                  "stop_note": _stop_note(exp, s.today)}
+                  "stop_note": _stop_note(exp, s.today),
+                  "limit_day": fmt_date(exp.first + timedelta(days=limit - 1))}
         stops = tuple(Suggestion("stop", (sx.stop(s.resources[c.ref], f"Stop {c.display}"),), recommended=True)
                       for c in active if c.ref.startswith("MedicationRequest/"))
         return [Finding("ketorolac-duration", "critical", values, tuple(c.ref for c in exp.courses), stops[:1], variant="active")]
@@ -331,10 +342,12 @@ def ketorolac_dose(ctx: RuleContext) -> list[Finding]:
             cap = t.ketorolac_parenteral_reduced_max_mg_day if reduced else t.ketorolac_parenteral_max_mg_day
             per_dose, per_day = (15, 4) if reduced else (30, 4)
             single_cap = (t.ketorolac_reduced_single_iv_mg if c.route == "iv" else t.ketorolac_reduced_single_im_mg) if reduced else None
+            problems = []  # both caps, when both are exceeded (30 mg IV every 6 h at 80: the dose and the day)
             if c.daily_dose_mg is not None and c.daily_dose_mg > cap:
-                problem = f"{c.daily_dose_mg:g} mg/day {c.route_text} (cap {cap:g} mg/day)"
-            elif single_cap is not None and c.single_dose_mg is not None and c.single_dose_mg > single_cap:
-                problem = f"single {c.route_text} dose {c.single_dose_mg:g} mg (cap {single_cap:g} mg)"
+                problems.append(f"{c.daily_dose_mg:g} mg/day {c.route_text} (cap {cap:g} mg/day)")
+            if single_cap is not None and c.single_dose_mg is not None and c.single_dose_mg > single_cap:
+                problems.append(f"single {c.route_text} dose {c.single_dose_mg:g} mg (cap {single_cap:g} mg)")
+            problem = "; ".join(problems)
         else:
             continue
         if not problem:

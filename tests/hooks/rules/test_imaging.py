@@ -331,7 +331,7 @@ def test_injection_drug_use_without_fever_asks_for_the_work_up(client, labs, lat
     resp = view(client, conditions=[LBP_10D, IVDU], labs=labs)  # a fever before this episode belongs to another story
     assert topics(resp) == [("imaging-red-flags", "info")]
     c = card(resp, "imaging-red-flags")
-    assert c["summary"].startswith("Injection drug use with back pain, no fever recorded: spinal infection risk. Check temperature")
+    assert c["summary"].startswith("Injection drug use with back pain, no fever recorded: spinal infection risk. Measure temperature")
     assert latest in c["detail"] and "suggestions" not in c and "overrideReasons" not in c
 
 

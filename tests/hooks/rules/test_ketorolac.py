@@ -114,6 +114,13 @@ def test_reduced_dose_group_single_iv_cap(client):
     assert "age 76" in card(resp, "ketorolac-dose")["detail"]
 
 
+def test_both_parenteral_caps_exceeded_are_both_named(client):
+    old = patient("p1", birth="1946-01-01")  # 80: 60 mg/day and 15 mg per IV dose
+    resp = order(client, [draft("k", *KETOROLAC_INJ, route="iv", supply_days=2, dose_mg=30, per_day=4)], patient=old)
+    assert card(resp, "ketorolac-dose")["summary"] == ("Ketorolac dose above the label cap: 120 mg/day IV (cap 60 mg/day); "
+                                                       "single IV dose 30 mg (cap 15 mg). Reduce the dose.")
+
+
 def test_uncomputable_dose_gives_no_dose_card(client):
     resp = order(client, [draft("k", *KETOROLAC_INJ, route="im", supply_days=2)])
     assert topics(resp) == []
@@ -385,3 +392,24 @@ def test_the_contraindication_summary_says_how_many_more_reasons_the_detail_list
     c = card(resp, "ketorolac-contraindication")
     assert c["summary"] == "Ketorolac is contraindicated (advanced renal impairment, and 1 more). Remove it; consider acetaminophen."
     assert "- history of peptic ulcer / GI bleeding: Chronic or unspecified gastric ulcer with hemorrhage" in c["detail"]
+
+
+def test_a_renewal_beside_a_current_course_names_the_alternative_it_offers(client):
+    """Seed 01: oral ketorolac since 11-13, still current today, renewed for 5 days. The card offers acetaminophen
+    (a current ketorolac course counts as a concurrent NSAID for the alternative), so its advice names acetaminophen."""
+    current = med_request("k0", *KETOROLAC_ORAL, authored="2026-11-13", supply_days=10, route="oral")
+    resp = order(client, [draft("k", *KETOROLAC_ORAL, supply_days=5, route="oral")], hook="order-sign", medications=[current])
+    c = card(resp, "ketorolac-duration")
+    assert c["summary"] == ("Ketorolac would run 14 days (limit 5, all routes combined). Keep the total to 5 days or switch to "
+                            "acetaminophen.")
+    assert "acetaminophen 1 g every 8 hours (max 3 g/day) is the alternative" in c["detail"]
+    assert "naproxen 500 mg twice daily with food has no fixed duration limit" not in c["detail"]
+    assert labels(resp) == ["Replace with acetaminophen 1 g every 8 hours"]
+
+
+def test_patient_view_shows_the_days_allowed_and_quotes_the_boxed_warning(client):
+    resp = view(client, medications=[med_request("k", *KETOROLAC_ORAL, authored="2026-11-13", supply_days=10, route="oral")])
+    c = card(resp, "ketorolac-duration")
+    assert c["summary"].startswith("Ketorolac is on day 10 (limit 5")
+    assert "| Days allowed from today | 0 (day 5 was 2026-11-17) |" in c["detail"]
+    assert c["detail"].endswith('should not exceed 5 days."*')
