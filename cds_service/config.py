@@ -1,7 +1,8 @@
 """Configuration: one place, layered.
 
 Defaults (below, each with the reason for its value) → a TOML file (``--config`` or ``BPCDS_CONFIG``)
-→ environment variables ``BPCDS_<KEY>`` → explicit overrides (tests, ``create_app(config=...)``).
+→ environment variables ``BPCDS_<KEY>`` (converted to the field's annotated type by pydantic: :func:`from_env`)
+→ explicit overrides (tests, ``create_app(config=...)``).
 
 Clinical thresholds live in :mod:`hooks.thresholds` with their guideline source beside each default;
 a site overrides them in the ``[thresholds]`` table of the TOML file or with ``BPCDS_THRESHOLD_<NAME>``.
@@ -11,14 +12,18 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import json
 import os
 import tomllib
+import typing
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+from pydantic import TypeAdapter, ValidationError
 
 from .cors import compile_origins
 
@@ -210,18 +215,35 @@ def sqlite_path(database_url: str) -> str:
     return path or ":memory:"
 
 
-def _coerce(value: str, current: Any) -> Any:
-    if isinstance(current, bool):
-        return value.strip().lower() in {"1", "true", "yes", "on"}
-    if isinstance(current, int):
-        return int(value)
-    if isinstance(current, float):
-        return float(value)
-    if isinstance(current, (list, dict)):
-        if value.strip().startswith(("[", "{")):
-            return json.loads(value)
-        return [v.strip() for v in value.split(",") if v.strip()]
-    return value
+@functools.cache
+def _adapter(annotation: Any) -> TypeAdapter[Any]:
+    return TypeAdapter(annotation)
+
+
+def _problem(exc: ValidationError) -> str:
+    return "; ".join(f"item {'.'.join(map(str, e['loc']))}: {e['msg']}" if e["loc"] else e["msg"]
+                     for e in exc.errors(include_url=False))
+
+
+def from_env(key: str, raw: str, annotation: Any) -> Any:
+    """One environment variable's string as a value of its setting's type (pydantic): a scalar as pydantic reads
+    strings (booleans true/false, on/off, yes/no, 1/0, any case; integers; floats), a list or table as JSON, a list
+    of strings also comma-separated. A value that does not convert is refused naming the variable."""
+    adapter = _adapter(annotation)
+    origin = typing.get_origin(annotation)
+    container = origin in (list, dict)
+    text = raw.strip()
+    try:
+        if not container:
+            return adapter.validate_strings(raw if annotation is str else text)
+        if text.startswith(("[", "{")):
+            return adapter.validate_json(text)
+        if annotation == list[str]:
+            return adapter.validate_python([v.strip() for v in text.split(",") if v.strip()])
+    except ValidationError as exc:
+        shown = f" {raw!r}" if not container else ""  # a list or table may carry keys: not echoed
+        raise ValueError(f"environment variable {key}{shown}: {_problem(exc)}") from None
+    raise ValueError(f"environment variable {key}: expected a JSON {'list' if origin is list else 'object'}")
 
 
 def load_settings(config_file: str | os.PathLike[str] | None = None, overrides: dict[str, Any] | None = None,
@@ -234,15 +256,15 @@ def load_settings(config_file: str | os.PathLike[str] | None = None, overrides: 
         with open(path, "rb") as fh:
             values.update(tomllib.load(fh))
     names = {f.name: f for f in dataclasses.fields(Settings)}
-    defaults = Settings()
+    types = typing.get_type_hints(Settings)  # each field's annotation, resolved (this module's are strings)
     for name in names:
         key = ENV_PREFIX + name.upper()
         if key in env and name != "thresholds":
-            values[name] = _coerce(env[key], getattr(defaults, name))
+            values[name] = from_env(key, env[key], types[name])
     thresholds = dict(values.get("thresholds", {}))
     for key, raw in env.items():
         if key.startswith(ENV_PREFIX + "THRESHOLD_"):
-            thresholds[key[len(ENV_PREFIX + "THRESHOLD_"):].lower()] = float(raw)
+            thresholds[key[len(ENV_PREFIX + "THRESHOLD_"):].lower()] = from_env(key, raw, float)
     values["thresholds"] = thresholds
     for name, value in (overrides or {}).items():
         if name == "thresholds":

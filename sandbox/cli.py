@@ -14,6 +14,7 @@ import requests
 
 from .replay import (
     Send,
+    console,
     find_cases,
     ndjson_patients,
     prefetch_for,
@@ -117,14 +118,16 @@ def replay(args: argparse.Namespace) -> int:
     if not cases:
         print("no cases found (expected <name>.expected.json beside <name>.bundle.json)", file=sys.stderr)
         return 2
-    outcomes = run_cases(cases, send, services, now=now, fhir_server=args.fhir, fhir_token=args.fhir_token, progress=progress_bar())
+    with progress_bar("replaying", console(sys.stderr, colour=not args.no_colour)) as show:
+        outcomes = run_cases(cases, send, services, now=now, fhir_server=args.fhir, fhir_token=args.fhir_token, progress=show)
     if args.json:
         print(json.dumps([{"patient": o.patient, "call": o.label, "hook": o.hook, "status": o.status,
                            "cards": [{"topic": t, "indicator": i, "summary": s} for t, i, s in o.cards],
                            "problems": o.problems, "elapsed_ms": round(o.elapsed_ms, 2)} for o in outcomes], indent=2))
     else:
-        print(render_table(outcomes, colour=sys.stdout.isatty() and not args.no_colour))
-        print("cards by topic: " + ", ".join(f"{k}: {v}" for k, v in sorted(topic_counts(outcomes).items())))
+        out = console(sys.stdout, colour=not args.no_colour)
+        render_table(outcomes, out)
+        out.print("cards by topic: " + ", ".join(f"{k}: {v}" for k, v in sorted(topic_counts(outcomes).items())))
     return 1 if any(o.problems for o in outcomes) else 0
 
 
@@ -134,17 +137,18 @@ def _replay_population(dirs: list[Path], send: Any, services: dict[str, Any], ar
     counts: Counter[str] = Counter()
     errors = 0
     patients = {pid: rs for d in dirs for pid, rs in ndjson_patients(d).items()}
-    show = progress_bar()
     service_id, templates = services["patient-view"]
-    for n, (pid, resources) in enumerate(sorted(patients.items()), 1):
-        body = {"hook": "patient-view", "hookInstance": f"00000000-0000-4000-8000-{n:012d}",
-                "context": {"userId": "Practitioner/replay", "patientId": pid}, "prefetch": prefetch_for(templates, resources, pid)}
-        status, data = send(service_id, body)
-        if status != 200:
-            errors += 1
-        for c in data.get("cards", []) if status == 200 else []:
-            counts[f"{c['source']['topic']['code']} ({c['indicator']})"] += 1
-        show(n, len(patients))
+    with progress_bar("patients", console(sys.stderr, colour=not args.no_colour)) as show:
+        for n, (pid, resources) in enumerate(sorted(patients.items()), 1):
+            body = {"hook": "patient-view", "hookInstance": f"00000000-0000-4000-8000-{n:012d}",
+                    "context": {"userId": "Practitioner/replay", "patientId": pid},
+                    "prefetch": prefetch_for(templates, resources, pid)}
+            status, data = send(service_id, body)
+            if status != 200:
+                errors += 1
+            for c in data.get("cards", []) if status == 200 else []:
+                counts[f"{c['source']['topic']['code']} ({c['indicator']})"] += 1
+            show(n, len(patients))
     result = {"patients": len(patients), "errors": errors, "cards": dict(sorted(counts.items()))}
     print(json.dumps(result, indent=2) if args.json else
           f"{len(patients)} patients, {errors} errors\n" + "\n".join(f"  {k:50} {v}" for k, v in sorted(counts.items())))
@@ -183,7 +187,7 @@ def register(sub: Any) -> None:
     p.add_argument("--jwt", help="bearer JWT for a service with client authentication on")
     p.add_argument("--today", help="pin 'now' to this date (YYYY-MM-DD); default: the real date")
     p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.add_argument("--no-colour", action="store_true")
+    p.add_argument("--no-colour", action="store_true", help="no colour on a terminal (off a terminal the output is plain)")
     p.add_argument("--golden", action="store_true",
                    help="compare whole cards with each case's <name>.cards.json (in process, pinned clock and ids)")
     p.add_argument("--record", action="store_true",

@@ -14,16 +14,22 @@ from __future__ import annotations
 import calendar
 import json
 import re
-import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 from urllib.parse import parse_qs
+
+from rich import box
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from rich.text import Text
 
 from cds_service.prefetch import PrefetchTemplate
 
@@ -214,40 +220,49 @@ def ndjson_patients(directory: Path) -> dict[str, list[dict[str, Any]]]:
     return by_patient
 
 
-# --- presentation ----------------------------------------------------------------------------------------------------
+# --- presentation (rich: styled on a terminal, plain text elsewhere) -------------------------------------------------
 
-COLOURS = {"critical": "\033[31m", "warning": "\033[33m", "info": "\033[36m", "ok": "\033[32m", "bad": "\033[1;31m"}
-RESET = "\033[0m"
+STYLES = {"critical": "red", "warning": "yellow", "info": "cyan", "ok": "green", "bad": "bold red"}
+PLAIN_WIDTH = 10_000  # off a terminal nothing wraps: one line per table row, for whoever reads the output
 
 
-def render_table(outcomes: list[CallOutcome], colour: bool) -> str:
-    def c(text: str, key: str) -> str:
-        return f"{COLOURS[key]}{text}{RESET}" if colour else text
+def console(file: TextIO, *, colour: bool = True) -> Console:
+    """A console on this stream: styled on a terminal (without colour when ``colour`` is false or NO_COLOR is set),
+    plain unwrapped text when the stream is a file or a pipe. Strings are printed as they are (no markup)."""
+    out = Console(file=file, no_color=not colour, highlight=False, markup=False, emoji=False)
+    if not out.is_terminal:
+        out.width = PLAIN_WIDTH
+    return out
 
-    lines = [f"{'patient':38} {'call':22} {'result':8} cards"]
+
+def render_table(outcomes: list[CallOutcome], out: Console) -> None:
+    """A row per call (patient, call, ok or MISMATCH, the cards as topic:indicator), a row per problem under it, then
+    ``N passed, M failed``."""
+    table = Table(box=box.SIMPLE_HEAD if out.is_terminal else None, pad_edge=False, show_edge=False, header_style="bold")
+    for name in ("patient", "call", "result"):
+        table.add_column(name, no_wrap=True)
+    table.add_column("cards", overflow="fold")
     for o in outcomes:
-        verdict = c("ok", "ok") if not o.problems else c("MISMATCH", "bad")
-        cards = ", ".join(c(f"{t}:{i}", i) for t, i, _ in o.cards) or "—"
-        lines.append(f"{o.patient[:38]:38} {o.label[:22]:22} {verdict:{8 + (len(verdict) - 2 if colour and not o.problems else 0)}} {cards}")
+        verdict = Text("ok", style=STYLES["ok"]) if not o.problems else Text("MISMATCH", style=STYLES["bad"])
+        cards = Text(", ").join(Text(f"{t}:{i}", style=STYLES.get(i, "")) for t, i, _ in o.cards) if o.cards else Text("—")
+        table.add_row(Text(o.patient), Text(o.label), verdict, cards)
         for p in o.problems:
-            lines.append(f"{'':38} {'':22} {c('  ↳ ' + p, 'bad')}")
+            table.add_row("", "", "", Text(f"↳ {p}", style=STYLES["bad"]))
+    out.print(table)
     bad = sum(1 for o in outcomes if o.problems)
-    lines.append(f"\n{len(outcomes) - bad} passed, {bad} failed")
-    return "\n".join(lines)
+    out.print(f"\n{len(outcomes) - bad} passed, {bad} failed")
 
 
-def progress_bar(stream: Any = sys.stderr) -> Callable[[int, int], None]:
-    if not stream.isatty():
-        return lambda done, total: None
+@contextmanager
+def progress_bar(description: str, out: Console) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar on a terminal (nothing elsewhere) for as long as the block runs; it yields ``show(done, total)``."""
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=out, disable=not out.is_terminal) as bar:
+        task = bar.add_task(description, total=None)
 
-    def show(done: int, total: int) -> None:
-        width = 30
-        filled = int(width * done / max(total, 1))
-        stream.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
-        if done == total:
-            stream.write("\n")
-        stream.flush()
-    return show
+        def show(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+        yield show
 
 
 def today_start(day: date | None) -> datetime:

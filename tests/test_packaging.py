@@ -76,6 +76,7 @@ def test_the_wheel_carries_no_tools_no_dev_page_and_no_markdown(wheel):
     metadata = archive.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
     requires = [line for line in metadata.splitlines() if line.startswith("Requires-Dist:")]
     assert [r for r in requires if "markdown" in r.lower() and "extra ==" not in r] == []
+    assert [r for r in requires if re.match(r"Requires-Dist: rich\b", r) and "extra ==" not in r] == []  # the replay CLI's
 
 
 def test_the_installed_package_serves_a_hook_call(wheel, tmp_path):

@@ -1,5 +1,6 @@
 """environment = "production" is safe by default: what it changes, what it refuses to start without, the JWT audience
-never taken from a request's Host or forwarded headers, and the Dockerfile's environment starting only when configured."""
+never taken from a request's Host or forwarded headers, and the Dockerfile's environment starting only when configured.
+BPCDS_* environment variables are converted to their setting's type, and a value that does not convert is refused."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import requests
 
 from bench.loadgen import ServerProcess, free_port
 from cds_service.cli import check_bind_safety, gunicorn_options
-from cds_service.config import Settings, load_settings
+from cds_service.config import Settings, load_settings, reference
 from cds_service.errors import FHIRTargetRefused
 from cds_service.fhir_client import check_address
 from hooks.wsgi import create_app
@@ -60,6 +61,69 @@ def test_a_settings_object_built_directly_follows_the_same_rule():
     assert Settings().fhir_allow_loopback is True
     assert Settings(environment="production").fhir_allow_loopback is False
     assert Settings(environment="production", fhir_allow_loopback=True).fhir_allow_loopback is True
+
+
+# --- environment variables: each converted to its setting's type -------------------------------------------------
+
+@pytest.mark.parametrize("raw, expected", [("false", False), ("False", False), ("off", False), ("0", False), ("no", False),
+                                           ("true", True), ("ON", True), ("1", True), ("yes", True), (" true ", True)])
+@pytest.mark.parametrize("environment", ["development", "production"])
+def test_the_optional_loopback_switch_reads_booleans_from_the_environment(environment, raw, expected):
+    base: dict[str, Any] = PRODUCTION if environment == "production" else {}
+    settings = load_settings(overrides=base, environ={"BPCDS_FHIR_ALLOW_LOOPBACK": raw})
+    assert settings.fhir_allow_loopback is expected
+
+
+@pytest.mark.parametrize("name, raw", [
+    ("FHIR_ALLOW_LOOPBACK", "tru"), ("FHIR_ALLOW_LOOPBACK", ""), ("INSECURE", "ja"), ("DEV_PAGES", "2"),
+    ("PORT", "8o80"), ("WORKERS", "2.5"), ("JWT_CLOCK_SKEW", ""), ("FHIR_CALL_DEADLINE", "3s"), ("FHIR_READ_TIMEOUT", "fast"),
+    ("CORS_ORIGINS", '["https://a.example", 1]'), ("CORS_ORIGINS", "[https://a.example"), ("FORWARDED_ALLOW_IPS", "{}"),
+    ("TRUSTED_CLIENTS", "https://ehr.example"), ("TRUSTED_CLIENTS", '["https://ehr.example"]'),
+    ("THRESHOLD_KETOROLAC_MAX_DAYS", "five"), ("THRESHOLD_IMAGING_EARLY_DAYS", "6 weeks"),
+])
+def test_a_malformed_environment_value_is_refused_naming_its_variable(name, raw):
+    with pytest.raises(ValueError, match=f"BPCDS_{name}\\b"):
+        load_settings(environ={f"BPCDS_{name}": raw})
+
+
+def test_numbers_and_strings_from_the_environment():
+    settings = load_settings(environ={"BPCDS_PORT": "8181", "BPCDS_WORKERS": " 3 ", "BPCDS_FHIR_CALL_DEADLINE": "2.75",
+                                      "BPCDS_FHIR_READ_TIMEOUT": "2", "BPCDS_JWKS_MAX_BYTES": "1_000_000",
+                                      "BPCDS_PUBLIC_BASE_URL": "https://cds.example/backpain", "BPCDS_INSECURE": "yes"})
+    assert (settings.port, settings.workers, settings.jwks_max_bytes) == (8181, 3, 1_000_000)
+    assert type(settings.port) is int and type(settings.workers) is int
+    assert settings.fhir_call_deadline == 2.75 and settings.fhir_read_timeout == 2.0 and type(settings.fhir_read_timeout) is float
+    assert settings.public_base_url == "https://cds.example/backpain" and settings.insecure is True
+
+
+def test_lists_from_the_environment_as_json_or_comma_separated():
+    clients = [{"iss": ISS, "jwks": JWKS, "tenants": ["hospital-a"]}]
+    settings = load_settings(environ={"BPCDS_CORS_ORIGINS": " https://a.example , https://b.example,",
+                                      "BPCDS_FHIR_ALLOWED_ORIGINS": '["https://fhir.example", "http://127.0.0.1:*"]',
+                                      "BPCDS_FORWARDED_ALLOW_IPS": "10.0.0.2", "BPCDS_JWT_ALGORITHMS": '["ES384"]',
+                                      "BPCDS_TRUSTED_CLIENTS": json.dumps(clients)})
+    assert settings.cors_origins == ["https://a.example", "https://b.example"]
+    assert settings.fhir_allowed_origins == ["https://fhir.example", "http://127.0.0.1:*"]
+    assert settings.forwarded_allow_ips == ["10.0.0.2"] and settings.jwt_algorithms == ["ES384"]
+    assert settings.trusted_clients == clients
+    assert load_settings(environ={"BPCDS_CORS_ORIGINS": "[]"}).cors_origins == []
+
+
+def test_thresholds_from_the_environment():
+    settings = load_settings(environ={"BPCDS_THRESHOLD_KETOROLAC_MAX_DAYS": "4", "BPCDS_THRESHOLD_IMAGING_EARLY_DAYS": " 35.5"})
+    assert settings.thresholds == {"ketorolac_max_days": 4.0, "imaging_early_days": 35.5}
+
+
+def test_every_setting_can_be_given_in_the_environment():
+    """Each default, written as an environment variable, comes back as itself (no setting has a type the
+    environment cannot express)."""
+    def written(value: Any) -> str:
+        return json.dumps(value) if isinstance(value, (list, dict)) else str(value).lower() if isinstance(value, bool) \
+            else str(value)
+    defaults = {key: default for key, default, _ in reference() if key != "thresholds" and default is not None}
+    settings = load_settings(environ={f"BPCDS_{key.upper()}": written(value) for key, value in defaults.items()})
+    assert {key: getattr(settings, key) for key in defaults} == defaults
+    assert {key: type(getattr(settings, key)) for key in defaults} == {key: type(value) for key, value in defaults.items()}
 
 
 @pytest.mark.parametrize("change, message", [

@@ -114,3 +114,98 @@ def test_relative_dates_clamp_to_month_end(value, expected):
     from sandbox.replay import resolve_dates
 
     assert resolve_dates({"d": [value]}, datetime(2028, 3, 31, 12, tzinfo=UTC)) == {"d": [expected]}
+
+
+# --- the replay command's output: rich on a terminal, plain text elsewhere -------------------------------------------
+
+def _outcomes():
+    from sandbox.replay import CallOutcome
+
+    return [CallOutcome("01-seed-spondylosis-ketorolac", "order-select", "renew ketorolac 5 d", 200,
+                        [("ketorolac-duration", "critical", "s"), ("nsaid-duplicate", "warning", "[bold]s[/bold]")]),
+            CallOutcome("25-no-back-pain", "patient-view", "chart opened [x]", 200, [],
+                        ["missing imaging-red-flags (critical)", "extra card [b]x[/b] (info)"])]
+
+
+class _Terminal:  # what rich sees of a terminal: a stream that says it is a tty
+    def __init__(self):
+        import io
+
+        self.buffer = io.StringIO()
+        self.write, self.flush, self.getvalue = self.buffer.write, self.buffer.flush, self.buffer.getvalue
+
+    def isatty(self):
+        return True
+
+
+def _terminal(monkeypatch):
+    for name in ("NO_COLOR", "FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE", "JUPYTER_COLUMNS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("TERM", "xterm-256color")
+    monkeypatch.setenv("COLUMNS", "200")
+    return _Terminal()
+
+
+def test_off_a_terminal_the_table_is_plain_text_one_line_per_row():
+    import io
+    import re
+
+    from sandbox.replay import console, render_table
+
+    stream = io.StringIO()
+    render_table(_outcomes(), console(stream))
+    assert "\x1b" not in stream.getvalue()
+    rows = [re.split(r"\s{2,}", line.rstrip()) for line in stream.getvalue().splitlines()]  # columns: 2+ spaces apart
+    assert rows == [["patient", "call", "result", "cards"],
+                    ["01-seed-spondylosis-ketorolac", "renew ketorolac 5 d", "ok",
+                     "ketorolac-duration:critical, nsaid-duplicate:warning"],
+                    ["25-no-back-pain", "chart opened [x]", "MISMATCH", "—"],  # text is never read as markup
+                    ["", "↳ missing imaging-red-flags (critical)"],
+                    ["", "↳ extra card [b]x[/b] (info)"],
+                    [""],
+                    ["1 passed, 1 failed"]]
+
+
+def test_on_a_terminal_the_table_has_colour_unless_told_not_to(monkeypatch):
+    from sandbox.replay import console, render_table
+
+    coloured = _terminal(monkeypatch)
+    render_table(_outcomes(), console(coloured))
+    assert "\x1b[31mketorolac-duration:critical" in coloured.getvalue() and "\x1b[32mok" in coloured.getvalue()
+    plain = _terminal(monkeypatch)
+    render_table(_outcomes(), console(plain, colour=False))
+    assert "MISMATCH" in plain.getvalue() and "1 passed, 1 failed" in plain.getvalue()
+    assert not [code for code in ("\x1b[31m", "\x1b[32m", "\x1b[33m", "\x1b[36m", "\x1b[1;31m") if code in plain.getvalue()]
+
+
+def test_the_progress_bar_shows_on_a_terminal_only(monkeypatch):
+    import io
+
+    from sandbox.replay import console, progress_bar
+
+    quiet = io.StringIO()
+    with progress_bar("replaying", console(quiet)) as show:
+        show(1, 2)
+        show(2, 2)
+    assert quiet.getvalue() == ""
+    tty = _terminal(monkeypatch)
+    with progress_bar("replaying", console(tty, colour=False)) as show:
+        show(1, 2)
+        show(2, 2)
+    assert "replaying" in tty.getvalue() and "2/2" in tty.getvalue()
+
+
+def test_the_replay_command_piped_prints_plain_parseable_text(tmp_path):
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "hooks.cli", "replay", "--today", "2026-11-22",
+                          str(PATIENTS / "01-seed-spondylosis-ketorolac.expected.json")], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr[-2000:]
+    assert "\x1b" not in out.stdout + out.stderr  # not a terminal: no colour, no progress bar
+    lines = [line.rstrip() for line in out.stdout.splitlines()]
+    assert lines[0].split() == ["patient", "call", "result", "cards"]
+    assert lines[1:-3] and [line.split()[0] for line in lines[1:-3]] == ["01-seed-spondylosis-ketorolac"] * (len(lines) - 4)
+    assert lines[-2] == f"{len(lines) - 4} passed, 0 failed"
+    assert lines[-1].startswith("cards by topic: ketorolac-duration (critical): ")
