@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 BROWSER := $(VENV)/.browser
 FHIRSRV := sandbox/fhir-server/node_modules/.installed
 
-.PHONY: serve test check lint bench load-test clean
+.PHONY: serve test check lint format bench load-test clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,13 +32,22 @@ $(FHIRSRV): sandbox/fhir-server/package-lock.json
 serve: $(STAMP)  ## set up and run the service on 127.0.0.1:8080 (embedded defaults)
 	$(VENV)/bin/backpain-cds serve
 
-lint: $(STAMP)
-	$(VENV)/bin/ruff check cds_service hooks tests scripts sandbox bench
+SOURCES := cds_service hooks tests scripts sandbox bench
+
+lint: $(STAMP)  ## ruff (lint rules incl. line length and complexity), the formatter's check, mypy
+	$(VENV)/bin/ruff check $(SOURCES)
+	$(VENV)/bin/ruff format --check $(SOURCES)
 	$(VENV)/bin/mypy
 
+check: lint  ## lint, then the unit and integration tests (no browser or FHIR-server set-up; those tests skip with a reason)
+	$(PY) -m pytest -q
+
+format: $(STAMP)  ## rewrite the sources in the project's format (ruff format), then fix what ruff can
+	$(VENV)/bin/ruff format $(SOURCES)
+	$(VENV)/bin/ruff check --fix $(SOURCES)
+
 test: $(STAMP) $(BROWSER) $(FHIRSRV)  ## set up and run every test
-	$(VENV)/bin/ruff check cds_service hooks tests scripts sandbox bench
-	$(VENV)/bin/mypy
+	$(MAKE) --no-print-directory lint
 	$(PY) -m pytest -q
 	$(VENV)/bin/backpain-cds replay --no-colour sandbox/patients
 

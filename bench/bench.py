@@ -18,8 +18,7 @@ import os
 import statistics
 import threading
 import time
-import uuid
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,74 +27,14 @@ import orjson
 from cds_service.cli import add_server_options, run_server, server_settings
 from cds_service.prefetch import resource_count
 
+from .charts import hook_body, synthetic_prefetch
 from .loadgen import LoadResult, ServerProcess, run_load
 
-SIZES = {"small": (5, 10, 4), "typical": (50, 200, 100), "large": (700, 3000, 1300)}  # conditions, meds, observations
-CONDITION_CODES = [("http://snomed.info/sct", "279039007", "Low back pain"), ("http://hl7.org/fhir/sid/icd-10-cm", "M54.41", "Lumbago with sciatica, right side"),
-                   ("http://snomed.info/sct", "59621000", "Essential hypertension"), ("http://hl7.org/fhir/sid/icd-10-cm", "E11.9", "Type 2 diabetes mellitus"),
-                   ("http://snomed.info/sct", "64859006", "Osteoporosis"), ("http://hl7.org/fhir/sid/icd-10-cm", "J45.909", "Asthma, uncomplicated")]
-MED_CODES = [("834022", "Ketorolac Tromethamine 10 MG Oral Tablet"), ("314076", "lisinopril 10 MG Oral Tablet"),
-             ("198014", "Naproxen 500 MG Oral Tablet"), ("312615", "Prednisone 20 MG Oral Tablet"),
-             ("197361", "amlodipine 5 MG Oral Tablet"), ("310431", "gabapentin 300 MG Oral Capsule"), (None, "Vitamin D3 1000 unit capsule")]
-OBS_CODES = [("98979-8", "eGFR", "mL/min/{1.73_m2}", 72), ("2160-0", "Creatinine", "mg/dL", 0.9), ("29463-7", "Body weight", "kg", 74)]
-
-
-def synthetic_prefetch(size: str, pid: str = "bench-1", today: date | None = None) -> dict[str, Any]:
-    n_cond, n_med, n_obs = SIZES[size]
-    today = today or datetime.now(UTC).date()
-    subject = {"reference": f"Patient/{pid}"}
-
-    def day(n: int) -> str:
-        return (today - timedelta(days=n)).isoformat()
-
-    conditions = [{"resourceType": "Condition", "id": f"c{i}", "subject": subject,
-                   "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "active" if i % 4 else "resolved"}]},
-                   "code": {"coding": [{"system": s, "code": c, "display": d}], "text": d}, "onsetDateTime": day(30 + 17 * i)}
-                  for i, (s, c, d) in ((i, CONDITION_CODES[i % len(CONDITION_CODES)]) for i in range(n_cond))]
-    meds = []
-    for i in range(n_med):
-        code, display = MED_CODES[i % len(MED_CODES)]
-        concept: dict[str, Any] = {"text": display}
-        if code:
-            concept["coding"] = [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": code, "display": display}]
-        meds.append({"resourceType": "MedicationRequest", "id": f"m{i}", "status": "completed" if i % 3 else "active", "intent": "order",
-                     "subject": subject, "medicationCodeableConcept": concept, "authoredOn": day(40 + 9 * i),
-                     "dosageInstruction": [{"text": "as directed", "timing": {"repeat": {"frequency": 2, "period": 1, "periodUnit": "d"}},
-                                            "route": {"coding": [{"system": "http://snomed.info/sct", "code": "26643006", "display": "Oral route"}]},
-                                            "doseAndRate": [{"doseQuantity": {"value": 1, "unit": "tablet", "system": "http://unitsofmeasure.org", "code": "{tbl}"}}]}],
-                     "dispenseRequest": {"expectedSupplyDuration": {"value": 30, "unit": "days", "system": "http://unitsofmeasure.org", "code": "d"},
-                                         "quantity": {"value": 60, "unit": "tablet", "system": "http://unitsofmeasure.org", "code": "{tbl}"}},
-                     "note": [{"text": "Synthetic benchmark order " + "x" * 200}]})
-    observations = [{"resourceType": "Observation", "id": f"o{i}", "status": "final", "subject": subject,
-                     "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "laboratory"}]}],
-                     "code": {"coding": [{"system": "http://loinc.org", "code": c, "display": d}]}, "effectiveDateTime": day(5 * i),
-                     "valueQuantity": {"value": v, "unit": u, "system": "http://unitsofmeasure.org", "code": u}}
-                    for i, (c, d, u, v) in ((i, OBS_CODES[i % len(OBS_CODES)]) for i in range(n_obs))]
-
-    def searchset(rs: list[dict[str, Any]]) -> dict[str, Any]:
-        return {"resourceType": "Bundle", "type": "searchset", "total": len(rs), "entry": [{"fullUrl": f"https://ehr.example.org/fhir/{r['resourceType']}/{r['id']}", "resource": r, "search": {"mode": "match"}} for r in rs]}
-
-    empty = searchset([])
-    return {"patient": {"resourceType": "Patient", "id": pid, "gender": "female", "birthDate": "1961-04-12"},
-            "conditions": searchset(conditions), "medications": searchset(meds), "labs": searchset(observations),
-            "findings": empty, "medicationStatements": empty, "medicationAdministrations": empty, "serviceRequests": empty,
-            "procedures": empty, "imagingStudies": empty, "diagnosticReports": empty, "allergies": empty}
-
-
-def hook_body(hook: str, prefetch: dict[str, Any], pid: str = "bench-1") -> bytes:
-    context: dict[str, Any] = {"userId": "Practitioner/bench", "patientId": pid}
-    if hook != "patient-view":
-        draft = {"resourceType": "MedicationRequest", "id": "draft-1", "status": "draft", "intent": "order", "subject": {"reference": f"Patient/{pid}"},
-                 "medicationCodeableConcept": {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "834022",
-                                                           "display": "Ketorolac Tromethamine 10 MG Oral Tablet"}]},
-                 "dispenseRequest": {"expectedSupplyDuration": {"value": 10, "unit": "days", "system": "http://unitsofmeasure.org", "code": "d"}}}
-        context["draftOrders"] = {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": draft}]}
-        if hook == "order-select":
-            context["selections"] = ["MedicationRequest/draft-1"]
-    return orjson.dumps({"hook": hook, "hookInstance": str(uuid.uuid4()), "context": context, "prefetch": prefetch})
-
-
-SERVICES = {"patient-view": "backpain-patient-view", "order-select": "backpain-order-select", "order-sign": "backpain-order-sign"}
+SERVICES = {
+    "patient-view": "backpain-patient-view",
+    "order-select": "backpain-order-select",
+    "order-sign": "backpain-order-sign",
+}
 
 
 def _warm_up_calls(concurrency: int) -> int:
@@ -103,13 +42,20 @@ def _warm_up_calls(concurrency: int) -> int:
 
 
 def _measure(url: str, path: str, bodies: list[bytes], concurrency: int, count: int, max_seconds: float) -> LoadResult:
-    """Warm-up calls, then ``count`` measured ones; body i of the measured calls is ``bodies[(warm-up + i) % len(bodies)]``."""
+    """Warm-up calls, then ``count`` measured ones; body i of the measured calls is ``bodies[(warm-up + i) %
+    len(bodies)]``."""
     warm_up = _warm_up_calls(concurrency)
 
     def request(i: int) -> tuple[str, bytes, int]:
         return path, bodies[(warm_up + i) % len(bodies)], i
 
-    run_load(url, lambda i: (path, bodies[i % len(bodies)], i), concurrency=concurrency, count=warm_up, max_seconds=max_seconds)
+    run_load(
+        url,
+        lambda i: (path, bodies[i % len(bodies)], i),
+        concurrency=concurrency,
+        count=warm_up,
+        max_seconds=max_seconds,
+    )
     return run_load(url, request, concurrency=concurrency, count=count, max_seconds=max_seconds)
 
 
@@ -124,7 +70,10 @@ SOAK_CHARTS = 40  # > 2 × snapshot_cache_entries: a worker's least-recently-use
 def distinct_bodies(body: bytes, pid: str, n: int, tag: str) -> list[bytes]:
     """``n`` copies of a hook request, each for another patient (every reference to ``pid`` renamed)."""
     needle = f'"{pid}"'.encode(), f'Patient/{pid}"'.encode()
-    return [body.replace(needle[0], f'"{tag}-{k}"'.encode()).replace(needle[1], f'Patient/{tag}-{k}"'.encode()) for k in range(n)]
+    return [
+        body.replace(needle[0], f'"{tag}-{k}"'.encode()).replace(needle[1], f'Patient/{tag}-{k}"'.encode())
+        for k in range(n)
+    ]
 
 
 def _median(results: list[LoadResult]) -> dict[str, Any]:
@@ -147,8 +96,12 @@ def replay_throughput() -> dict[str, Any]:
     started = time.perf_counter()
     outcomes = run_cases(cases, send, services, now=now)
     elapsed = time.perf_counter() - started
-    return {"patients": len(cases), "calls": len(outcomes), "patients_per_s": round(len(cases) / elapsed, 1),
-            "calls_per_s": round(len(outcomes) / elapsed, 1)}
+    return {
+        "patients": len(cases),
+        "calls": len(outcomes),
+        "patients_per_s": round(len(cases) / elapsed, 1),
+        "calls_per_s": round(len(outcomes) / elapsed, 1),
+    }
 
 
 def bench(args: argparse.Namespace) -> int:
@@ -156,11 +109,16 @@ def bench(args: argparse.Namespace) -> int:
     levels = [int(c) for c in args.concurrency.split(",")]
     hooks = args.hooks.split(",")
     rows: list[dict[str, Any]] = []
-    print(f"machine: {os.cpu_count()} cores; workers: {args.workers}; runs: {args.runs}; requests per run: {args.requests}")
+    print(
+        f"machine: {os.cpu_count()} cores; workers: {args.workers}; runs: {args.runs}; requests per run: "
+        f"{args.requests}"
+    )
     modes = args.payloads.split(",")
     # The service as deployed: its JSON request log at INFO, one line per call (to a file here); the floor logs nothing.
-    with ServerProcess(workers=args.workers, floor=True) as floor, \
-            ServerProcess(workers=args.workers, extra_config='log_level = "INFO"\n') as service:
+    with (
+        ServerProcess(workers=args.workers, floor=True) as floor,
+        ServerProcess(workers=args.workers, extra_config='log_level = "INFO"\n') as service,
+    ):
         for size in sizes:
             prefetch = synthetic_prefetch(size)
             resources = resource_count(prefetch)
@@ -171,23 +129,52 @@ def bench(args: argparse.Namespace) -> int:
                     for c in levels:
                         count = max(10, args.requests // (10 if size == "large" else 1))
                         floor_runs, service_runs = [], []
-                        for run in range(args.runs):  # interleaved, so a noisy minute on a shared machine hits both alike
-                            bodies = [body] if mode == "repeated" else \
-                                distinct_bodies(body, "bench-1", count + _warm_up_calls(c), f"{size}-{hook}-c{c}-r{run}")
+                        for run in range(
+                            args.runs
+                        ):  # interleaved, so a noisy minute on a shared machine hits both alike
+                            bodies = (
+                                [body]
+                                if mode == "repeated"
+                                else distinct_bodies(
+                                    body, "bench-1", count + _warm_up_calls(c), f"{size}-{hook}-c{c}-r{run}"
+                                )
+                            )
                             floor_runs.append(_measure(floor.url, path, bodies, c, count, args.max_seconds))
                             service_runs.append(_measure(service.url, path, bodies, c, count, args.max_seconds))
                         base, ours = _median(floor_runs), _median(service_runs)
-                        rows.append({"size": size, "resources": resources, "body_kb": round(len(bodies[0]) / 1024), "hook": hook,
-                                     "payloads": mode, "concurrency": c, "floor": base, "service": ours,
-                                     "ratio_p50": round(ours["p50_ms"] / base["p50_ms"], 2) if base["p50_ms"] else None,
-                                     "ratio_p99": round(ours["p99_ms"] / base["p99_ms"], 2) if base["p99_ms"] else None,
-                                     "ratio_rps": round(ours["req_per_s"] / base["req_per_s"], 2) if base["req_per_s"] else None})
+                        rows.append(
+                            {
+                                "size": size,
+                                "resources": resources,
+                                "body_kb": round(len(bodies[0]) / 1024),
+                                "hook": hook,
+                                "payloads": mode,
+                                "concurrency": c,
+                                "floor": base,
+                                "service": ours,
+                                "ratio_p50": round(ours["p50_ms"] / base["p50_ms"], 2) if base["p50_ms"] else None,
+                                "ratio_p99": round(ours["p99_ms"] / base["p99_ms"], 2) if base["p99_ms"] else None,
+                                "ratio_rps": round(ours["req_per_s"] / base["req_per_s"], 2)
+                                if base["req_per_s"]
+                                else None,
+                            }
+                        )
                         print(_row(rows[-1]), flush=True)
         soak = _soak(service, args.soak) if args.soak else None
     replay = replay_throughput()
-    print(f"replay in-process: {replay['patients_per_s']} patients/s ({replay['calls_per_s']} hook calls/s over {replay['calls']} calls)")
-    result = {"machine": {"cores": os.cpu_count()}, "workers": args.workers, "runs": args.runs, "rows": rows, "replay": replay,
-              "soak": soak, "when": datetime.now(UTC).isoformat(timespec="seconds")}
+    print(
+        f"replay in-process: {replay['patients_per_s']} patients/s ({replay['calls_per_s']} hook calls/s over "
+        f"{replay['calls']} calls)"
+    )
+    result = {
+        "machine": {"cores": os.cpu_count()},
+        "workers": args.workers,
+        "runs": args.runs,
+        "rows": rows,
+        "replay": replay,
+        "soak": soak,
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
@@ -198,21 +185,30 @@ def bench(args: argparse.Namespace) -> int:
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:
     """The rows as the README's table."""
-    lines = ["| payload | hook | charts | clients | floor p50 / p99 ms | service p50 / p95 / p99 ms | service req/s | ×floor p50 / p99 |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| payload | hook | charts | clients | floor p50 / p99 ms | service p50 / p95 / p99 ms | service req/s | "
+        "×floor p50 / p99 |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         f, s = r["floor"], r["service"]
-        lines.append(f"| {r['size']} ({r['resources']} res., {r['body_kb']} KB) | {r['hook']} | {r['payloads']} | {r['concurrency']} "
-                     f"| {f['p50_ms']} / {f['p99_ms']} | {s['p50_ms']} / {s['p95_ms']} / {s['p99_ms']} | {s['req_per_s']} "
-                     f"| **{r['ratio_p50']}** / {r['ratio_p99']} |")
+        lines.append(
+            f"| {r['size']} ({r['resources']} res., {r['body_kb']} KB) | {r['hook']} | {r['payloads']} | "
+            f"{r['concurrency']} "
+            f"| {f['p50_ms']} / {f['p99_ms']} | {s['p50_ms']} / {s['p95_ms']} / {s['p99_ms']} | {s['req_per_s']} "
+            f"| **{r['ratio_p50']}** / {r['ratio_p99']} |"
+        )
     return "\n".join(lines)
 
 
 def _row(r: dict[str, Any]) -> str:
     f, s = r["floor"], r["service"]
-    return (f"{r['size']:8} {r['resources']:5}res {r['body_kb']:5}KB {r['hook']:13} {r['payloads']:9} c={r['concurrency']:<2} | floor {f['req_per_s']:7.1f} req/s "
-            f"p50 {f['p50_ms']:7.2f} p99 {f['p99_ms']:7.2f} | service {s['req_per_s']:7.1f} req/s p50 {s['p50_ms']:7.2f} "
-            f"p95 {s['p95_ms']:7.2f} p99 {s['p99_ms']:7.2f} | ×floor p50 {r['ratio_p50']} p99 {r['ratio_p99']}")
+    return (
+        f"{r['size']:8} {r['resources']:5}res {r['body_kb']:5}KB {r['hook']:13} {r['payloads']:9} "
+        f"c={r['concurrency']:<2} | floor {f['req_per_s']:7.1f} req/s "
+        f"p50 {f['p50_ms']:7.2f} p99 {f['p99_ms']:7.2f} | service {s['req_per_s']:7.1f} req/s p50 {s['p50_ms']:7.2f} "
+        f"p95 {s['p95_ms']:7.2f} p99 {s['p99_ms']:7.2f} | ×floor p50 {r['ratio_p50']} p99 {r['ratio_p99']}"
+    )
 
 
 def _rss_kb(pgid: int) -> int:
@@ -233,12 +229,20 @@ def _rss_kb(pgid: int) -> int:
 
 def _soak(server: ServerProcess, seconds: float) -> dict[str, Any]:
     """Sustained order-select load over more distinct charts than the facts cache holds (its worst case for memory)."""
-    bodies = [hook_body("order-select", synthetic_prefetch("typical", pid=f"soak-{n}"), f"soak-{n}") for n in range(SOAK_CHARTS)]
+    bodies = [
+        hook_body("order-select", synthetic_prefetch("typical", pid=f"soak-{n}"), f"soak-{n}")
+        for n in range(SOAK_CHARTS)
+    ]
     samples = []
     end = time.monotonic() + seconds
     while time.monotonic() < end:
-        run_load(server.url, lambda i: ("/cds-services/backpain-order-select", bodies[i % len(bodies)], i), concurrency=4,
-                 count=200, max_seconds=min(30, max(1, end - time.monotonic())))
+        run_load(
+            server.url,
+            lambda i: ("/cds-services/backpain-order-select", bodies[i % len(bodies)], i),
+            concurrency=4,
+            count=200,
+            max_seconds=min(30, max(1, end - time.monotonic())),
+        )
         samples.append(_rss_kb(server.proc.pid))
     print(f"soak {seconds:.0f}s: server RSS first {samples[0]} kB, last {samples[-1]} kB, max {max(samples)} kB")
     return {"seconds": seconds, "rss_kb": samples}
@@ -246,12 +250,21 @@ def _soak(server: ServerProcess, seconds: float) -> dict[str, Any]:
 
 # --- load-test ------------------------------------------------------------------------------------------------------
 
+
 def _feedback(card: str) -> bytes:
-    return orjson.dumps({"feedback": [{"card": card, "outcome": "accepted", "outcomeTimestamp": "2026-11-22T03:32:27Z"}]})
+    return orjson.dumps(
+        {"feedback": [{"card": card, "outcome": "accepted", "outcomeTimestamp": "2026-11-22T03:32:27Z"}]}
+    )
 
 
-def load_and_durability(*, workers: int = 3, requests_per_kind: int = 200, concurrency: int = 8, max_seconds: float = 60,
-                        kill_after: float = 1.0) -> dict[str, Any]:
+def load_and_durability(
+    *,
+    workers: int = 3,
+    requests_per_kind: int = 200,
+    concurrency: int = 8,
+    max_seconds: float = 60,
+    kill_after: float = 1.0,
+) -> dict[str, Any]:
     from cds_service.feedback import open_store
 
     report: dict[str, Any] = {}
@@ -259,16 +272,24 @@ def load_and_durability(*, workers: int = 3, requests_per_kind: int = 200, concu
     bodies = [hook_body(h, prefetch) for h in SERVICES]
     paths = [f"/cds-services/{s}" for s in SERVICES.values()]
     with ServerProcess(workers=workers) as server:
+
         def mixed(i: int) -> tuple[str, bytes, Any]:
             if i % 2:
                 card = f"load-{i}"
                 return "/cds-services/backpain-patient-view/feedback", _feedback(card), card
             return paths[i % 3], bodies[i % 3], None
-        result = run_load(server.url, mixed, concurrency=concurrency, count=requests_per_kind * 2, max_seconds=max_seconds)
+
+        result = run_load(
+            server.url, mixed, concurrency=concurrency, count=requests_per_kind * 2, max_seconds=max_seconds
+        )
         acknowledged = {a for a in result.acknowledged if a}
         stored = set(open_store(server.database_url).card_uuids())
-        report["load"] = {**result.summary(), "statuses": result.statuses, "feedback_acknowledged": len(acknowledged),
-                          "feedback_missing": len(acknowledged - stored)}
+        report["load"] = {
+            **result.summary(),
+            "statuses": result.statuses,
+            "feedback_acknowledged": len(acknowledged),
+            "feedback_missing": len(acknowledged - stored),
+        }
     server = ServerProcess(workers=workers)
     try:  # whatever happens, the server is stopped and its directory removed (after its database has been read)
         server.wait_ready()
@@ -280,28 +301,55 @@ def load_and_durability(*, workers: int = 3, requests_per_kind: int = 200, concu
 
         killer = threading.Timer(kill_after, crash)
         killer.start()
-        result = run_load(server.url, lambda i: ("/cds-services/backpain-patient-view/feedback", _feedback(f"kill-{i}"), f"kill-{i}"),
-                          concurrency=concurrency, count=100_000, max_seconds=kill_after + 5, stop_event=stop)
+        result = run_load(
+            server.url,
+            lambda i: ("/cds-services/backpain-patient-view/feedback", _feedback(f"kill-{i}"), f"kill-{i}"),
+            concurrency=concurrency,
+            count=100_000,
+            max_seconds=kill_after + 5,
+            stop_event=stop,
+        )
         killer.join()
         server.stop()
         acknowledged = set(result.acknowledged)
         stored = set(open_store(server.database_url).card_uuids())
     finally:
         server.close()
-    report["kill"] = {"sent": result.count, "acknowledged": len(acknowledged), "missing_after_kill": len(acknowledged - stored),
-                      "stored": len(stored)}
+    report["kill"] = {
+        "sent": result.count,
+        "acknowledged": len(acknowledged),
+        "missing_after_kill": len(acknowledged - stored),
+        "stored": len(stored),
+    }
     return report
 
 
 def load_test(args: argparse.Namespace) -> int:
-    report = load_and_durability(workers=args.workers, requests_per_kind=args.requests, concurrency=args.concurrency,
-                                 max_seconds=args.max_seconds, kill_after=args.kill_after)
+    report = load_and_durability(
+        workers=args.workers,
+        requests_per_kind=args.requests,
+        concurrency=args.concurrency,
+        max_seconds=args.max_seconds,
+        kill_after=args.kill_after,
+    )
     load, kill = report["load"], report["kill"]
-    print(f"load: {load['requests']} requests, {load['errors']} errors, {load['req_per_s']} req/s, p50 {load['p50_ms']} ms, "
-          f"p99 {load['p99_ms']} ms; feedback acknowledged {load['feedback_acknowledged']}, missing {load['feedback_missing']}")
-    print(f"kill -9 during load: {kill['acknowledged']} acknowledged, {kill['missing_after_kill']} missing after the crash "
-          f"({kill['stored']} stored)")
-    ok = load["errors"] == 0 and load["feedback_missing"] == 0 and kill["missing_after_kill"] == 0 and kill["acknowledged"] > 0
+    print(
+        f"load: {load['requests']} requests, {load['errors']} errors, {load['req_per_s']} req/s, p50 {load['p50_ms']} "
+        "ms, "
+        f"p99 {load['p99_ms']} ms; feedback acknowledged {load['feedback_acknowledged']}, missing "
+        f"{load['feedback_missing']}"
+    )
+    print(
+        f"kill -9 during load: {kill['acknowledged']} acknowledged, {kill['missing_after_kill']} missing after the "
+        "crash "
+        f"({kill['stored']} stored)"
+    )
+    ok = (
+        load["errors"] == 0
+        and load["feedback_missing"] == 0
+        and kill["missing_after_kill"] == 0
+        and kill["acknowledged"] > 0
+    )
     print("PASS" if ok else "FAIL")
     return 0 if ok else 1
 
@@ -311,7 +359,11 @@ def register(sub: Any) -> None:
     p.add_argument("--sizes", default="small,typical,large")
     p.add_argument("--hooks", default="patient-view,order-select")
     p.add_argument("--concurrency", default="1,8")
-    p.add_argument("--payloads", default=",".join(PAYLOAD_MODES), help="repeated (one chart, keystroke stream) and/or distinct (a new chart each call)")
+    p.add_argument(
+        "--payloads",
+        default=",".join(PAYLOAD_MODES),
+        help="repeated (one chart, keystroke stream) and/or distinct (a new chart each call)",
+    )
     p.add_argument("--requests", type=int, default=300, help="requests per run (large payloads use a tenth)")
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--workers", type=int, default=2)
@@ -326,7 +378,9 @@ def register(sub: Any) -> None:
     p.add_argument("--max-seconds", type=float, default=60)
     p.add_argument("--kill-after", type=float, default=1.0)
     p.set_defaults(func=load_test)
-    p = sub.add_parser("serve-floor", help="the benchmark floor (a no-op endpoint reading the body) under serve's gunicorn settings")
+    p = sub.add_parser(
+        "serve-floor", help="the benchmark floor (a no-op endpoint reading the body) under serve's gunicorn settings"
+    )
     add_server_options(p)
     p.set_defaults(func=serve_floor)
 

@@ -39,19 +39,40 @@ class ServerProcess:
     ``env``: the server's whole environment (default: this process's); ``BPCDS_*`` variables override the config file.
     """
 
-    def __init__(self, *, workers: int = 2, floor: bool = False, database_url: str | None = None, extra_config: str = "",
-                 python: str = sys.executable, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        workers: int = 2,
+        floor: bool = False,
+        database_url: str | None = None,
+        extra_config: str = "",
+        python: str = sys.executable,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.port = free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="backpain-serve-"))
         self.database_url = database_url or f"sqlite:///{self.dir}/feedback.sqlite3"
         config = self.dir / "config.toml"
         level = "" if "log_level" in extra_config else 'log_level = "WARNING"\n'
         config.write_text(f'database_url = "{self.database_url}"\n{level}{extra_config}')
-        cmd = [python, "-m", "hooks.cli", "--config", str(config), "serve-floor" if floor else "serve", "--host", "127.0.0.1",
-               "--port", str(self.port), "--workers", str(workers)]
+        cmd = [
+            python,
+            "-m",
+            "hooks.cli",
+            "--config",
+            str(config),
+            "serve-floor" if floor else "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--workers",
+            str(workers),
+        ]
         self.log = open(self.dir / "server.log", "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True, cwd=self.dir,
-                                     env=env)
+        self.proc = subprocess.Popen(
+            cmd, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True, cwd=self.dir, env=env
+        )
         self.url = f"http://127.0.0.1:{self.port}"
 
     def __enter__(self) -> ServerProcess:
@@ -125,13 +146,26 @@ class LoadResult:
         return self.count / self.wall_s if self.wall_s else 0.0
 
     def summary(self) -> dict[str, Any]:
-        return {"requests": self.count, "errors": self.errors, "req_per_s": round(self.rps, 1),
-                "p50_ms": round(self.pct(50), 2), "p95_ms": round(self.pct(95), 2), "p99_ms": round(self.pct(99), 2),
-                "mean_ms": round(statistics.fmean(self.latencies_ms), 2) if self.latencies_ms else None}
+        return {
+            "requests": self.count,
+            "errors": self.errors,
+            "req_per_s": round(self.rps, 1),
+            "p50_ms": round(self.pct(50), 2),
+            "p95_ms": round(self.pct(95), 2),
+            "p99_ms": round(self.pct(99), 2),
+            "mean_ms": round(statistics.fmean(self.latencies_ms), 2) if self.latencies_ms else None,
+        }
 
 
-def run_load(url: str, make_request: Callable[[int], tuple[str, bytes, Any]], *, concurrency: int, count: int,
-             max_seconds: float, stop_event: threading.Event | None = None) -> LoadResult:
+def run_load(
+    url: str,
+    make_request: Callable[[int], tuple[str, bytes, Any]],
+    *,
+    concurrency: int,
+    count: int,
+    max_seconds: float,
+    stop_event: threading.Event | None = None,
+) -> LoadResult:
     """POST ``count`` requests (bounded by ``max_seconds``) from ``concurrency`` threads.
 
     ``make_request(i)`` returns (path, JSON body bytes, an id recorded when the answer is 200).

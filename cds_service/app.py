@@ -46,13 +46,20 @@ def _outcome_response(err: CDSError) -> Response:
     return Response(orjson.dumps(err.outcome()), status=err.status, mimetype="application/json")
 
 
-def create_app(settings: Settings | dict[str, Any] | None = None, *, services: list[ServiceDefinition],
-               renderer: CardRenderer | None = None, clock: Callable[[], datetime] | None = None,
-               resolver: Resolver = system_resolver, fhir_session: requests.Session | None = None,
-               auth_session: requests.Session | None = None, uuid_factory: Callable[[], str] | None = None,
-               storage_clock: Callable[[], datetime] | None = None) -> Flask:
-    """The CDS Hooks service for ``services`` (their content is the product's: see ``hooks.wsgi``, the composition root).
-    ``renderer``: the card renderer the services share (default: one over ``cards_templates/``)."""
+def create_app(
+    settings: Settings | dict[str, Any] | None = None,
+    *,
+    services: list[ServiceDefinition],
+    renderer: CardRenderer | None = None,
+    clock: Callable[[], datetime] | None = None,
+    resolver: Resolver = system_resolver,
+    fhir_session: requests.Session | None = None,
+    auth_session: requests.Session | None = None,
+    uuid_factory: Callable[[], str] | None = None,
+    storage_clock: Callable[[], datetime] | None = None,
+) -> Flask:
+    """The CDS Hooks service for ``services`` (their content is the product's: see ``hooks.wsgi``, the composition
+    root). ``renderer``: the card renderer the services share (default: one over ``cards_templates/``)."""
     if not isinstance(settings, Settings):
         settings = load_settings(overrides=settings or {})
     configure_logging(settings.log_level)
@@ -61,24 +68,48 @@ def create_app(settings: Settings | dict[str, Any] | None = None, *, services: l
     # by it, nor prune by it.
     store_now = storage_clock or (lambda: datetime.now(UTC))
     store = open_store(settings.database_url, clock=store_now)
-    ledger = CardLedger(store, feedback_days=settings.feedback_retention_days,
-                        issued_cards_days=settings.issued_cards_retention_days, clock=store_now)
+    ledger = CardLedger(
+        store,
+        feedback_days=settings.feedback_retention_days,
+        issued_cards_days=settings.issued_cards_retention_days,
+        clock=store_now,
+    )
     ledger.prune()  # at start-up (before gunicorn forks), then hourly from each worker's ledger thread
-    auth = Authenticator(settings, [TrustedClient.from_config(c) for c in settings.load_trusted_clients()],
-                         session=auth_session)
+    auth = Authenticator(
+        settings, [TrustedClient.from_config(c) for c in settings.load_trusted_clients()], session=auth_session
+    )
     components = Components(
-        settings=settings, registry=Registry(services), validators=Validators(), auth=auth,
-        parses=PrefetchParses.from_settings(settings), renderer=renderer or CardRenderer(uuid_factory=uuid_factory),
-        ledger=ledger, now=clock or (lambda: datetime.now(tz)), resolver=resolver, fhir_session=fhir_session)
+        settings=settings,
+        registry=Registry(services),
+        validators=Validators(),
+        auth=auth,
+        parses=PrefetchParses.from_settings(settings),
+        renderer=renderer or CardRenderer(uuid_factory=uuid_factory),
+        ledger=ledger,
+        now=clock or (lambda: datetime.now(tz)),
+        resolver=resolver,
+        fhir_session=fhir_session,
+    )
 
     app = Flask("backpain_cds")
     app.config["SETTINGS"] = settings
-    app.extensions["backpain"] = {"components": components, "registry": components.registry, "store": store,
-                                  "ledger": ledger, "auth": auth, "parses": components.parses}
+    app.extensions["backpain"] = {
+        "components": components,
+        "registry": components.registry,
+        "store": store,
+        "ledger": ledger,
+        "auth": auth,
+        "parses": components.parses,
+    }
     origins = compile_origins(settings.cors_origins)  # anchored patterns (cors.py), never flask-cors's regex guessing
-    CORS(app, resources={r"/cds-services*": {"origins": origins}, r"/health": {"origins": origins}},
-         methods=["GET", "POST", "OPTIONS"], allow_headers=["Content-Type", "Authorization"],
-         allow_private_network=True, max_age=600)
+    CORS(
+        app,
+        resources={r"/cds-services*": {"origins": origins}, r"/health": {"origins": origins}},
+        methods=["GET", "POST", "OPTIONS"],
+        allow_headers=["Content-Type", "Authorization"],
+        allow_private_network=True,
+        max_age=600,
+    )
     if not auth.enabled:
         log.warning("client JWT authentication is OFF (no trusted clients configured); development only")
     _register_error_handlers(app)
@@ -92,8 +123,10 @@ def _register_error_handlers(app: Flask) -> None:
     @app.errorhandler(CDSError)
     def handle_cds_error(err: CDSError) -> Response:
         if not isinstance(err, Unauthorized):  # auth failures are logged where they happen, with iss/jti
-            log.info("request rejected", extra={"status": err.status, "error": err.error_id, "path": request.path,
-                                                "field": err.expression})
+            log.info(
+                "request rejected",
+                extra={"status": err.status, "error": err.error_id, "path": request.path, "field": err.expression},
+            )
         return _outcome_response(err)
 
     @app.errorhandler(HTTPException)

@@ -66,7 +66,9 @@ def claim_problem(claims: dict[str, Any]) -> str | None:
     if isinstance(jti, str) and not 0 < len(jti) <= MAX_JTI_LENGTH:
         return "jti is empty or too long"
     aud = claims.get("aud")
-    if "aud" in claims and not (isinstance(aud, str) or (isinstance(aud, list) and all(isinstance(a, str) for a in aud))):
+    if "aud" in claims and not (
+        isinstance(aud, str) or (isinstance(aud, list) and all(isinstance(a, str) for a in aud))
+    ):
         return "aud is not a string or an array of strings"
     return None
 
@@ -106,10 +108,19 @@ class _CachedKeys:
 
 
 class Authenticator:
-    JWKS_DEADLINE = 3.0  # seconds for one JWKS fetch, all of it: a call waiting on one still ends well within its budget
+    JWKS_DEADLINE = (
+        3.0  # seconds for one JWKS fetch, all of it: a call waiting on one still ends well within its budget
+    )
 
-    def __init__(self, settings: Settings, clients: list[TrustedClient], *, session: requests.Session | None = None,
-                 replay: ReplayCache | None = None, clock: Any = time.time) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        clients: list[TrustedClient],
+        *,
+        session: requests.Session | None = None,
+        replay: ReplayCache | None = None,
+        clock: Any = time.time,
+    ) -> None:
         self.settings = settings
         self.clients = {c.iss: c for c in clients}
         self._session = session  # None: a session per JWKS fetch, watched by that fetch's deadline
@@ -129,16 +140,19 @@ class Authenticator:
         except Unauthorized as exc:
             if authorization and exc.iss is None:
                 try:
-                    unverified = jwt.decode(authorization.removeprefix("Bearer ").strip(), options={"verify_signature": False})
+                    unverified = jwt.decode(
+                        authorization.removeprefix("Bearer ").strip(), options={"verify_signature": False}
+                    )
                     exc.iss, exc.jti = str(unverified.get("iss"))[:200], str(unverified.get("jti"))[:200]
                 except Exception:  # only for the log line: an unreadable token has no iss to log
                     pass
             raise
 
-    def _verify(self, authorization: str | None, audience: str) -> dict[str, Any]:
+    # Complexity: one check per CDS Hooks 2.0 client-JWT rule, in the spec's order, so it can be audited against it.
+    def _verify(self, authorization: str | None, audience: str) -> dict[str, Any]:  # noqa: C901
         if not authorization or not authorization.startswith("Bearer "):
             raise Unauthorized("missing bearer token")
-        token = authorization[len("Bearer "):].strip()
+        token = authorization[len("Bearer ") :].strip()
         try:
             header = jwt.get_unverified_header(token)
             unverified = jwt.decode(token, options={"verify_signature": False})
@@ -166,8 +180,15 @@ class Authenticator:
             raise Unauthorized(f"the key named by kid is not a key for {alg}")
         skew = self.settings.jwt_clock_skew
         try:
-            claims = jwt.decode(token, key=key, algorithms=[alg], audience=audience, issuer=client.iss, leeway=skew,
-                                options={"require": ["iss", "aud", "exp", "iat", "jti"]})
+            claims = jwt.decode(
+                token,
+                key=key,
+                algorithms=[alg],
+                audience=audience,
+                issuer=client.iss,
+                leeway=skew,
+                options={"require": ["iss", "aud", "exp", "iat", "jti"]},
+            )
         except Exception as exc:  # the one place a token is verified: PyJWTError, and TypeError/ValueError/… from
             # PyJWT or cryptography on shapes they do not expect — every one of them is a token we do not accept
             raise Unauthorized(f"invalid token ({type(exc).__name__})") from None
@@ -237,7 +258,9 @@ class Authenticator:
         except Unauthorized:
             raise
         except Exception:  # whatever the transport raised: the endpoint could not be read (fail closed)
-            raise Unauthorized("JWKS fetch exceeded its deadline" if deadline.expired() else "JWKS endpoint unreachable") from None
+            raise Unauthorized(
+                "JWKS fetch exceeded its deadline" if deadline.expired() else "JWKS endpoint unreachable"
+            ) from None
         finally:
             deadline.close()
             if session is not self._session:
@@ -266,7 +289,9 @@ def _parse_jwks(data: Any) -> dict[str, Any]:
     return keys
 
 
-def authenticate(authenticator: Authenticator, request: Request, public_base_url: str, required: bool = True) -> dict[str, Any] | None:
+def authenticate(
+    authenticator: Authenticator, request: Request, public_base_url: str, required: bool = True
+) -> dict[str, Any] | None:
     """The first step of every call: the client's JWT verified for the URL that was called (``public_base_url`` + path
     behind a proxy, else the URL the request came to) — its claims, or None when authentication is off (or not
     ``required`` for this endpoint). A failure is logged with its reason, ``iss`` and ``jti`` (never the token) and
@@ -278,8 +303,10 @@ def authenticate(authenticator: Authenticator, request: Request, public_base_url
     try:
         return authenticator.verify(request.headers.get("Authorization"), audience)
     except Unauthorized as exc:
-        log.info("client authentication failed", extra={"reason": exc.reason, "iss": exc.iss, "jti": exc.jti,
-                                                         "path": request.path})
+        log.info(
+            "client authentication failed",
+            extra={"reason": exc.reason, "iss": exc.iss, "jti": exc.jti, "path": request.path},
+        )
         raise
     except ReplayCacheUnavailable as exc:  # fail closed: 503, and loud in the log
         log.error("replay cache unavailable; call refused", extra={"reason": exc.reason, "path": request.path})

@@ -46,8 +46,8 @@ class _TTLCache(cachetools.TTLCache[Any, Any]):
 
 class Recent:
     """key → value, least recently used first; at most ``entries`` items, none older than ``seconds`` (a cachetools
-    ``TTLCache`` under a lock: the workers' threads share it). ``on_add(key)`` and ``on_evict(key)`` are called under the
-    lock when a key comes in and when it leaves, so a subclass can keep an index of its keys in step."""
+    ``TTLCache`` under a lock: the workers' threads share it). ``on_add(key)`` and ``on_evict(key)`` are called under
+    the lock when a key comes in and when it leaves, so a subclass can keep an index of its keys in step."""
 
     def __init__(self, entries: int, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.entries, self.seconds = entries, seconds
@@ -85,20 +85,33 @@ class ChartCache(Recent):
     or ``max_bytes`` of prefetch JSON is never kept. Both per-worker caches (parses, facts) share these settings.
     """
 
-    def __init__(self, entries: int = 16, seconds: float = 120.0, max_resources: int = 2_000,
-                 max_bytes: int = 2 * 1024 * 1024, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        entries: int = 16,
+        seconds: float = 120.0,
+        max_resources: int = 2_000,
+        max_bytes: int = 2 * 1024 * 1024,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         super().__init__(entries, seconds, clock)
         self.max_resources, self.max_bytes = max_resources, max_bytes
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Self:
-        return cls(settings.snapshot_cache_entries, settings.snapshot_cache_seconds, settings.snapshot_cache_max_resources,
-                   settings.snapshot_cache_max_bytes)
+        return cls(
+            settings.snapshot_cache_entries,
+            settings.snapshot_cache_seconds,
+            settings.snapshot_cache_max_resources,
+            settings.snapshot_cache_max_bytes,
+        )
 
     def keeps(self, prefetch: Mapping[str, Any], size: int | None = None) -> bool:
         """Whether a chart with this prefetch (of ``size`` JSON bytes, when known) may be kept at all."""
-        return (self.entries > 0 and (size is None or size <= self.max_bytes)
-                and resource_count(prefetch) <= self.max_resources)
+        return (
+            self.entries > 0
+            and (size is None or size <= self.max_bytes)
+            and resource_count(prefetch) <= self.max_resources
+        )
 
 
 class PrefetchParses(ChartCache):
@@ -111,10 +124,13 @@ class PrefetchParses(ChartCache):
     def remember(self, body: HookBody) -> None:
         """Keep a request's parsed prefetch for the next request that ends with the same bytes."""
         value = body.data.get("prefetch") if isinstance(body.data, dict) else None
-        if not body.reused and body.prefetch_key is not None and isinstance(value, dict) \
-                and self.keeps(value, len(body.prefetch_key)):
+        if (
+            not body.reused
+            and body.prefetch_key is not None
+            and isinstance(value, dict)
+            and self.keeps(value, len(body.prefetch_key))
+        ):
             self.put(body.prefetch_key, value)
-
 
 
 class SnapshotCache(ChartCache, Generic[T]):
@@ -143,8 +159,9 @@ class SnapshotCache(ChartCache, Generic[T]):
         if self._scopes[key[0]] <= 0:
             del self._scopes[key[0]]
 
-    def get_or_read(self, scope: tuple[Any, ...], prefetch: Mapping[str, Any], read: Callable[[], T],
-                    content: bytes | None = None) -> tuple[T, bool, Callable[[], None] | None]:
+    def get_or_read(
+        self, scope: tuple[Any, ...], prefetch: Mapping[str, Any], read: Callable[[], T], content: bytes | None = None
+    ) -> tuple[T, bool, Callable[[], None] | None]:
         """(the prefetch's reading, whether it came from the cache, a call that stores a new reading — or None).
 
         Keyed by ``scope`` and ``content``: bytes that determine the prefetch exactly, else the prefetch serialised.
@@ -173,5 +190,3 @@ class SnapshotCache(ChartCache, Generic[T]):
                 return
         if self.keeps(prefetch, len(content)):
             self.put((scope, content), reading)
-
-

@@ -48,6 +48,7 @@ class FindingLike(Protocol):
 
 class DrivenFindingLike(FindingLike, Protocol):
     """A finding as a service returns it: also the records it rests on and the other topics its card covers."""
+
     @property
     def sources(self) -> tuple[str, ...]: ...
     @property
@@ -64,8 +65,10 @@ class _Blank(dict[str, Any]):
 
 
 def templates_dir() -> Path:
-    candidates = [Path(__file__).resolve().parent.parent / "cards_templates",
-                  Path(sys.prefix) / "share" / "backpain-cds" / "cards_templates"]
+    candidates = [
+        Path(__file__).resolve().parent.parent / "cards_templates",
+        Path(sys.prefix) / "share" / "backpain-cds" / "cards_templates",
+    ]
     for c in candidates:
         if c.is_dir():
             return c
@@ -102,9 +105,16 @@ class CardRenderer:
                 continue
             data = json.loads(path.read_text())
             self.templates[data["topic"]] = CardTemplate(
-                topic=data["topic"], display=data["display"], summary=data["summary"], detail=data["detail"],
-                source=data["source"], links=data.get("links", []), override_reasons=data.get("override_reasons", []),
-                suggestion_labels=data.get("suggestion_labels", {}), worst_case=data.get("worst_case", {}))
+                topic=data["topic"],
+                display=data["display"],
+                summary=data["summary"],
+                detail=data["detail"],
+                source=data["source"],
+                links=data.get("links", []),
+                override_reasons=data.get("override_reasons", []),
+                suggestion_labels=data.get("suggestion_labels", {}),
+                worst_case=data.get("worst_case", {}),
+            )
         self.uuid_factory = uuid_factory or (lambda: str(uuid.uuid4()))
         self.validate()
 
@@ -114,7 +124,9 @@ class CardRenderer:
             for variant, text in t.summary.items():
                 rendered = formatter.vformat(text, (), _Blank(t.worst_case))
                 if len(rendered) > SUMMARY_MAX:
-                    raise TemplateError(f"{t.topic}[{variant}]: worst-case summary is {len(rendered)} chars (max {SUMMARY_MAX})")
+                    raise TemplateError(
+                        f"{t.topic}[{variant}]: worst-case summary is {len(rendered)} chars (max {SUMMARY_MAX})"
+                    )
             for code in t.override_reasons:
                 if code not in self.override_reasons:
                     raise TemplateError(f"{t.topic}: unknown override reason {code!r}")
@@ -138,8 +150,11 @@ class CardRenderer:
             "summary": summary,
             "indicator": finding.indicator,
             "detail": t.variant(t.detail, finding.variant).format_map(values),
-            "source": {"label": t.source["label"], "url": t.source["url"],
-                       "topic": {"system": TOPIC_SYSTEM, "code": t.topic, "display": t.display}},
+            "source": {
+                "label": t.source["label"],
+                "url": t.source["url"],
+                "topic": {"system": TOPIC_SYSTEM, "code": t.topic, "display": t.display},
+            },
         }
         suggestions = []
         for s in finding.suggestions:
@@ -157,8 +172,9 @@ class CardRenderer:
             card["suggestions"] = suggestions
             card["selectionBehavior"] = "at-most-one"
         if finding.indicator in ("warning", "critical") and t.override_reasons:
-            card["overrideReasons"] = [{"system": OVERRIDE_SYSTEM, "code": c, "display": self.override_reasons[c]}
-                                       for c in t.override_reasons]
+            card["overrideReasons"] = [
+                {"system": OVERRIDE_SYSTEM, "code": c, "display": self.override_reasons[c]} for c in t.override_reasons
+            ]
         if t.links:
             card["links"] = [dict(link, type=link.get("type", "absolute")) for link in t.links]
         return card
@@ -178,6 +194,11 @@ FHIR_VERSION_NAMES = {"0.": "DSTU1", "1.0": "DSTU2", "1.": "a pre-STU3 draft", "
 
 def version_card(fhir_version: str, key: str, server: str) -> FindingLike:
     """The one protocol-level card: the FHIR server is not R4, so no clinical check could run."""
-    name = next((n for prefix, n in FHIR_VERSION_NAMES.items() if fhir_version.startswith(prefix)), f"version {fhir_version}")
-    return _ProtocolFinding("fhir-version-unsupported", "info",
-                            {"fhir_version": fhir_version[:20], "version_name": name, "key": key, "server": server})
+    name = next(
+        (n for prefix, n in FHIR_VERSION_NAMES.items() if fhir_version.startswith(prefix)), f"version {fhir_version}"
+    )
+    return _ProtocolFinding(
+        "fhir-version-unsupported",
+        "info",
+        {"fhir_version": fhir_version[:20], "version_name": name, "key": key, "server": server},
+    )

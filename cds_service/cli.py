@@ -41,8 +41,10 @@ def check_bind_safety(settings: Any, host: str) -> None:
     if settings.insecure and not settings.is_production:
         log.warning("binding a non-loopback address with client authentication OFF (--insecure)")
         return
-    raise SystemExit(f"refusing to bind {host} without trusted JWT clients; configure trusted_clients "
-                     "(or pass --insecure in development)")
+    raise SystemExit(
+        f"refusing to bind {host} without trusted JWT clients; configure trusted_clients "
+        "(or pass --insecure in development)"
+    )
 
 
 # A hook call parses its body into ~30,000 containers (typical chart) that all die when the call ends. At Python's
@@ -74,7 +76,9 @@ def add_server_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host")
     p.add_argument("--port", type=int)
     p.add_argument("--workers", type=int)
-    p.add_argument("--insecure", action="store_true", help="allow a non-loopback bind without JWT clients (development)")
+    p.add_argument(
+        "--insecure", action="store_true", help="allow a non-loopback bind without JWT clients (development)"
+    )
 
 
 def server_settings(args: argparse.Namespace) -> Any:
@@ -121,8 +125,11 @@ def serve(args: argparse.Namespace, app_factory: AppFactory) -> int:
     settings = server_settings(args)
     check_bind_safety(settings, settings.host)
     if settings.load_trusted_clients() and settings.workers > 1 and settings.replay_scope() == "process":
-        print(f"WARNING: replay_cache is per process with {settings.workers} workers: each worker accepts a token once "
-              "(development only; production refuses this)", file=sys.stderr)
+        print(
+            f"WARNING: replay_cache is per process with {settings.workers} workers: each worker accepts a token once "
+            "(development only; production refuses this)",
+            file=sys.stderr,
+        )
     return run_server(settings, lambda: app_factory(settings))
 
 
@@ -145,8 +152,14 @@ def config_reference(_: argparse.Namespace) -> int:
 Plugin = Callable[[Any], None]  # registers further subcommands on the argparse sub-parsers
 
 
-def main(argv: list[str] | None = None, *, app_factory: AppFactory, plugins: Sequence[Plugin] = (),
-         prog: str = "backpain-cds", description: str = "") -> int:
+def main(
+    argv: list[str] | None = None,
+    *,
+    app_factory: AppFactory,
+    plugins: Sequence[Plugin] = (),
+    prog: str = "backpain-cds",
+    description: str = "",
+) -> int:
     parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("--config", help="TOML configuration file (default: $BPCDS_CONFIG)")
     sub = parser.add_subparsers(dest="command", required=True)

@@ -39,21 +39,37 @@ def _setting(default: Any, reason: str, **kw: Any) -> Any:
 @dataclass
 class Settings:
     # --- serving -------------------------------------------------------------------------------
-    environment: str = _setting("development", "development relaxes CORS/HTTPS rules for local work; 'production' for real data "
-                                              "(the README's 'What production changes' table says what it changes)")
+    environment: str = _setting(
+        "development",
+        "development relaxes CORS/HTTPS rules for local work; 'production' for real data "
+        "(the README's 'What production changes' table says what it changes)",
+    )
     host: str = _setting("127.0.0.1", "loopback by default: nothing is exposed until you choose to")
     port: int = _setting(8080, "the port the README and the sandbox guide use")
     workers: int = _setting(2, "gunicorn sync workers; one per core on the 2-core reference machine")
-    replicas: int = _setting(1, "copies of the service behind one address, declared (a process cannot count them): more than "
-                                "one needs a replay cache shared across hosts (redis_url or a PostgreSQL database_url)")
-    public_base_url: str = _setting("", "external https URL of the service (what EHRs call) that JWT `aud` must name; required in "
-                                        "production; empty (development only) = the URL the request came to, Host header included")
-    forwarded_allow_ips: list[str] = _setting([], "proxy addresses whose X-Forwarded-Proto gunicorn believes ('*' = any); empty = "
-                                                  "none: no forwarded header changes what a request says, and the JWT `aud` of "
-                                                  "production never depends on one (public_base_url)")
-    insecure: bool = _setting(False, "allow binding a non-loopback address with no trusted JWT clients (never in production)")
+    replicas: int = _setting(
+        1,
+        "copies of the service behind one address, declared (a process cannot count them): more than "
+        "one needs a replay cache shared across hosts (redis_url or a PostgreSQL database_url)",
+    )
+    public_base_url: str = _setting(
+        "",
+        "external https URL of the service (what EHRs call) that JWT `aud` must name; required in "
+        "production; empty (development only) = the URL the request came to, Host header included",
+    )
+    forwarded_allow_ips: list[str] = _setting(
+        [],
+        "proxy addresses whose X-Forwarded-Proto gunicorn believes ('*' = any); empty = "
+        "none: no forwarded header changes what a request says, and the JWT `aud` of "
+        "production never depends on one (public_base_url)",
+    )
+    insecure: bool = _setting(
+        False, "allow binding a non-loopback address with no trusted JWT clients (never in production)"
+    )
     dev_pages: bool = _setting(True, "serve the /sandbox review page (development aid)")
-    validate_responses: bool = _setting(False, "validate every response against the response schema (tests and debugging; costs time)")
+    validate_responses: bool = _setting(
+        False, "validate every response against the response schema (tests and debugging; costs time)"
+    )
     site_timezone: str = _setting("UTC", "calendar day used for 'today' in day arithmetic")
     log_level: str = _setting("INFO", "structured JSON request log at INFO")
 
@@ -62,18 +78,29 @@ class Settings:
     max_bundle_entries: int = _setting(10_000, "bounded work per prefetch Bundle / draftOrders")
 
     # --- prefetch kept between calls (per worker, memory only) -----------------------------------
-    snapshot_cache_entries: int = _setting(16, "order-select re-sends the same prefetch on every keystroke: its parse and the facts "
-                                               "read from it are reused, keyed by its exact bytes or content; 0 = off (no patient "
-                                               "data kept between calls)")
-    snapshot_cache_seconds: float = _setting(120.0, "how long a prefetch's parse and facts stay in worker memory (a keystroke stream lasts seconds)")
-    snapshot_cache_max_resources: int = _setting(2_000, "charts with more resources are read every call (bounds the memory the cache holds)")
-    snapshot_cache_max_bytes: int = _setting(2 * 1024 * 1024, "charts whose prefetch JSON is larger are read every call (a few large "
-                                                              "resources can be as heavy as many small ones; typical ≈ 0.3 MB)")
+    snapshot_cache_entries: int = _setting(
+        16,
+        "order-select re-sends the same prefetch on every keystroke: its parse and the facts "
+        "read from it are reused, keyed by its exact bytes or content; 0 = off (no patient "
+        "data kept between calls)",
+    )
+    snapshot_cache_seconds: float = _setting(
+        120.0, "how long a prefetch's parse and facts stay in worker memory (a keystroke stream lasts seconds)"
+    )
+    snapshot_cache_max_resources: int = _setting(
+        2_000, "charts with more resources are read every call (bounds the memory the cache holds)"
+    )
+    snapshot_cache_max_bytes: int = _setting(
+        2 * 1024 * 1024,
+        "charts whose prefetch JSON is larger are read every call (a few large "
+        "resources can be as heavy as many small ones; typical ≈ 0.3 MB)",
+    )
 
     # --- CORS --------------------------------------------------------------------------------
     cors_origins: list[str] = _setting(
         ["https://sandbox.cds-hooks.org", "http://localhost:8080", "http://127.0.0.1:8080"],
-        "browser origins allowed to call the service: exact scheme://host[:port] or scheme://*.domain[:port] (one or more "
+        "browser origins allowed to call the service: exact scheme://host[:port] or scheme://*.domain[:port] (one or "
+        "more "
         "subdomain labels, anchored); '*' only in development",
     )
 
@@ -82,10 +109,15 @@ class Settings:
         ["https://*", "http://127.0.0.1:*", "http://localhost:*"],
         "fhirServer allowlist (scheme://host[:port], '*' wildcards); production requires https entries",
     )
-    fhir_allow_loopback: bool | None = _setting(None, "FHIR servers on loopback addresses (127.0.0.1, ::1): unset = allowed in "
-                                                      "development (local test servers), refused in production (a sidecar on "
-                                                      "this host is reachable only if set true explicitly)")
-    fhir_allow_private_networks: bool = _setting(False, "refuse RFC1918/link-local/metadata targets (SSRF) unless a site opts in")
+    fhir_allow_loopback: bool | None = _setting(
+        None,
+        "FHIR servers on loopback addresses (127.0.0.1, ::1): unset = allowed in "
+        "development (local test servers), refused in production (a sidecar on "
+        "this host is reachable only if set true explicitly)",
+    )
+    fhir_allow_private_networks: bool = _setting(
+        False, "refuse RFC1918/link-local/metadata targets (SSRF) unless a site opts in"
+    )
     fhir_connect_timeout: float = _setting(2.0, "fail fast on unreachable FHIR servers")
     fhir_read_timeout: float = _setting(2.5, "a single slow response must not eat the whole call budget")
     fhir_call_deadline: float = _setting(3.0, "reliability.md: hard per-call deadline across all outbound requests")
@@ -95,7 +127,9 @@ class Settings:
 
     # --- client authentication (JWT) ---------------------------------------------------------
     trusted_clients: list[dict[str, Any]] = _setting(
-        [], "CDS clients allowed to call: [{iss, jku and/or pinned jwks | jwks_file, tenants?}]; empty = auth off (loopback only)"
+        [],
+        "CDS clients allowed to call: [{iss, jku and/or pinned jwks | jwks_file, tenants?}]; empty = auth off "
+        "(loopback only)",
     )
     trusted_clients_file: str = _setting("", "JSON file holding trusted_clients (alternative to inline)")
     auth_discovery: bool = _setting(False, "require a JWT on GET /cds-services too (spec: SHOULD)")
@@ -105,23 +139,39 @@ class Settings:
     jwks_cache_max_age: int = _setting(3600, "cap on JWKS caching even if Cache-Control allows longer")
     jwks_min_refresh_interval: int = _setting(60, "rate limit on JWKS refetch for an unknown kid")
     jwks_max_bytes: int = _setting(256 * 1024, "a JWKS larger than this is refused (fail closed)")
-    replay_cache: str = _setting("auto", "where client JWT (iss, jti) pairs are remembered so a token is accepted once: auto = "
-                                         "Redis if redis_url is set, else the database (database_url: SQLite is shared by "
-                                         "this host's workers, PostgreSQL by every replica); database; redis; memory = this "
-                                         "process only (explicit opt-in; refused in production with several workers or replicas)")
-    redis_url: str = _setting("", "Redis for the jti replay cache, shared by every worker and replica "
-                                  "(redis://cache.internal:6379/0); with replay_cache auto it takes precedence over the database")
+    replay_cache: str = _setting(
+        "auto",
+        "where client JWT (iss, jti) pairs are remembered so a token is accepted once: auto = "
+        "Redis if redis_url is set, else the database (database_url: SQLite is shared by "
+        "this host's workers, PostgreSQL by every replica); database; redis; memory = this "
+        "process only (explicit opt-in; refused in production with several workers or replicas)",
+    )
+    redis_url: str = _setting(
+        "",
+        "Redis for the jti replay cache, shared by every worker and replica "
+        "(redis://cache.internal:6379/0); with replay_cache auto it takes precedence over the database",
+    )
 
     # --- feedback ----------------------------------------------------------------------------
-    database_url: str = _setting("sqlite:///var/feedback.sqlite3", "append-only feedback store; postgresql://… for PostgreSQL")
-    feedback_retention_days: int = _setting(400, "feedback is deleted this long after it was received: a year of quality-review "
-                                                 "statistics (the summary) plus a month's margin for the yearly review")
-    issued_cards_retention_days: int = _setting(30, "issued-card records no feedback refers to are deleted after this: they only "
-                                                    "join feedback (sent when a clinician acts on a card, minutes to days later) to "
-                                                    "its topic, and most cards never get any (the ledger grew 24 MB per ~90k calls)")
+    database_url: str = _setting(
+        "sqlite:///var/feedback.sqlite3", "append-only feedback store; postgresql://… for PostgreSQL"
+    )
+    feedback_retention_days: int = _setting(
+        400,
+        "feedback is deleted this long after it was received: a year of quality-review "
+        "statistics (the summary) plus a month's margin for the yearly review",
+    )
+    issued_cards_retention_days: int = _setting(
+        30,
+        "issued-card records no feedback refers to are deleted after this: they only "
+        "join feedback (sent when a clinician acts on a card, minutes to days later) to "
+        "its topic, and most cards never get any (the ledger grew 24 MB per ~90k calls)",
+    )
 
     # --- clinical thresholds (see hooks.thresholds for defaults and sources) ------------------
-    thresholds: dict[str, Any] = _setting({}, "site overrides of clinical thresholds; defaults and sources in hooks/thresholds.py")
+    thresholds: dict[str, Any] = _setting(
+        {}, "site overrides of clinical thresholds; defaults and sources in hooks/thresholds.py"
+    )
 
     def __post_init__(self) -> None:
         if self.fhir_allow_loopback is None:  # not set anywhere: the environment decides
@@ -139,8 +189,16 @@ class Settings:
         compile_origins(self.cors_origins)  # a malformed entry is refused here, at start-up
         if self.public_base_url:
             parts = urlsplit(self.public_base_url)
-            if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment or parts.username:
-                raise ValueError("public_base_url must be an absolute URL such as https://cds.hospital.example/backpain")
+            if (
+                parts.scheme not in ("http", "https")
+                or not parts.hostname
+                or parts.query
+                or parts.fragment
+                or parts.username
+            ):
+                raise ValueError(
+                    "public_base_url must be an absolute URL such as https://cds.hospital.example/backpain"
+                )
         if self.is_production:
             self._validate_production()
         self._validate_replay()
@@ -179,11 +237,15 @@ class Settings:
             return
         scope = self.replay_scope()
         if self.replicas > 1 and scope != "replicas":
-            raise ValueError(f"production with replicas = {self.replicas} needs a replay cache every replica shares: set "
-                             "redis_url or a PostgreSQL database_url (an SQLite file is one host's; memory one process's)")
+            raise ValueError(
+                f"production with replicas = {self.replicas} needs a replay cache every replica shares: set "
+                "redis_url or a PostgreSQL database_url (an SQLite file is one host's; memory one process's)"
+            )
         if self.workers > 1 and scope == "process":
-            raise ValueError(f"production with workers = {self.workers} needs a replay cache the workers share: replay_cache "
-                             "'memory' (or an in-memory database) lets each worker accept the same token once; use auto")
+            raise ValueError(
+                f"production with workers = {self.workers} needs a replay cache the workers share: replay_cache "
+                "'memory' (or an in-memory database) lets each worker accept the same token once; use auto"
+            )
 
     def _validate_production(self) -> None:
         """What ``environment = "production"`` requires (the README's "What production changes" table)."""
@@ -194,11 +256,15 @@ class Settings:
             if not origin.startswith("https://"):
                 raise ValueError(f"production requires https cors_origins, got {origin!r} (set cors_origins)")
         if not self.public_base_url.startswith("https://"):
-            raise ValueError("production requires public_base_url, the https URL EHRs call (JWT aud must name it; "
-                             "without it the audience would come from the request's Host header)")
+            raise ValueError(
+                "production requires public_base_url, the https URL EHRs call (JWT aud must name it; "
+                "without it the audience would come from the request's Host header)"
+            )
         if not (self.trusted_clients or self.trusted_clients_file):
-            raise ValueError("production requires trusted_clients: client authentication cannot be off in production, "
-                             "whatever the bind address (a sidecar or proxy makes loopback reachable)")
+            raise ValueError(
+                "production requires trusted_clients: client authentication cannot be off in production, "
+                "whatever the bind address (a sidecar or proxy makes loopback reachable)"
+            )
         if self.insecure:
             raise ValueError("insecure is never allowed in production")
 
@@ -211,7 +277,9 @@ class Settings:
 
 def sqlite_path(database_url: str) -> str:
     """The file of an ``sqlite:///path`` (or ``sqlite://``) URL; ``:memory:`` when it names none."""
-    path = database_url[len("sqlite:///"):] if database_url.startswith("sqlite:///") else database_url[len("sqlite://"):]
+    path = (
+        database_url[len("sqlite:///") :] if database_url.startswith("sqlite:///") else database_url[len("sqlite://") :]
+    )
     return path or ":memory:"
 
 
@@ -221,8 +289,10 @@ def _adapter(annotation: Any) -> TypeAdapter[Any]:
 
 
 def _problem(exc: ValidationError) -> str:
-    return "; ".join(f"item {'.'.join(map(str, e['loc']))}: {e['msg']}" if e["loc"] else e["msg"]
-                     for e in exc.errors(include_url=False))
+    return "; ".join(
+        f"item {'.'.join(map(str, e['loc']))}: {e['msg']}" if e["loc"] else e["msg"]
+        for e in exc.errors(include_url=False)
+    )
 
 
 def from_env(key: str, raw: str, annotation: Any) -> Any:
@@ -246,8 +316,11 @@ def from_env(key: str, raw: str, annotation: Any) -> Any:
     raise ValueError(f"environment variable {key}: expected a JSON {'list' if origin is list else 'object'}")
 
 
-def load_settings(config_file: str | os.PathLike[str] | None = None, overrides: dict[str, Any] | None = None,
-                  environ: dict[str, str] | None = None) -> Settings:
+def load_settings(
+    config_file: str | os.PathLike[str] | None = None,
+    overrides: dict[str, Any] | None = None,
+    environ: dict[str, str] | None = None,
+) -> Settings:
     """Build Settings from defaults, then file, then environment, then overrides."""
     env = os.environ if environ is None else environ
     values: dict[str, Any] = {}
@@ -264,7 +337,7 @@ def load_settings(config_file: str | os.PathLike[str] | None = None, overrides: 
     thresholds = dict(values.get("thresholds", {}))
     for key, raw in env.items():
         if key.startswith(ENV_PREFIX + "THRESHOLD_"):
-            thresholds[key[len(ENV_PREFIX + "THRESHOLD_"):].lower()] = from_env(key, raw, float)
+            thresholds[key[len(ENV_PREFIX + "THRESHOLD_") :].lower()] = from_env(key, raw, float)
     values["thresholds"] = thresholds
     for name, value in (overrides or {}).items():
         if name == "thresholds":
@@ -282,7 +355,12 @@ def load_settings(config_file: str | os.PathLike[str] | None = None, overrides: 
 def reference() -> list[tuple[str, Any, str]]:
     """(key, default, reason) for every setting — the README's configuration table is built from this. A default of
     None means "unset": the environment decides (the reason says how)."""
+
     def default(f: dataclasses.Field[Any]) -> Any:
-        return f.default_factory() if f.default is dataclasses.MISSING and f.default_factory is not dataclasses.MISSING \
+        return (
+            f.default_factory()
+            if f.default is dataclasses.MISSING and f.default_factory is not dataclasses.MISSING
             else f.default
+        )
+
     return [(f.name, default(f), f.metadata["reason"]) for f in dataclasses.fields(Settings)]

@@ -21,8 +21,9 @@ import re
 
 _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
 _DNS_NAME = re.compile(rf"\A{_LABEL}(?:\.{_LABEL})*\Z", re.IGNORECASE)
-_ENTRY = re.compile(r"\A(?P<scheme>[a-z][a-z0-9+.-]*)://(?P<host>\[[^\]/]*\]|[^:/\[\]]*)(?::(?P<port>\d{1,5}))?\Z",
-                    re.IGNORECASE)
+_ENTRY = re.compile(
+    r"\A(?P<scheme>[a-z][a-z0-9+.-]*)://(?P<host>\[[^\]/]*\]|[^:/\[\]]*)(?::(?P<port>\d{1,5}))?\Z", re.IGNORECASE
+)
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 WILDCARD = "*"
 
@@ -49,8 +50,10 @@ def compile_origin(entry: str) -> re.Pattern[str]:
             except ValueError:
                 raise ValueError(f"cors_origins entry {entry!r}: not an IPv6 address") from None
         elif not _DNS_NAME.match(host):
-            raise ValueError(f"cors_origins entry {entry!r}: host is not a DNS name or an address "
-                             "(a wildcard is allowed only as a leading '*.')")
+            raise ValueError(
+                f"cors_origins entry {entry!r}: host is not a DNS name or an address "
+                "(a wildcard is allowed only as a leading '*.')"
+            )
         host_re = re.escape(host)
     default = _DEFAULT_PORTS[scheme]
     if port is None or int(port) == default:

@@ -16,12 +16,25 @@ _DATE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?")
 
 # UCUM (and common free-text) duration units → days per unit.
 _UNIT_DAYS = {
-    "min": 1 / 1440, "minute": 1 / 1440, "minutes": 1 / 1440,
-    "h": 1 / 24, "hr": 1 / 24, "hour": 1 / 24, "hours": 1 / 24,
-    "d": 1, "day": 1, "days": 1,
-    "wk": 7, "week": 7, "weeks": 7,
-    "mo": 30, "month": 30, "months": 30,
-    "a": 365, "year": 365, "years": 365,
+    "min": 1 / 1440,
+    "minute": 1 / 1440,
+    "minutes": 1 / 1440,
+    "h": 1 / 24,
+    "hr": 1 / 24,
+    "hour": 1 / 24,
+    "hours": 1 / 24,
+    "d": 1,
+    "day": 1,
+    "days": 1,
+    "wk": 7,
+    "week": 7,
+    "weeks": 7,
+    "mo": 30,
+    "month": 30,
+    "months": 30,
+    "a": 365,
+    "year": 365,
+    "years": 365,
 }
 MAX_DAYS = 36_500
 # Timing.repeat.periodUnit → fraction of a day.
@@ -145,4 +158,9 @@ def doses_per_day(timing: Any) -> float | None:
 
 def fhir_quantity_days(value: int, unit: str = "d") -> dict[str, Any]:
     """A UCUM Duration for ``value`` days (used in update suggestions)."""
-    return {"value": value, "unit": "days" if unit == "d" else unit, "system": "http://unitsofmeasure.org", "code": unit}
+    return {
+        "value": value,
+        "unit": "days" if unit == "d" else unit,
+        "system": "http://unitsofmeasure.org",
+        "code": unit,
+    }

@@ -35,7 +35,9 @@ class CDSError(Exception):
         issue: dict[str, Any] = {
             "severity": "error",
             "code": self.code,
-            "details": {"coding": [{"system": "https://backpain-cds.example.org/CodeSystem/error", "code": self.error_id}]},
+            "details": {
+                "coding": [{"system": "https://backpain-cds.example.org/CodeSystem/error", "code": self.error_id}]
+            },
             "diagnostics": self.message,
         }
         if self.expression:
@@ -78,7 +80,9 @@ class PrefetchUnavailable(CDSError):
     status, code, error_id = 412, "incomplete", "prefetch-unavailable"
 
     def __init__(self, key: str, reason: str, fhir_status: int | None = None) -> None:
-        super().__init__(f"prefetch '{key}' is missing and could not be fetched: {reason}", expression=f"prefetch.{key}")
+        super().__init__(
+            f"prefetch '{key}' is missing and could not be fetched: {reason}", expression=f"prefetch.{key}"
+        )
         self.key = key
         self.fhir_status = fhir_status  # the FHIR server's answer; not this response's status
 

@@ -48,7 +48,8 @@ _SCHEMA = [
         indicator TEXT NOT NULL,
         issued_at TEXT NOT NULL)""",
     "CREATE INDEX IF NOT EXISTS issued_cards_issued ON issued_cards (issued_at)",
-    # A card that carries another topic's facts (one problem, one card) covers that topic: its feedback counts there too.
+    # A card that carries another topic's facts (one problem, one card) covers that topic: its feedback counts there
+    # too.
     """CREATE TABLE IF NOT EXISTS card_covers (
         card_uuid TEXT NOT NULL,
         topic TEXT NOT NULL,
@@ -79,9 +80,22 @@ def _rows(service_id: str, items: Iterable[dict[str, Any]], received: str) -> li
         reason = override.get("reason") or {}
         accepted = [s["id"] for s in item.get("acceptedSuggestions") or []]
         _storable(tuple(accepted))
-        rows.append(_storable((service_id, item["card"], item["outcome"], json.dumps(accepted), reason.get("system"),
-                               reason.get("code"), reason.get("display"), override.get("userComment"),
-                               item["outcomeTimestamp"], received)))
+        rows.append(
+            _storable(
+                (
+                    service_id,
+                    item["card"],
+                    item["outcome"],
+                    json.dumps(accepted),
+                    reason.get("system"),
+                    reason.get("code"),
+                    reason.get("display"),
+                    override.get("userComment"),
+                    item["outcomeTimestamp"],
+                    received,
+                )
+            )
+        )
     return rows
 
 
@@ -95,40 +109,61 @@ class FeedbackStore(abc.ABC):
         rows = _rows(service_id, items, _stamp(self.clock()))
         ph = ",".join([self.placeholder] * 10)
         self._execute_many(
-            f"INSERT INTO feedback (service_id, card_uuid, outcome, accepted_suggestions, override_system, override_code, "
-            f"override_display, user_comment, outcome_timestamp, received_at) VALUES ({ph})", rows)
+            "INSERT INTO feedback (service_id, card_uuid, outcome, accepted_suggestions, override_system, "
+            "override_code, "
+            f"override_display, user_comment, outcome_timestamp, received_at) VALUES ({ph})",
+            rows,
+        )
         return len(rows)
 
-    def record_cards(self, batch: list[tuple[str, list[dict[str, Any]]]],
-                     covers: dict[str, tuple[str, ...]] | None = None) -> None:
+    def record_cards(
+        self, batch: list[tuple[str, list[dict[str, Any]]]], covers: dict[str, tuple[str, ...]] | None = None
+    ) -> None:
         """Issued cards of several hook calls — (service id, cards) each — in one transaction; ``covers``: card uuid →
         the other topics whose facts that card carries (their feedback summary counts it too, marked ``via``)."""
         issued = _stamp(self.clock())
-        rows = [(c["uuid"], service_id, c["source"].get("topic", {}).get("code", "unknown"), c["indicator"], issued)
-                for service_id, cards in batch for c in cards]
+        rows = [
+            (c["uuid"], service_id, c["source"].get("topic", {}).get("code", "unknown"), c["indicator"], issued)
+            for service_id, cards in batch
+            for c in cards
+        ]
         if rows:
             ph = ",".join([self.placeholder] * 5)
-            self._execute_many(f"INSERT INTO issued_cards (card_uuid, service_id, topic, indicator, issued_at) VALUES ({ph}) "
-                               f"ON CONFLICT (card_uuid) DO NOTHING", rows)
+            self._execute_many(
+                f"INSERT INTO issued_cards (card_uuid, service_id, topic, indicator, issued_at) VALUES ({ph}) "
+                f"ON CONFLICT (card_uuid) DO NOTHING",
+                rows,
+            )
         covered = [(uuid, topic) for uuid, topics in (covers or {}).items() for topic in topics]
         if covered:
             ph = ",".join([self.placeholder] * 2)
-            self._execute_many(f"INSERT INTO card_covers (card_uuid, topic) VALUES ({ph}) ON CONFLICT DO NOTHING", covered)
+            self._execute_many(
+                f"INSERT INTO card_covers (card_uuid, topic) VALUES ({ph}) ON CONFLICT DO NOTHING", covered
+            )
 
     def summary(self, service_id: str | None = None) -> list[dict[str, Any]]:
         where = f"WHERE f.service_id = {self.placeholder}" if service_id else ""
-        sql = (f"SELECT COALESCE(c.topic, 'unknown'), f.outcome, COALESCE(f.override_code, ''), COUNT(*) "
-               f"FROM feedback f LEFT JOIN issued_cards c ON c.card_uuid = f.card_uuid {where} "
-               f"GROUP BY 1, 2, 3 ORDER BY 1, 2, 3")
+        sql = (
+            f"SELECT COALESCE(c.topic, 'unknown'), f.outcome, COALESCE(f.override_code, ''), COUNT(*) "
+            f"FROM feedback f LEFT JOIN issued_cards c ON c.card_uuid = f.card_uuid {where} "
+            f"GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
+        )
         rows = self._query(sql, (service_id,) if service_id else ())
-        out: list[dict[str, Any]] = [{"topic": t, "outcome": o, "overrideReason": r or None, "count": int(n)}
-                                     for t, o, r, n in rows]
-        # Feedback on a card that carried another topic's facts, counted under that topic too (marked with the card's own).
-        via = (f"SELECT v.topic, c.topic, f.outcome, COALESCE(f.override_code, ''), COUNT(*) "
-               f"FROM feedback f JOIN issued_cards c ON c.card_uuid = f.card_uuid JOIN card_covers v ON v.card_uuid = f.card_uuid "
-               f"{where} GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4")
-        out += [{"topic": t, "outcome": o, "overrideReason": r or None, "count": int(n), "via": card_topic}
-                for t, card_topic, o, r, n in self._query(via, (service_id,) if service_id else ())]
+        out: list[dict[str, Any]] = [
+            {"topic": t, "outcome": o, "overrideReason": r or None, "count": int(n)} for t, o, r, n in rows
+        ]
+        # Feedback on a card that carried another topic's facts, counted under that topic too (marked with the card's
+        # own).
+        via = (
+            f"SELECT v.topic, c.topic, f.outcome, COALESCE(f.override_code, ''), COUNT(*) "
+            "FROM feedback f JOIN issued_cards c ON c.card_uuid = f.card_uuid JOIN card_covers v ON v.card_uuid = "
+            "f.card_uuid "
+            f"{where} GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4"
+        )
+        out += [
+            {"topic": t, "outcome": o, "overrideReason": r or None, "count": int(n), "via": card_topic}
+            for t, card_topic, o, r, n in self._query(via, (service_id,) if service_id else ())
+        ]
         return out
 
     def count(self) -> int:
@@ -143,14 +178,19 @@ class FeedbackStore(abc.ABC):
         cards_cutoff = _stamp(now - timedelta(days=issued_cards_days))
         feedback = self._delete_in_batches(
             f"DELETE FROM feedback WHERE id IN (SELECT id FROM feedback WHERE received_at < {p} LIMIT {PRUNE_BATCH})",
-            (feedback_cutoff,))
+            (feedback_cutoff,),
+        )
         cards = self._delete_in_batches(
-            f"DELETE FROM issued_cards WHERE card_uuid IN (SELECT c.card_uuid FROM issued_cards c WHERE c.issued_at < {p} "
+            "DELETE FROM issued_cards WHERE card_uuid IN (SELECT c.card_uuid FROM issued_cards c WHERE c.issued_at < "
+            f"{p} "
             f"AND NOT EXISTS (SELECT 1 FROM feedback f WHERE f.card_uuid = c.card_uuid) LIMIT {PRUNE_BATCH})",
-            (cards_cutoff,))
+            (cards_cutoff,),
+        )
         self._delete_in_batches(
             f"DELETE FROM card_covers WHERE card_uuid IN (SELECT v.card_uuid FROM card_covers v WHERE NOT EXISTS "
-            f"(SELECT 1 FROM issued_cards c WHERE c.card_uuid = v.card_uuid) LIMIT {PRUNE_BATCH})", ())
+            f"(SELECT 1 FROM issued_cards c WHERE c.card_uuid = v.card_uuid) LIMIT {PRUNE_BATCH})",
+            (),
+        )
         self._after_prune()
         return feedback, cards
 

@@ -44,9 +44,16 @@ __all__ = ["Deadline", "FHIRClient", "Outbound", "Resolver", "check_address", "s
 class FHIRClient:
     """GETs FHIR JSON from one server for one hook call."""
 
-    def __init__(self, base_url: str, settings: Settings, *, access_token: str | None = None,
-                 deadline: Deadline | None = None, session: requests.Session | None = None,
-                 resolver: Resolver = system_resolver) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        settings: Settings,
+        *,
+        access_token: str | None = None,
+        deadline: Deadline | None = None,
+        session: requests.Session | None = None,
+        resolver: Resolver = system_resolver,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.settings = settings
         self.origin = Origin.of(self.base_url)
@@ -96,7 +103,8 @@ class FHIRClient:
     def url_for(self, relative: str) -> str:
         return f"{self.base_url}/{relative.lstrip('/')}"
 
-    def get_json(self, url: str) -> dict[str, Any]:
+    # Complexity: the outbound guards in sequence (allowlist, pinning, no redirects, size cap, deadline, status).
+    def get_json(self, url: str) -> dict[str, Any]:  # noqa: C901
         """GET one URL on this server's origin; returns the parsed JSON object."""
         if Origin.of(url) != self.origin:
             raise FHIRTargetRefused("URL is not on the fhirServer origin")
@@ -127,7 +135,9 @@ class FHIRClient:
                     chunks.append(chunk)
         except FHIRAccessError:
             raise
-        except Exception as exc:  # requests/urllib3/http.client/ssl/OS errors: whatever the server did, it is a failed fetch
+        except (
+            Exception
+        ) as exc:  # requests/urllib3/http.client/ssl/OS errors: whatever the server did, it is a failed fetch
             if self.deadline.expired():
                 raise FHIRAccessError("per-call deadline exceeded") from None
             if isinstance(exc, requests.Timeout):
@@ -183,8 +193,15 @@ class Outbound:
     ``fhirServer`` when asked (``client``; None without one), and, when the call's outbound work is over (``close``, or
     leaving the ``with`` block), the deadline's watchdog stopped and every connection closed."""
 
-    def __init__(self, fhir_server: str | None, access_token: str | None, settings: Settings, *,
-                 session: requests.Session | None = None, resolver: Resolver = system_resolver) -> None:
+    def __init__(
+        self,
+        fhir_server: str | None,
+        access_token: str | None,
+        settings: Settings,
+        *,
+        session: requests.Session | None = None,
+        resolver: Resolver = system_resolver,
+    ) -> None:
         self._server, self._token, self._settings = fhir_server, access_token, settings
         self._session, self._resolver = session, resolver
         self.deadline = Deadline(settings.fhir_call_deadline)
@@ -193,8 +210,14 @@ class Outbound:
     def client(self) -> FHIRClient | None:
         if not self._server:
             return None
-        fhir = FHIRClient(self._server, self._settings, access_token=self._token, deadline=self.deadline,
-                          session=self._session, resolver=self._resolver)
+        fhir = FHIRClient(
+            self._server,
+            self._settings,
+            access_token=self._token,
+            deadline=self.deadline,
+            session=self._session,
+            resolver=self._resolver,
+        )
         self._opened.append(fhir)
         return fhir
 

@@ -80,12 +80,16 @@ LEGACY_TYPES = frozenset({"MedicationOrder"})  # DSTU2
 
 
 def is_legacy(resource: dict[str, Any]) -> bool:
-    """A DSTU2/STU3 shape (older servers, the public sandbox's default server): read by the snapshot, not R4-validated."""
+    """A DSTU2/STU3 shape (older servers, the public sandbox's default server): read by the snapshot, not
+    R4-validated."""
     if resource.get("resourceType") in LEGACY_TYPES:
         return True
     if resource.get("resourceType") == "Condition":
-        return isinstance(resource.get("clinicalStatus"), str) or isinstance(resource.get("verificationStatus"), str) \
+        return (
+            isinstance(resource.get("clinicalStatus"), str)
+            or isinstance(resource.get("verificationStatus"), str)
             or ("patient" in resource and "subject" not in resource)
+        )
     dosages = resource.get("dosageInstruction")
     return isinstance(dosages, list) and any(isinstance(d, dict) and "doseQuantity" in d for d in dosages)
 
@@ -140,38 +144,136 @@ _CC = {"coding": [{"system": "http://snomed.info/sct", "code": "279039007", "dis
 _REF = {"reference": "Patient/warm-up", "display": "x"}
 _PERIOD = {"start": "2026-01-01", "end": "2026-01-02"}
 _QTY = {"value": 1, "unit": "d", "system": "http://unitsofmeasure.org", "code": "d"}
-_DOSAGE = {"text": "x", "timing": {"repeat": {"boundsPeriod": _PERIOD, "frequency": 1, "period": 1, "periodUnit": "d"}},
-           "route": _CC, "doseAndRate": [{"doseQuantity": _QTY}]}
-_BASE = {"id": "warm-up", "meta": {"versionId": "1", "lastUpdated": "2026-01-01T00:00:00Z"},
-         "identifier": [{"system": "urn:x", "value": "1"}]}
+_DOSAGE = {
+    "text": "x",
+    "timing": {"repeat": {"boundsPeriod": _PERIOD, "frequency": 1, "period": 1, "periodUnit": "d"}},
+    "route": _CC,
+    "doseAndRate": [{"doseQuantity": _QTY}],
+}
+_BASE = {
+    "id": "warm-up",
+    "meta": {"versionId": "1", "lastUpdated": "2026-01-01T00:00:00Z"},
+    "identifier": [{"system": "urn:x", "value": "1"}],
+}
 _COMMON = {**_BASE, "note": [{"text": "x"}]}  # DiagnosticReport alone has no note
 # One record per type the service validates, using the elements real records carry, so that building the models'
 # validators (about 0.1 s in all) happens at start-up instead of in the first hook call that meets each type.
 WARM_UP_RECORDS: tuple[dict[str, Any], ...] = (
-    {"resourceType": "Condition", **_COMMON, "clinicalStatus": _CC, "verificationStatus": _CC, "category": [_CC], "code": _CC,
-     "subject": _REF, "onsetDateTime": "2026-01-01", "abatementDateTime": "2026-01-02",
-     "recordedDate": "2026-01-01"},
-    {"resourceType": "MedicationRequest", **_COMMON, "status": "active", "intent": "order", "category": [_CC],
-     "medicationCodeableConcept": _CC, "subject": _REF, "authoredOn": "2026-01-01", "requester": _REF, "reasonCode": [_CC],
-     "reasonReference": [_REF], "dosageInstruction": [_DOSAGE], "statusReason": _CC,
-     "dispenseRequest": {"validityPeriod": _PERIOD, "quantity": _QTY, "expectedSupplyDuration": _QTY, "numberOfRepeatsAllowed": 0}},
-    {"resourceType": "MedicationStatement", **_COMMON, "status": "active", "medicationReference": _REF, "subject": _REF,
-     "effectivePeriod": _PERIOD, "dateAsserted": "2026-01-01", "reasonCode": [_CC], "dosage": [_DOSAGE]},
-    {"resourceType": "MedicationAdministration", **_COMMON, "status": "completed", "medicationCodeableConcept": _CC,
-     "subject": _REF, "effectiveDateTime": "2026-01-01T00:00:00Z",
-     "dosage": {"route": _CC, "dose": _QTY, "rateQuantity": _QTY}},
-    {"resourceType": "Observation", **_COMMON, "status": "final", "category": [_CC], "code": _CC, "subject": _REF,
-     "effectiveDateTime": "2026-01-01", "issued": "2026-01-01T00:00:00Z", "valueQuantity": _QTY, "interpretation": [_CC]},
-    {"resourceType": "ServiceRequest", **_COMMON, "status": "active", "intent": "order", "priority": "urgent", "category": [_CC],
-     "code": _CC, "subject": _REF, "authoredOn": "2026-01-01", "occurrenceDateTime": "2026-01-01", "reasonCode": [_CC],
-     "reasonReference": [_REF], "performerType": _CC, "requester": _REF},
-    {"resourceType": "Procedure", **_COMMON, "status": "completed", "code": _CC, "subject": _REF, "performedPeriod": _PERIOD},
-    {"resourceType": "ImagingStudy", **_COMMON, "status": "available", "subject": _REF, "started": "2026-01-01T00:00:00Z",
-     "procedureCode": [_CC]},
-    {"resourceType": "DiagnosticReport", **_BASE, "status": "final", "code": _CC, "subject": _REF,
-     "effectiveDateTime": "2026-01-01", "issued": "2026-01-01T00:00:00Z"},
-    {"resourceType": "AllergyIntolerance", **_COMMON, "clinicalStatus": _CC, "verificationStatus": _CC, "code": _CC,
-     "patient": _REF, "reaction": [{"manifestation": [_CC]}]},
+    {
+        "resourceType": "Condition",
+        **_COMMON,
+        "clinicalStatus": _CC,
+        "verificationStatus": _CC,
+        "category": [_CC],
+        "code": _CC,
+        "subject": _REF,
+        "onsetDateTime": "2026-01-01",
+        "abatementDateTime": "2026-01-02",
+        "recordedDate": "2026-01-01",
+    },
+    {
+        "resourceType": "MedicationRequest",
+        **_COMMON,
+        "status": "active",
+        "intent": "order",
+        "category": [_CC],
+        "medicationCodeableConcept": _CC,
+        "subject": _REF,
+        "authoredOn": "2026-01-01",
+        "requester": _REF,
+        "reasonCode": [_CC],
+        "reasonReference": [_REF],
+        "dosageInstruction": [_DOSAGE],
+        "statusReason": _CC,
+        "dispenseRequest": {
+            "validityPeriod": _PERIOD,
+            "quantity": _QTY,
+            "expectedSupplyDuration": _QTY,
+            "numberOfRepeatsAllowed": 0,
+        },
+    },
+    {
+        "resourceType": "MedicationStatement",
+        **_COMMON,
+        "status": "active",
+        "medicationReference": _REF,
+        "subject": _REF,
+        "effectivePeriod": _PERIOD,
+        "dateAsserted": "2026-01-01",
+        "reasonCode": [_CC],
+        "dosage": [_DOSAGE],
+    },
+    {
+        "resourceType": "MedicationAdministration",
+        **_COMMON,
+        "status": "completed",
+        "medicationCodeableConcept": _CC,
+        "subject": _REF,
+        "effectiveDateTime": "2026-01-01T00:00:00Z",
+        "dosage": {"route": _CC, "dose": _QTY, "rateQuantity": _QTY},
+    },
+    {
+        "resourceType": "Observation",
+        **_COMMON,
+        "status": "final",
+        "category": [_CC],
+        "code": _CC,
+        "subject": _REF,
+        "effectiveDateTime": "2026-01-01",
+        "issued": "2026-01-01T00:00:00Z",
+        "valueQuantity": _QTY,
+        "interpretation": [_CC],
+    },
+    {
+        "resourceType": "ServiceRequest",
+        **_COMMON,
+        "status": "active",
+        "intent": "order",
+        "priority": "urgent",
+        "category": [_CC],
+        "code": _CC,
+        "subject": _REF,
+        "authoredOn": "2026-01-01",
+        "occurrenceDateTime": "2026-01-01",
+        "reasonCode": [_CC],
+        "reasonReference": [_REF],
+        "performerType": _CC,
+        "requester": _REF,
+    },
+    {
+        "resourceType": "Procedure",
+        **_COMMON,
+        "status": "completed",
+        "code": _CC,
+        "subject": _REF,
+        "performedPeriod": _PERIOD,
+    },
+    {
+        "resourceType": "ImagingStudy",
+        **_COMMON,
+        "status": "available",
+        "subject": _REF,
+        "started": "2026-01-01T00:00:00Z",
+        "procedureCode": [_CC],
+    },
+    {
+        "resourceType": "DiagnosticReport",
+        **_BASE,
+        "status": "final",
+        "code": _CC,
+        "subject": _REF,
+        "effectiveDateTime": "2026-01-01",
+        "issued": "2026-01-01T00:00:00Z",
+    },
+    {
+        "resourceType": "AllergyIntolerance",
+        **_COMMON,
+        "clinicalStatus": _CC,
+        "verificationStatus": _CC,
+        "code": _CC,
+        "patient": _REF,
+        "reaction": [{"manifestation": [_CC]}],
+    },
 )
 
 

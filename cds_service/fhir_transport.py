@@ -29,8 +29,11 @@ from .errors import FHIRAccessError, FHIRTargetRefused
 Resolver = Callable[[str, int], list[str]]
 
 # Cloud metadata endpoints that are not covered by the generic range checks.
-_METADATA_ADDRESSES = {ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254"),
-                       ipaddress.ip_address("100.100.100.200")}
+_METADATA_ADDRESSES = {
+    ipaddress.ip_address("169.254.169.254"),
+    ipaddress.ip_address("fd00:ec2::254"),
+    ipaddress.ip_address("100.100.100.200"),
+}
 
 
 def system_resolver(host: str, port: int) -> list[str]:
@@ -120,7 +123,10 @@ def _resolver_pool() -> concurrent.futures.ThreadPoolExecutor:
     global _RESOLVERS
     with _RESOLVERS_LOCK:
         if _RESOLVERS is None or _RESOLVERS[0] != os.getpid():
-            _RESOLVERS = (os.getpid(), concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="fhir-dns"))
+            _RESOLVERS = (
+                os.getpid(),
+                concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="fhir-dns"),
+            )
         return _RESOLVERS[1]
 
 
@@ -161,7 +167,7 @@ def _pattern_matches(pattern: str, origin: Origin) -> bool:
     host, port = rest, "*" if rest == "*" else ""
     if rest.startswith("["):  # IPv6 literal
         end = rest.index("]")
-        host, port = rest[1:end], rest[end + 2:] if len(rest) > end + 1 else ""
+        host, port = rest[1:end], rest[end + 2 :] if len(rest) > end + 1 else ""
     elif ":" in rest:
         host, port = rest.rsplit(":", 1)
     if host != "*" and host.lower() != origin.host:
@@ -183,14 +189,18 @@ def check_address(address: str, settings: Settings) -> None:
         return
     if ip.is_unspecified or ip.is_multicast or ip.is_reserved:
         raise FHIRTargetRefused("unroutable address")
-    if (ip.is_private or getattr(ip, "is_shared", False) or not ip.is_global) and not settings.fhir_allow_private_networks:
+    if (
+        ip.is_private or getattr(ip, "is_shared", False) or not ip.is_global
+    ) and not settings.fhir_allow_private_networks:
         raise FHIRTargetRefused("private-network address")
 
 
 Pins = dict[tuple[str, int], str]  # (host, port) → the address the SSRF check approved
 
 
-def _pinned(connection: type[HTTPConnection], pins: Pins, on_connect: Callable[[socket.socket], None]) -> type[HTTPConnection]:
+def _pinned(
+    connection: type[HTTPConnection], pins: Pins, on_connect: Callable[[socket.socket], None]
+) -> type[HTTPConnection]:
     """``connection`` opening its socket to the approved address of its host; the Host header, TLS SNI and the
     certificate check still use the name. Every new socket is handed to ``on_connect`` (the deadline's watchdog)
     before anything is sent or read on it, TLS handshake included."""
@@ -201,12 +211,18 @@ def _pinned(connection: type[HTTPConnection], pins: Pins, on_connect: Callable[[
             if address is None:
                 raise NewConnectionError(self, "address not approved by the SSRF check")
             try:
-                sock = create_connection((address, self.port), self.timeout, source_address=self.source_address,
-                                         socket_options=self.socket_options)
+                sock = create_connection(
+                    (address, self.port),
+                    self.timeout,
+                    source_address=self.source_address,
+                    socket_options=self.socket_options,
+                )
                 on_connect(sock)
                 return sock
             except TimeoutError as exc:
-                raise ConnectTimeoutError(self, f"Connection to {self.host} timed out. (connect timeout={self.timeout})") from exc
+                raise ConnectTimeoutError(
+                    self, f"Connection to {self.host} timed out. (connect timeout={self.timeout})"
+                ) from exc
             except OSError as exc:
                 raise NewConnectionError(self, f"Failed to establish a new connection: {exc}") from exc
 
@@ -237,8 +253,14 @@ class WatchedAdapter(HTTPAdapter):
 
     def _watched_pools(self) -> dict[str, type[HTTPConnectionPool]]:
         return {
-            "http": type("WatchedHTTPPool", (HTTPConnectionPool,), {"ConnectionCls": _watched(HTTPConnection, self._on_connect)}),
-            "https": type("WatchedHTTPSPool", (HTTPSConnectionPool,), {"ConnectionCls": _watched(HTTPSConnection, self._on_connect)}),
+            "http": type(
+                "WatchedHTTPPool", (HTTPConnectionPool,), {"ConnectionCls": _watched(HTTPConnection, self._on_connect)}
+            ),
+            "https": type(
+                "WatchedHTTPSPool",
+                (HTTPSConnectionPool,),
+                {"ConnectionCls": _watched(HTTPSConnection, self._on_connect)},
+            ),
         }
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:

@@ -28,10 +28,13 @@ class HookRequest:
         return data
 
     def focus(self, draft_refs: Sequence[str]) -> frozenset[str]:
-        """The draft orders the advice is about: the selections on order-select, every draft on order-sign, none else."""
+        """The draft orders the advice is about: the selections on order-select, every draft on order-sign, none
+        else."""
         if self.hook == "order-select":
             selections = self.context.get("selections")
-            return frozenset(s for s in selections if isinstance(s, str)) if isinstance(selections, list) else frozenset()
+            return (
+                frozenset(s for s in selections if isinstance(s, str)) if isinstance(selections, list) else frozenset()
+            )
         if self.hook == "order-sign":
             return frozenset(draft_refs)
         return frozenset()

@@ -1,6 +1,6 @@
-"""The card ledger: which cards were issued (uuid → service, topic, indicator, covered topics), for the feedback summary,
-written off the clinical path by a background thread per process that also keeps the feedback store within its
-retention."""
+"""The card ledger: which cards were issued (uuid → service, topic, indicator, covered topics), for the feedback
+summary, written off the clinical path by a background thread per process that also keeps the feedback store within
+its retention."""
 
 from __future__ import annotations
 
@@ -35,10 +35,18 @@ class CardLedger:
     MAX_BATCH = 500
     PRUNE_INTERVAL = 3600.0  # seconds: a retention counted in days needs no finer grain
 
-    def __init__(self, store: FeedbackStore, *, feedback_days: int = 400, issued_cards_days: int = 30,
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+    def __init__(
+        self,
+        store: FeedbackStore,
+        *,
+        feedback_days: int = 400,
+        issued_cards_days: int = 30,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
         self._store = store
-        self._queue: queue.Queue[tuple[str, list[dict[str, Any]], dict[str, tuple[str, ...]]]] = queue.Queue(maxsize=10_000)
+        self._queue: queue.Queue[tuple[str, list[dict[str, Any]], dict[str, tuple[str, ...]]]] = queue.Queue(
+            maxsize=10_000
+        )
         self._pid: int | None = None
         self._lock = threading.Lock()
         self._retention = (feedback_days, issued_cards_days)
@@ -52,7 +60,9 @@ class CardLedger:
                     self._pid = os.getpid()
                     threading.Thread(target=self._run, name="card-ledger", daemon=True).start()
 
-    def record(self, service_id: str, cards: list[dict[str, Any]], covers: dict[str, tuple[str, ...]] | None = None) -> None:
+    def record(
+        self, service_id: str, cards: list[dict[str, Any]], covers: dict[str, tuple[str, ...]] | None = None
+    ) -> None:
         """Queue a call's cards; ``covers``: card uuid → other topics whose facts the card carries."""
         self.ensure_running()
         if not cards:
@@ -88,8 +98,10 @@ class CardLedger:
                 except queue.Empty:
                     break
             try:
-                self._store.record_cards([(service, cards) for service, cards, _ in batch],
-                                         {uuid: topics for _, _, covers in batch for uuid, topics in covers.items()})
+                self._store.record_cards(
+                    [(service, cards) for service, cards, _ in batch],
+                    {uuid: topics for _, _, covers in batch for uuid, topics in covers.items()},
+                )
             except Exception as exc:  # the ledger must never take the service down
                 log.warning("card ledger write failed", extra={"error": type(exc).__name__})
             finally:

@@ -57,10 +57,12 @@ class Components:
 def hook_call(env: Components, service: ServiceDefinition, request: Request) -> Response:
     started = time.perf_counter()
     authenticate(env.auth, request, env.settings.public_base_url)
-    call = validate_hook_request(parse_hook_body(read_body(request, env.settings.max_body_bytes), env.parses),
-                                 service.hook, env.validators)
-    with Outbound(call.fhir_server, call.access_token, env.settings, session=env.fhir_session,
-                  resolver=env.resolver) as outbound:
+    call = validate_hook_request(
+        parse_hook_body(read_body(request, env.settings.max_body_bytes), env.parses), service.hook, env.validators
+    )
+    with Outbound(
+        call.fhir_server, call.access_token, env.settings, session=env.fhir_session, resolver=env.resolver
+    ) as outbound:
         try:
             resolved = resolve(list(service.prefetch), call.data, outbound.client)
         except PrefetchUnavailable as exc:
@@ -70,28 +72,54 @@ def hook_call(env: Components, service: ServiceDefinition, request: Request) -> 
     return respond(env, service, call, resolved, snapshot, render(findings, snapshot, env.renderer), started)
 
 
-def _snapshot(service: ServiceDefinition, call: HookRequest, resolved: ResolvedPrefetch, now: datetime) -> PatientSnapshot:
+def _snapshot(
+    service: ServiceDefinition, call: HookRequest, resolved: ResolvedPrefetch, now: datetime
+) -> PatientSnapshot:
     # Nothing fetched: the prefetch is what the request carried, and its bytes can identify it for the facts cache.
     key = call.body.prefetch_key if not resolved.fetched else None
-    return service.reader.read(context=call.context, prefetch=resolved.data, today=now.date(),
-                               unavailable=frozenset(resolved.unavailable), prefetch_key=key)
+    return service.reader.read(
+        context=call.context,
+        prefetch=resolved.data,
+        today=now.date(),
+        unavailable=frozenset(resolved.unavailable),
+        prefetch_key=key,
+    )
 
 
-def respond(env: Components, service: ServiceDefinition, call: HookRequest, resolved: ResolvedPrefetch,
-            snapshot: PatientSnapshot, rendered: Rendered, started: float) -> Response:
+def respond(
+    env: Components,
+    service: ServiceDefinition,
+    call: HookRequest,
+    resolved: ResolvedPrefetch,
+    snapshot: PatientSnapshot,
+    rendered: Rendered,
+    started: float,
+) -> Response:
     """The cards (validated against the response schema when configured), recorded in the ledger and the request log;
     what can wait — storing this call's parse and facts for the next call — runs once the response has been sent."""
     response = {"cards": rendered.cards}
     if env.settings.validate_responses:
         env.validators.response(response)
     env.ledger.record(service.id, rendered.cards, rendered.covers)
-    log.info("hook call", extra={"hookInstance": call.hook_instance, "service": service.id, "status": 200,
-                                 "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-                                 "fetched": resolved.fetched, "unavailable": sorted(resolved.unavailable),
-                                 "prefetch_reused": call.body.reused, "resources": snapshot.resource_count,
-                                 "skipped": sum(snapshot.skipped.values()), "prefetch_cached": snapshot.from_cache,
-                                 "unread_types": sorted(snapshot.unsupported), "invalid_driving": rendered.invalid_driving,
-                                 "unread_drafts": len(snapshot.unread_drafts), "cards": len(rendered.cards)})
+    log.info(
+        "hook call",
+        extra={
+            "hookInstance": call.hook_instance,
+            "service": service.id,
+            "status": 200,
+            "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+            "fetched": resolved.fetched,
+            "unavailable": sorted(resolved.unavailable),
+            "prefetch_reused": call.body.reused,
+            "resources": snapshot.resource_count,
+            "skipped": sum(snapshot.skipped.values()),
+            "prefetch_cached": snapshot.from_cache,
+            "unread_types": sorted(snapshot.unsupported),
+            "invalid_driving": rendered.invalid_driving,
+            "unread_drafts": len(snapshot.unread_drafts),
+            "cards": len(rendered.cards),
+        },
+    )
     resp = json_response(response)
     if snapshot.after_response is not None:
         resp.call_on_close(after_response(snapshot.after_response))
@@ -105,16 +133,19 @@ def json_response(data: Any, status: int = 200) -> Response:
 
 def after_response(work: Callable[[], None]) -> Callable[[], None]:
     """Bookkeeping run by the WSGI server once the response has been sent; it never fails the call."""
+
     def run() -> None:
         try:
             work()
         except Exception as exc:
             log.warning("after-response work failed", extra={"error": type(exc).__name__})
+
     return run
 
 
-def _unsupported_fhir_version(env: Components, service: ServiceDefinition, call: HookRequest, exc: PrefetchUnavailable,
-                              outbound: Outbound) -> Response:
+def _unsupported_fhir_version(
+    env: Components, service: ServiceDefinition, call: HookRequest, exc: PrefetchUnavailable, outbound: Outbound
+) -> Response:
     """A required key could not be fetched: if the FHIR server is pre-R4, say so in one info card instead of 412."""
     card = None
     if exc.fhir_status in UNKNOWN_TYPE_STATUSES:
@@ -128,6 +159,13 @@ def _unsupported_fhir_version(env: Components, service: ServiceDefinition, call:
             card = None
     if card is None:
         raise exc
-    log.info("hook call", extra={"hookInstance": call.hook_instance, "service": service.id, "status": 200,
-                                 "unsupported_fhir_version": True})
+    log.info(
+        "hook call",
+        extra={
+            "hookInstance": call.hook_instance,
+            "service": service.id,
+            "status": 200,
+            "unsupported_fhir_version": True,
+        },
+    )
     return json_response({"cards": [card]})

@@ -39,7 +39,7 @@ class PrefetchTemplate:
 def bare_id(value: str, resource_type: str = "Patient") -> str:
     """``Patient/123`` and ``123`` both mean id 123 (some EHRs send the reference form)."""
     prefix = resource_type + "/"
-    return value[len(prefix):] if value.startswith(prefix) else value
+    return value[len(prefix) :] if value.startswith(prefix) else value
 
 
 def render(query: str, context: dict[str, Any]) -> str | None:
@@ -51,7 +51,7 @@ def render(query: str, context: dict[str, Any]) -> str | None:
         token = match.group(1)
         value: Any = None
         if token.startswith("context."):
-            name = token[len("context."):]
+            name = token[len("context.") :]
             value = context.get(name)
             if name == "patientId" and isinstance(value, str):
                 value = bare_id(value)
@@ -59,7 +59,7 @@ def render(query: str, context: dict[str, Any]) -> str | None:
             user = context.get("userId")
             prefix = _USER_TOKENS[token] + "/"
             if isinstance(user, str) and user.startswith(prefix):
-                value = user[len(prefix):]
+                value = user[len(prefix) :]
         if not isinstance(value, (str, int, float)) or isinstance(value, bool) or value == "":
             failed = True
             return ""
@@ -76,8 +76,9 @@ class ResolvedPrefetch:
     fetched: int = 0  # outbound requests made
 
 
-def resolve(templates: list[PrefetchTemplate], request: dict[str, Any],
-            client_factory: Callable[[], FHIRClient | None]) -> ResolvedPrefetch:
+def resolve(
+    templates: list[PrefetchTemplate], request: dict[str, Any], client_factory: Callable[[], FHIRClient | None]
+) -> ResolvedPrefetch:
     given = request.get("prefetch") or {}
     context = request.get("context") or {}
     result = ResolvedPrefetch()
@@ -112,8 +113,9 @@ def resolve(templates: list[PrefetchTemplate], request: dict[str, Any],
     return result
 
 
-def _resolve_one(template: PrefetchTemplate, given: dict[str, Any], context: dict[str, Any],
-                 get_client: Callable[[], FHIRClient]) -> dict[str, Any] | None:
+def _resolve_one(
+    template: PrefetchTemplate, given: dict[str, Any], context: dict[str, Any], get_client: Callable[[], FHIRClient]
+) -> dict[str, Any] | None:
     if template.key in given:
         value = given[template.key]
         if value is None:
@@ -121,7 +123,8 @@ def _resolve_one(template: PrefetchTemplate, given: dict[str, Any], context: dic
         if value.get("resourceType") == "OperationOutcome":
             return _fetch(template, context, get_client)  # the client hit an error: refetch if we can
         if value.get("resourceType") == "Bundle" and any(
-                isinstance(link, dict) and link.get("relation") == "next" for link in value.get("link") or []):
+            isinstance(link, dict) and link.get("relation") == "next" for link in value.get("link") or []
+        ):
             return get_client().complete_bundle(value)
         return value
     return _fetch(template, context, get_client)

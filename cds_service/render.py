@@ -30,8 +30,11 @@ def render(findings: Sequence[DrivenFindingLike], snapshot: PatientSnapshot, ren
     invalid: set[str] = set()
     drafts = frozenset(snapshot.draft_refs)
     for f in findings:
-        bad = [ref for ref in f.sources if ref in snapshot.resources and ref not in drafts
-               and not is_valid(snapshot.resources[ref])]
+        bad = [
+            ref
+            for ref in f.sources
+            if ref in snapshot.resources and ref not in drafts and not is_valid(snapshot.resources[ref])
+        ]
         if bad:
             invalid.update(bad)
             log.info("finding dropped: driving resource invalid", extra={"topic": f.topic, "resources": sorted(bad)})

@@ -31,10 +31,14 @@ from .config import Settings, sqlite_path
 from .errors import ReplayCacheUnavailable
 
 PRUNE_INTERVAL = 60.0  # seconds between deletions of expired pairs, per process
-_TABLE = "CREATE TABLE IF NOT EXISTS jti_seen (iss TEXT NOT NULL, jti TEXT NOT NULL, expires_at {real} NOT NULL, " \
-         "PRIMARY KEY (iss, jti))"
-_FIRST_USE = ("INSERT INTO jti_seen (iss, jti, expires_at) VALUES ({p}, {p}, {p}) ON CONFLICT (iss, jti) "
-              "DO UPDATE SET expires_at = excluded.expires_at WHERE jti_seen.expires_at <= {p}")
+_TABLE = (
+    "CREATE TABLE IF NOT EXISTS jti_seen (iss TEXT NOT NULL, jti TEXT NOT NULL, expires_at {real} NOT NULL, "
+    "PRIMARY KEY (iss, jti))"
+)
+_FIRST_USE = (
+    "INSERT INTO jti_seen (iss, jti, expires_at) VALUES ({p}, {p}, {p}) ON CONFLICT (iss, jti) "
+    "DO UPDATE SET expires_at = excluded.expires_at WHERE jti_seen.expires_at <= {p}"
+)
 
 
 class ReplayCache:
@@ -143,8 +147,9 @@ class SQLiteReplayCache(_SQLReplayCache):
         conn.execute(_TABLE.format(real="REAL"))
 
     def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, timeout=self.BUSY_TIMEOUT_MS / 1000, isolation_level=None, uri=self._uri,
-                               check_same_thread=False)
+        conn = sqlite3.connect(
+            self.path, timeout=self.BUSY_TIMEOUT_MS / 1000, isolation_level=None, uri=self._uri, check_same_thread=False
+        )
         conn.execute(f"PRAGMA busy_timeout={int(self.BUSY_TIMEOUT_MS)}")
         conn.execute("PRAGMA journal_mode=WAL")
         # NORMAL, not FULL: in WAL mode still atomic and never corrupt; a power cut may forget the last pairs, which

@@ -1,5 +1,6 @@
 """The HTTP surface (a Blueprint): discovery, hook calls, feedback and its summary, health. Each route reads its
-components (``pipeline.Components``) from the app and hands over to a named step; a hook call is ``pipeline.hook_call``."""
+components (``pipeline.Components``) from the app and hands over to a named step; a hook call is
+``pipeline.hook_call``."""
 
 from __future__ import annotations
 

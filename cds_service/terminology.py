@@ -81,8 +81,11 @@ class ValueSet:
     def from_json(cls, data: dict[str, Any]) -> ValueSet:
         vs = cls(id=data["id"], title=data["title"], source=data["source"])
         for c in data.get("concepts", []):
-            vs.concepts.append(Concept(vs.id, c["system"], c["code"], c.get("display") or "",
-                                       c.get("ingredient"), c.get("route_class")))
+            vs.concepts.append(
+                Concept(
+                    vs.id, c["system"], c["code"], c.get("display") or "", c.get("ingredient"), c.get("route_class")
+                )
+            )
         for name, ingredient in (data.get("names") or {}).items():
             vs.names[name.lower()] = ingredient
         return vs
@@ -133,8 +136,11 @@ class Terminology:
             codings = [codings]
         if not isinstance(codings, list):
             codings = []
-        key = (tuple((c.get("system"), c.get("code"), c.get("display")) for c in codings if isinstance(c, dict)),
-               concept.get("text"), text_fallback)
+        key = (
+            tuple((c.get("system"), c.get("code"), c.get("display")) for c in codings if isinstance(c, dict)),
+            concept.get("text"),
+            text_fallback,
+        )
         try:
             cached = self._cache.get(key)
         except TypeError:  # unhashable junk in the data
@@ -146,7 +152,8 @@ class Terminology:
             self._cache[key] = result
         return result
 
-    def _match(self, codings: list[Any], text: Any, text_fallback: bool) -> Match:
+    # Complexity: one precedence, top to bottom: code in a value set, then the record's words.
+    def _match(self, codings: list[Any], text: Any, text_fallback: bool) -> Match:  # noqa: C901
         found: list[Concept] = []
         texts: list[str] = []
         for coding in codings:
@@ -162,9 +169,13 @@ class Terminology:
         display = texts[0] if texts else ""
         if found:
             routes = {c.route_class for c in found if c.route_class}
-            return Match(frozenset(c.valueset for c in found),
-                         frozenset(c.ingredient for c in found if c.ingredient),
-                         routes.pop() if len(routes) == 1 else None, "code", display or found[0].display)
+            return Match(
+                frozenset(c.valueset for c in found),
+                frozenset(c.ingredient for c in found if c.ingredient),
+                routes.pop() if len(routes) == 1 else None,
+                "code",
+                display or found[0].display,
+            )
         if text_fallback and self._name_re is not None:
             sets: set[str] = set()
             ingredients: set[str] = set()

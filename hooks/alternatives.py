@@ -1,5 +1,6 @@
-"""The alternatives a rule offers in place of a drug: naproxen, ibuprofen or acetaminophen, shaped so every client applies
-them whole (``suggestions.replacement``), with NSAIDs offered only where ``nsaid_contraindications`` finds none."""
+"""The alternatives a rule offers in place of a drug: naproxen, ibuprofen or acetaminophen, shaped so every client
+applies them whole (``suggestions.replacement``), with NSAIDs offered only where ``nsaid_contraindications`` finds
+none."""
 
 from __future__ import annotations
 
@@ -13,13 +14,20 @@ from .contraindications import nsaid_contraindications
 from .findings import Suggestion
 
 
-def replace_with(ctx: RuleContext, courses: list[MedicationCourse], name: str, label: str) -> tuple[dict[str, Any], ...]:
-    """Actions replacing ``courses`` (the ``label`` orders) by the alternative ``name`` (``suggestions.replacement``: the
-    draft updated in place, or the new order created before the old ones are removed)."""
+def replace_with(
+    ctx: RuleContext, courses: list[MedicationCourse], name: str, label: str
+) -> tuple[dict[str, Any], ...]:
+    """Actions replacing ``courses`` (the ``label`` orders) by the alternative ``name`` (``suggestions.replacement``:
+    the draft updated in place, or the new order created before the old ones are removed)."""
     s = ctx.snapshot
     display, text = sx.ALTERNATIVES[name][1], sx.ALTERNATIVES[name][4]
-    return sx.replacement(s.patient_id, name, [(s.resources[c.ref], c.ref, c.in_draft_orders) for c in courses],
-                          f"Replace the {label} order with {display.lower()}: {text}", int(ctx.thresholds.alternative_supply_days))
+    return sx.replacement(
+        s.patient_id,
+        name,
+        [(s.resources[c.ref], c.ref, c.in_draft_orders) for c in courses],
+        f"Replace the {label} order with {display.lower()}: {text}",
+        int(ctx.thresholds.alternative_supply_days),
+    )
 
 
 def alternative_analgesic(ctx: RuleContext, drafts: list[MedicationCourse], label: str) -> Suggestion:

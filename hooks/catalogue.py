@@ -57,19 +57,40 @@ class RuleSpec:
 RULES: list[RuleSpec] = []
 
 
-def rule(topic: str, *, hooks: Sequence[str], supersedes: Sequence[str] = (), thresholds: Sequence[str] = (),
-         lookback: Sequence[str] = (), valuesets: Sequence[str] = (), suggestions: Sequence[str] = (),
-         describes: str) -> Callable[[RuleFn], RuleFn]:
+def rule(
+    topic: str,
+    *,
+    hooks: Sequence[str],
+    supersedes: Sequence[str] = (),
+    thresholds: Sequence[str] = (),
+    lookback: Sequence[str] = (),
+    valuesets: Sequence[str] = (),
+    suggestions: Sequence[str] = (),
+    describes: str,
+) -> Callable[[RuleFn], RuleFn]:
     """Declare a rule: the topic of the card it produces and everything the engine derives from (see the module)."""
+
     def declare(fn: RuleFn) -> RuleFn:
         if any(spec.topic == topic for spec in RULES):
             raise ValueError(f"topic {topic!r} declared twice")
         unknown = set(hooks) - set(ALL_HOOKS)
         if unknown:
             raise ValueError(f"{topic}: unknown hooks {sorted(unknown)}")
-        RULES.append(RuleSpec(fn, topic, tuple(hooks), tuple(supersedes), tuple(thresholds), tuple(lookback),
-                              tuple(valuesets), tuple(suggestions), describes))
+        RULES.append(
+            RuleSpec(
+                fn,
+                topic,
+                tuple(hooks),
+                tuple(supersedes),
+                tuple(thresholds),
+                tuple(lookback),
+                tuple(valuesets),
+                tuple(suggestions),
+                describes,
+            )
+        )
         return fn
+
     return declare
 
 
@@ -106,7 +127,8 @@ def rules_for(hook: str) -> list[RuleSpec]:
 
 
 def history_days(thresholds: Thresholds) -> int:
-    """How far back the snapshot reads finished courses and observations: the longest declared look-back, plus a month."""
+    """How far back the snapshot reads finished courses and observations: the longest declared look-back, plus a
+    month."""
     names = {name for spec in _rules() for name in spec.lookback}
     return int(max(getattr(thresholds, name) for name in names)) + HISTORY_MARGIN_DAYS
 
@@ -122,8 +144,9 @@ class _Templates(Protocol):
 
 
 def check(templates: _Templates, terminology: Terminology) -> None:
-    """The start-up check of every declaration: fails loudly (ValueError) when a rule's topic has no template, one of its
-    suggestions no label, or a threshold or value set it names does not exist, or a rule is not declared as a rule."""
+    """The start-up check of every declaration: fails loudly (ValueError) when a rule's topic has no template, one of
+    its suggestions no label, or a threshold or value set it names does not exist, or a rule is not declared as a
+    rule."""
     problems: list[str] = []
     have = set(templates.topics())
     names = Thresholds.names()
@@ -133,7 +156,9 @@ def check(templates: _Templates, terminology: Terminology) -> None:
             continue
         labels = templates.suggestion_labels(spec.topic)
         problems += [f"{spec.topic}: suggestion {key!r} has no label" for key in spec.suggestions if key not in labels]
-        problems += [f"{spec.topic}: unknown threshold {n!r}" for n in (*spec.thresholds, *spec.lookback) if n not in names]
+        problems += [
+            f"{spec.topic}: unknown threshold {n!r}" for n in (*spec.thresholds, *spec.lookback) if n not in names
+        ]
         problems += [f"{spec.topic}: unknown value set {v!r}" for v in spec.valuesets if v not in terminology.valuesets]
         doc = inspect.getdoc(spec.fn) or ""
         if not (re.search(r"^When\b", doc, re.M) and re.search(r"^Then\b", doc, re.M)):

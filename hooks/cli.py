@@ -27,8 +27,9 @@ def _plugins() -> list[Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return cli.main(argv, app_factory=create_app, plugins=_plugins(),
-                    description="CDS Hooks 2.0 service for low back pain care")
+    return cli.main(
+        argv, app_factory=create_app, plugins=_plugins(), description="CDS Hooks 2.0 service for low back pain care"
+    )
 
 
 if __name__ == "__main__":

@@ -45,8 +45,9 @@ FINDINGS_KEY = "findings"  # the optional prefetch key of red-flag findings reco
 
 @dataclass(frozen=True)
 class Episode:
-    """The back-pain episode and what its records say of its start. ``recordedDate`` is only an upper bound on onset (the
-    problem was on the list by then), and a code that means chronic back pain puts the start 12 weeks back or more."""
+    """The back-pain episode and what its records say of its start. ``recordedDate`` is only an upper bound on onset
+    (the problem was on the list by then), and a code that means chronic back pain puts the start 12 weeks back or
+    more."""
 
     conditions: tuple[ConditionFact, ...]
     radicular: bool
@@ -58,22 +59,32 @@ class Episode:
 
     def certainly_within(self, today: date, days: float) -> bool:
         """Episode started no more than ``days`` days ago, for certain (every onset recorded, no chronic code)."""
-        return (self.fully_dated and self.onset_recorded and not self.chronic and self.earliest_start is not None
-                and (today - self.earliest_start).days <= days)
+        return (
+            self.fully_dated
+            and self.onset_recorded
+            and not self.chronic
+            and self.earliest_start is not None
+            and (today - self.earliest_start).days <= days
+        )
 
     def recorded_within(self, today: date, days: float) -> bool:
         """Every back-pain record is dated within ``days`` days, but some only by when it was recorded: the onset is not
         known (a card may say so, never assert it)."""
-        return (self.fully_dated and not self.onset_recorded and not self.chronic and self.earliest_start is not None
-                and (today - self.earliest_start).days <= days)
+        return (
+            self.fully_dated
+            and not self.onset_recorded
+            and not self.chronic
+            and self.earliest_start is not None
+            and (today - self.earliest_start).days <= days
+        )
 
     def certainly_older(self, today: date, days: float) -> bool:
         """Episode started more than ``days`` days ago, for certain."""
         return self.latest_start is not None and (today - self.latest_start).days > days
 
     def weeks_text(self, today: date) -> str:
-        """How long the episode has lasted, in the patient's own figure: "14 weeks" when its start is known, "at least 14
-        weeks" when only bounded (a recorded date, a chronic code, a partial date). Needs ``latest_start``."""
+        """How long the episode has lasted, in the patient's own figure: "14 weeks" when its start is known, "at
+        least 14 weeks" when only bounded (a recorded date, a chronic code, a partial date). Needs ``latest_start``."""
         assert self.latest_start is not None
         weeks = (today - self.latest_start).days // 7
         exact = self.onset_recorded and not self.chronic and self.earliest_start == self.latest_start
@@ -110,8 +121,8 @@ class RedFlag:
 
 
 def episode(s: PatientSnapshot, t: Thresholds) -> Episode | None:
-    """The active back-pain conditions as one episode. Its start: the earliest onset, or the date a condition was recorded
-    when that is all there is (an upper bound on its onset); a chronic back-pain code places it at least
+    """The active back-pain conditions as one episode. Its start: the earliest onset, or the date a condition was
+    recorded when that is all there is (an upper bound on its onset); a chronic back-pain code places it at least
     ``chronic_back_pain_days`` ago whatever the dates say."""
     conditions = tuple(c for c in s.conditions if c.active and c.valuesets & BACK_PAIN)
     if not conditions:
@@ -147,6 +158,7 @@ def back_pain_context(s: PatientSnapshot, ep: Episode | None, refs: Iterable[str
 class _Source(NamedTuple):
     """A record that may carry red flags: an active Condition (or a history of cancer), or a finding observed during
     the episode."""
+
     ref: str
     display: str
     kinds: frozenset[str]
@@ -186,21 +198,30 @@ def celsius(o: ObservationFact) -> float | None:
 
 def temperatures(s: PatientSnapshot, ep: Episode | None) -> list[tuple[ObservationFact, float]]:
     """Body temperatures (LOINC 8310-5) measured during the episode, in °C, latest first."""
-    readings = [(o, c) for o in in_episode(s, ep) if "body-temperature" in o.valuesets and (c := celsius(o)) is not None]
+    readings = [
+        (o, c) for o in in_episode(s, ep) if "body-temperature" in o.valuesets and (c := celsius(o)) is not None
+    ]
     return sorted(readings, key=lambda r: r[0].effective.latest if r[0].effective else date.min, reverse=True)
 
 
-def red_flags(s: PatientSnapshot, t: Thresholds, ep: Episode | None = None) -> list[RedFlag]:
+# Complexity: one branch per red-flag source of the rule catalogue (conditions, findings, temperatures, steroids).
+def red_flags(s: PatientSnapshot, t: Thresholds, ep: Episode | None = None) -> list[RedFlag]:  # noqa: C901
     """Red flags from active Conditions (a history of cancer whatever its status), from findings observed during the
     back-pain episode (``observed_in_episode``), and from long-term systemic steroids. Fever — a fever record, or a body
     temperature of ``fever_celsius`` or more measured during the episode — counts with IV drug use or immunosuppression
     (possible spinal infection). Injection drug use with no fever recorded is a RISK-tier flag: no red flag by itself,
     but a reason not to advise against imaging (ACR 2021), and the card asks for a temperature and inflammatory
     markers."""
-    sources = [_Source(c.ref, c.display, c.valuesets, c.start.earliest if c.start else None, c.active)
-               for c in s.conditions if c.active or "rf-malignancy" in c.valuesets]  # history of cancer counts
-    sources += [_Source(o.ref, o.display, o.asserted, o.effective.earliest, True)
-                for o in observed_in_episode(s, ep) if o.effective is not None]
+    sources = [
+        _Source(c.ref, c.display, c.valuesets, c.start.earliest if c.start else None, c.active)
+        for c in s.conditions
+        if c.active or "rf-malignancy" in c.valuesets
+    ]  # history of cancer counts
+    sources += [
+        _Source(o.ref, o.display, o.asserted, o.effective.earliest, True)
+        for o in observed_in_episode(s, ep)
+        if o.effective is not None
+    ]
     flags: list[RedFlag] = []
     risk_factors: list[_Source] = []
     fevers: list[_Source] = []
@@ -215,37 +236,89 @@ def red_flags(s: PatientSnapshot, t: Thresholds, ep: Episode | None = None) -> l
             if "rf-fever" in src.kinds:
                 fevers.append(src)
     readings = temperatures(s, ep) if ep is not None else []
-    fevers += [_Source(o.ref, f"{o.display or 'Body temperature'} {value:.1f} °C", frozenset({"rf-fever"}),
-                       o.effective.earliest if o.effective else None, True)
-               for o, value in readings if value >= t.fever_celsius]
+    fevers += [
+        _Source(
+            o.ref,
+            f"{o.display or 'Body temperature'} {value:.1f} °C",
+            frozenset({"rf-fever"}),
+            o.effective.earliest if o.effective else None,
+            True,
+        )
+        for o, value in readings
+        if value >= t.fever_celsius
+    ]
     if risk_factors:  # drug use first (the record named beside the fever), then immunosuppression
         risk = min(risk_factors, key=lambda r: ("rf-injection-drug-use" not in r.kinds, "rf-ivdu" not in r.kinds))
-        # only an injection-drug-use record says "IV"; a substance-use disorder code (opioid dependence…) says what it is
-        with_what = ("IV drug use" if "rf-injection-drug-use" in risk.kinds else
-                     "drug use" if "rf-ivdu" in risk.kinds else "immunosuppression")
+        # only an injection-drug-use record says "IV"; a substance-use disorder code (opioid dependence…) says what it
+        # is
+        with_what = (
+            "IV drug use"
+            if "rf-injection-drug-use" in risk.kinds
+            else "drug use"
+            if "rf-ivdu" in risk.kinds
+            else "immunosuppression"
+        )
         for src in fevers:
-            flags.append(RedFlag("rf-fever", EMERGENCY, f"fever with {with_what} (possible spinal infection)",
-                                 "mri-contrast-urgent", src.ref, src.display, src.since, risk.ref, risk.display))
+            flags.append(
+                RedFlag(
+                    "rf-fever",
+                    EMERGENCY,
+                    f"fever with {with_what} (possible spinal infection)",
+                    "mri-contrast-urgent",
+                    src.ref,
+                    src.display,
+                    src.since,
+                    risk.ref,
+                    risk.display,
+                )
+            )
     if not (fevers and risk_factors):
         for src in sources:
             if src.current and "rf-injection-drug-use" in src.kinds:
-                latest_temp = (f"latest temperature {readings[0][1]:.1f} °C on {readings[0][0].effective}" if readings
-                               else "no temperature recorded in this episode")
-                flags.append(RedFlag("rf-injection-drug-use", RISK, f"injection drug use: spinal infection risk ({latest_temp})",
-                                     "infection-workup", src.ref, src.display, src.since))
+                latest_temp = (
+                    f"latest temperature {readings[0][1]:.1f} °C on {readings[0][0].effective}"
+                    if readings
+                    else "no temperature recorded in this episode"
+                )
+                flags.append(
+                    RedFlag(
+                        "rf-injection-drug-use",
+                        RISK,
+                        f"injection drug use: spinal infection risk ({latest_temp})",
+                        "infection-workup",
+                        src.ref,
+                        src.display,
+                        src.since,
+                    )
+                )
                 break
     for course in long_term_steroids(s, t):
-        flags.append(RedFlag("rf-fracture-risk", PROMPT, "fracture risk (long-term systemic steroids)", "xray",
-                             course.ref, course.display, course.start))
+        flags.append(
+            RedFlag(
+                "rf-fracture-risk",
+                PROMPT,
+                "fracture risk (long-term systemic steroids)",
+                "xray",
+                course.ref,
+                course.display,
+                course.start,
+            )
+        )
     return flags
 
 
 def long_term_steroids(s: PatientSnapshot, t: Thresholds) -> list[MedicationCourse]:
     out = []
     for c in s.courses:
-        if ("systemic-corticosteroids" in c.classes and not c.in_draft_orders and c.route in SYSTEMIC_ROUTES
-                and c.start is not None and (s.today - c.start).days >= t.long_term_steroid_days
-                and (c.end is None or c.end >= s.today) and c.status in ("active", "on-hold", "completed")):
+        if (
+            "systemic-corticosteroids" in c.classes
+            and not c.in_draft_orders
+            and c.route in SYSTEMIC_ROUTES
+            and c.start is not None
+            and (s.today - c.start).days >= t.long_term_steroid_days
+            and (c.end is None or c.end >= s.today)
+            and c.status in ("active", "on-hold", "completed")
+        ):
             out.append(c)
     return out
 
@@ -254,7 +327,12 @@ def latest(observations: Iterable[ObservationFact], valueset: str, today: date, 
     cutoff = today - timedelta(days=days)
     best: ObservationFact | None = None
     for o in observations:
-        if valueset in o.valuesets and o.value is not None and o.effective is not None and cutoff <= o.effective.latest <= today:
+        if (
+            valueset in o.valuesets
+            and o.value is not None
+            and o.effective is not None
+            and cutoff <= o.effective.latest <= today
+        ):
             if best is None or o.effective.latest > best.effective.latest:  # type: ignore[union-attr]
                 best = o
     return best
@@ -286,15 +364,23 @@ def conservative_care(s: PatientSnapshot, t: Thresholds) -> list[str]:
         if c.classes & CONSERVATIVE_CLASSES and not c.in_draft_orders and c.start is not None and c.start >= cutoff:
             found.append(f"{c.display} (from {c.start.isoformat()})")
     for o in s.orders:
-        if "physical-therapy" in o.valuesets and not o.in_draft_orders and o.when is not None and o.when.latest >= cutoff:
+        if (
+            "physical-therapy" in o.valuesets
+            and not o.in_draft_orders
+            and o.when is not None
+            and o.when.latest >= cutoff
+        ):
             found.append(f"{o.display} ({o.when})")
     return found
 
 
 def prior_orders(s: PatientSnapshot, sets: frozenset[str], since: date | None = None) -> list[OrderFact]:
     """Non-draft orders/procedures/studies in ``sets``, on or after ``since`` (undated ones count: they exist)."""
-    return [o for o in s.orders if not o.in_draft_orders and o.valuesets & sets
-            and (since is None or o.when is None or o.when.latest >= since)]
+    return [
+        o
+        for o in s.orders
+        if not o.in_draft_orders and o.valuesets & sets and (since is None or o.when is None or o.when.latest >= since)
+    ]
 
 
 def draft_orders(s: PatientSnapshot, sets: frozenset[str], focus: frozenset[str] | None = None) -> list[OrderFact]:

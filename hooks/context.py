@@ -52,11 +52,22 @@ class RuleContext:
     def focused_drafts(self, valueset: str) -> list[MedicationCourse]:
         """Draft orders in focus (selections on order-select, every draft on order-sign) of a drug class, by a systemic
         route."""
-        return [c for c in self.snapshot.draft_courses if c.ref in self.focus and valueset in c.classes and c.route != "local"]
+        return [
+            c
+            for c in self.snapshot.draft_courses
+            if c.ref in self.focus and valueset in c.classes and c.route != "local"
+        ]
 
     def current_courses(self, valueset: str, exclude: Iterable[str] = ()) -> list[MedicationCourse]:
-        """Current courses of a drug class (drafts count on order-sign, and on order-select when selected), systemic only."""
+        """Current courses of a drug class (drafts count on order-sign, and on order-select when selected), systemic
+        only."""
         skip = set(exclude)
-        return [c for c in self.snapshot.courses
-                if valueset in c.classes and c.ref not in skip and c.route != "local" and is_current(c, self.today)
-                and (not c.in_draft_orders or c.ref in self.focus)]
+        return [
+            c
+            for c in self.snapshot.courses
+            if valueset in c.classes
+            and c.ref not in skip
+            and c.route != "local"
+            and is_current(c, self.today)
+            and (not c.in_draft_orders or c.ref in self.focus)
+        ]

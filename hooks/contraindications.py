@@ -9,12 +9,32 @@ from typing import NamedTuple
 from .context import RuleContext
 
 # What ``nsaid_contraindications`` reads — declared by every rule that calls it (directly or through an alternative).
-NSAID_CONTRAINDICATION_SETS = ("gi-bleed-ulcer", "renal-severe", "bleeding-disorder", "anticoagulant-use", "egfr", "nsaids",
-                               "ketorolac", "ketorolac-interacting", "anticoagulants", "pregnancy", "pregnancy-status",
-                               "not-pregnant", "gestational-age", "delivery-date-estimated", "gestation-weeks",
-                               "pregnancy-third-trimester", "labour")
-NSAID_CONTRAINDICATION_THRESHOLDS = ("ketorolac_contraindicated_egfr", "nsaid_avoid_gestation_weeks", "pregnancy_max_days")
+NSAID_CONTRAINDICATION_SETS = (
+    "gi-bleed-ulcer",
+    "renal-severe",
+    "bleeding-disorder",
+    "anticoagulant-use",
+    "egfr",
+    "nsaids",
+    "ketorolac",
+    "ketorolac-interacting",
+    "anticoagulants",
+    "pregnancy",
+    "pregnancy-status",
+    "not-pregnant",
+    "gestational-age",
+    "delivery-date-estimated",
+    "gestation-weeks",
+    "pregnancy-third-trimester",
+    "labour",
+)
+NSAID_CONTRAINDICATION_THRESHOLDS = (
+    "ketorolac_contraindicated_egfr",
+    "nsaid_avoid_gestation_weeks",
+    "pregnancy_max_days",
+)
 NSAID_CONTRAINDICATION_LOOKBACK = ("lab_lookback_days", "pregnancy_max_days")
+
 
 class Contraindication(NamedTuple):
     text: str  # "history of peptic ulcer / GI bleeding: <display>"
@@ -23,15 +43,18 @@ class Contraindication(NamedTuple):
     kind: str = ""  # of a caution: "bleeding" (an anticoagulant) or "pregnancy"
 
 
-def nsaid_contraindications(ctx: RuleContext, replacing: Iterable[str] = (), ketorolac: bool = False) -> list[Contraindication]:
+# Complexity: one branch per contraindication of the ketorolac label, in the label's order.
+def nsaid_contraindications(  # noqa: C901
+    ctx: RuleContext, replacing: Iterable[str] = (), ketorolac: bool = False
+) -> list[Contraindication]:
     """Why an NSAID must not be given — the ketorolac label's contraindications, which every rule also checks before it
     suggests an NSAID (naproxen, ibuprofen): peptic ulcer or GI bleeding (ever), advanced renal impairment (CKD 4–5,
-    dialysis, AKI, or eGFR below ``ketorolac_contraindicated_egfr``), a bleeding disorder or cerebrovascular bleeding, an
-    NSAID/aspirin allergy, a current other NSAID or aspirin (any dose), probenecid or pentoxifylline, pregnancy from
-    ``nsaid_avoid_gestation_weeks`` weeks or labour (FDA 2020) — critical; an anticoagulant, or a pregnancy of unknown or
-    earlier gestational age — a caution. ``replacing``: the orders the NSAID would replace (not counted as concurrent).
-    ``ketorolac``: the drug in question is ketorolac itself (its other courses are then its own exposure, not a second
-    NSAID)."""
+    dialysis, AKI, or eGFR below ``ketorolac_contraindicated_egfr``), a bleeding disorder or cerebrovascular
+    bleeding, an NSAID/aspirin allergy, a current other NSAID or aspirin (any dose), probenecid or pentoxifylline,
+    pregnancy from ``nsaid_avoid_gestation_weeks`` weeks or labour (FDA 2020) — critical; an anticoagulant, or a
+    pregnancy of unknown or earlier gestational age — a caution. ``replacing``: the orders the NSAID would replace
+    (not counted as concurrent). ``ketorolac``: the drug in question is ketorolac itself (its other courses are then
+    its own exposure, not a second NSAID)."""
     s, t = ctx.snapshot, ctx.thresholds
     skip = set(replacing)
     found: list[Contraindication] = []
@@ -46,9 +69,14 @@ def nsaid_contraindications(ctx: RuleContext, replacing: Iterable[str] = (), ket
             found.append(Contraindication(f"anticoagulation: {c.display}", c.ref, False, "bleeding"))
     egfr = ctx.egfr
     if egfr is not None and egfr.value is not None and egfr.value < t.ketorolac_contraindicated_egfr:
-        found.append(Contraindication(f"advanced renal impairment: eGFR {egfr.value:g} on {egfr.effective} "
-                                      f"(< {t.ketorolac_contraindicated_egfr:g})",
-                                      egfr.ref, True))
+        found.append(
+            Contraindication(
+                f"advanced renal impairment: eGFR {egfr.value:g} on {egfr.effective} "
+                f"(< {t.ketorolac_contraindicated_egfr:g})",
+                egfr.ref,
+                True,
+            )
+        )
     for a in s.allergies:
         if a.valuesets & {"nsaids", "ketorolac"}:
             found.append(Contraindication(f"allergy or intolerance: {a.display}", a.ref, True))
@@ -61,7 +89,9 @@ def nsaid_contraindications(ctx: RuleContext, replacing: Iterable[str] = (), ket
         for course in ctx.current_courses(cls, exclude=skip):
             found.append(Contraindication(f"concurrent NSAID/aspirin: {course.display}", course.ref, True))
     for course in ctx.current_courses("ketorolac-interacting", exclude=skip):
-        found.append(Contraindication(f"concurrent {', '.join(sorted(course.ingredients))}: {course.display}", course.ref, True))
+        found.append(
+            Contraindication(f"concurrent {', '.join(sorted(course.ingredients))}: {course.display}", course.ref, True)
+        )
     for course in ctx.current_courses("anticoagulants", exclude=skip):
         found.append(Contraindication(f"concurrent anticoagulant: {course.display}", course.ref, False, "bleeding"))
     return sorted(found, key=lambda c: not c.critical)  # critical first, each group in record order

@@ -28,13 +28,21 @@ class Knowledge:
     snapshots: SnapshotCache[Any] | None = None  # facts of recently seen prefetches (None: read every call)
 
     @classmethod
-    def load(cls, threshold_overrides: dict[str, Any] | None = None, max_entries: int = 10_000,
-             snapshots: SnapshotCache[Any] | None = None) -> Knowledge:
-        return cls(Terminology.load_dir(VALUESETS_DIR), Thresholds.from_config(threshold_overrides), max_entries, snapshots)
+    def load(
+        cls,
+        threshold_overrides: dict[str, Any] | None = None,
+        max_entries: int = 10_000,
+        snapshots: SnapshotCache[Any] | None = None,
+    ) -> Knowledge:
+        return cls(
+            Terminology.load_dir(VALUESETS_DIR), Thresholds.from_config(threshold_overrides), max_entries, snapshots
+        )
 
     def reader(self) -> SnapshotReader:
         """How these rules read a chart: these value sets, as far back as the longest declared look-back."""
-        return SnapshotReader(self.terminology, catalogue.history_days(self.thresholds), self.max_entries, self.snapshots)
+        return SnapshotReader(
+            self.terminology, catalogue.history_days(self.thresholds), self.max_entries, self.snapshots
+        )
 
 
 class Engine:

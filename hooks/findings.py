@@ -22,4 +22,6 @@ class Finding:
     sources: tuple[str, ...]  # "Type/id" of the records that drive it
     suggestions: tuple[Suggestion, ...] = ()
     variant: str = ""  # template variant (e.g. "open-ended")
-    covers: tuple[str, ...] = ()  # other topics whose facts this card carries (one problem, one card): feedback counts there
+    covers: tuple[
+        str, ...
+    ] = ()  # other topics whose facts this card carries (one problem, one card): feedback counts there

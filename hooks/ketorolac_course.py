@@ -42,8 +42,11 @@ class Exposure:
 
     @property
     def gaps_text(self) -> str:
-        return "; ".join(f"{a.isoformat()}" + (f" to {b.isoformat()}" if b != a else "") + f" ({span_days(a, b)} "
-                         f"day{'s' if span_days(a, b) != 1 else ''})" for a, b in self.gaps)
+        return "; ".join(
+            f"{a.isoformat()}" + (f" to {b.isoformat()}" if b != a else "") + f" ({span_days(a, b)} "
+            f"day{'s' if span_days(a, b) != 1 else ''})"
+            for a, b in self.gaps
+        )
 
     @property
     def unknown_stops(self) -> tuple[MedicationCourse, ...]:
@@ -51,7 +54,10 @@ class Exposure:
         return tuple(c for c in self.courses if not c.end_known)
 
 
-def exposures(s: PatientSnapshot, lookback_days: float, gap_days: float, include_drafts: frozenset[str]) -> list[Exposure]:
+# Complexity: the course-merging walk: each branch is one way a course ends (draft, stopped, open, active).
+def exposures(  # noqa: C901
+    s: PatientSnapshot, lookback_days: float, gap_days: float, include_drafts: frozenset[str]
+) -> list[Exposure]:
     """Ketorolac courses of the last ``lookback_days`` (plus the given drafts), merged into exposures: a course that
     starts no more than ``gap_days`` dose-free days after the previous one ended continues it. Stopped orders count
     (FHIR ``stopped``: doses were given) to the end the snapshot gives them; entered-in-error, cancelled and
@@ -113,19 +119,30 @@ def planned_exposure(ctx: RuleContext) -> Plan | None:
         return None
     focused = {d.ref for d in drafts}
     plans: list[Plan] = []
-    for exp in exposures(s, t.ketorolac_lookback_days, t.ketorolac_course_gap_days, frozenset(c.ref for c in s.draft_courses)):
+    for exp in exposures(
+        s, t.ketorolac_lookback_days, t.ketorolac_course_gap_days, frozenset(c.ref for c in s.draft_courses)
+    ):
         in_exp = tuple(c for c in exp.courses if c.ref in focused)
         if not in_exp:
             continue
         given = [c for c in exp.courses if not c.in_draft_orders]
-        first_text = f"{fmt_date(exp.first)} ({'already given: ' + ', '.join(sorted({c.display for c in given})) if given else 'this order'})"
+        what = "already given: " + ", ".join(sorted({c.display for c in given})) if given else "this order"
+        first_text = f"{fmt_date(exp.first)} ({what})"
         allowed = max(0, limit - (s.today - exp.first).days)
         values: dict[str, Any] = {
-            "limit": limit, "first_day": first_text, "routes": exp.routes, "allowed_from_today": allowed,
-            "orders": "; ".join(f"{c.display} ({c.route_text})" for c in in_exp), "oral_note": oral_note(ctx, list(in_exp)),
-            "gap_row": f"\n| Dose-free days within the course | {exp.gaps_text} (a dose-free day does not end a course) |"
-            if exp.gaps else "",
-            "stop_note": stop_note(exp, s.today)}
+            "limit": limit,
+            "first_day": first_text,
+            "routes": exp.routes,
+            "allowed_from_today": allowed,
+            "orders": "; ".join(f"{c.display} ({c.route_text})" for c in in_exp),
+            "oral_note": oral_note(ctx, list(in_exp)),
+            "gap_row": (
+                f"\n| Dose-free days within the course | {exp.gaps_text} (a dose-free day does not end a course) |"
+            )
+            if exp.gaps
+            else "",
+            "stop_note": stop_note(exp, s.today),
+        }
         if exp.last is None:
             open_ended = [c for c in in_exp if c.end is None]
             values["open_order"] = open_ended[0].display if open_ended else in_exp[0].display
@@ -140,22 +157,36 @@ def stop_note(exp: Exposure, today: date) -> str:
     stopped = exp.unknown_stops
     if not stopped:
         return ""
+
     def counted(c: MedicationCourse) -> str:
         to = "today" if c.end is None or c.end >= today else f"its planned end, {fmt_date(c.end)}"
         return f"{c.display} (from {fmt_date(c.start)}, counted to {to})"
+
     names = "; ".join(counted(c) for c in stopped)
-    return (f"\n\nStopped order{'s' if len(stopped) > 1 else ''} with no stop date recorded: {names}. "
-            "Check the administration record.")
+    return (
+        f"\n\nStopped order{'s' if len(stopped) > 1 else ''} with no stop date recorded: {names}. "
+        "Check the administration record."
+    )
 
 
 def parenteral_within(ctx: RuleContext, hours: float) -> list[MedicationCourse]:
     cutoff = ctx.today - timedelta(days=max(1, round(hours / 24)))
-    return [c for c in ctx.snapshot.courses if "ketorolac" in c.classes and c.route in PARENTERAL_ROUTES and c.start
-            and (c.in_draft_orders or (c.end or c.start) >= cutoff)]
+    return [
+        c
+        for c in ctx.snapshot.courses
+        if "ketorolac" in c.classes
+        and c.route in PARENTERAL_ROUTES
+        and c.start
+        and (c.in_draft_orders or (c.end or c.start) >= cutoff)
+    ]
 
 
 def oral_note(ctx: RuleContext, drafts: list[MedicationCourse]) -> str:
-    if any(d.route == "oral" for d in drafts) and not parenteral_within(ctx, ctx.thresholds.ketorolac_oral_after_parenteral_hours):
-        return ("\n\nOral ketorolac is labelled only as continuation after IV or IM ketorolac, and no parenteral dose "
-                f"was found in the last {ctx.thresholds.ketorolac_oral_after_parenteral_hours:g} hours.")
+    if any(d.route == "oral" for d in drafts) and not parenteral_within(
+        ctx, ctx.thresholds.ketorolac_oral_after_parenteral_hours
+    ):
+        return (
+            "\n\nOral ketorolac is labelled only as continuation after IV or IM ketorolac, and no parenteral dose "
+            f"was found in the last {ctx.thresholds.ketorolac_oral_after_parenteral_hours:g} hours."
+        )
     return ""

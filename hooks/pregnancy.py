@@ -36,8 +36,11 @@ class Pregnancy:
 def _condition_weeks(c: ConditionFact) -> float | None:
     """Gestational age a pregnancy Condition states at its date: the weeks of an ICD-10-CM Z3A code, 28 for a third
     trimester code, 20 for preterm labour (labour before 37 weeks counts as preterm from 20 weeks)."""
-    weeks = [_Z3A_WEEKS.get(m.group(1), float(m.group(1))) for _, code in c.codes
-             if (m := _Z3A.match(code)) and m.group(1) != "00"]  # Z3A.00: weeks not specified
+    weeks = [
+        _Z3A_WEEKS.get(m.group(1), float(m.group(1)))
+        for _, code in c.codes
+        if (m := _Z3A.match(code)) and m.group(1) != "00"
+    ]  # Z3A.00: weeks not specified
     if "pregnancy-third-trimester" in c.valuesets:
         weeks.append(28.0)
     if "labour" in c.valuesets:
@@ -45,9 +48,10 @@ def _condition_weeks(c: ConditionFact) -> float | None:
     return max(weeks, default=None)
 
 
-def pregnancy(s: PatientSnapshot, t: Thresholds) -> Pregnancy | None:
-    """A current pregnancy from active Conditions (pregnancy, trimester, weeks-of-gestation and preterm-labour codes) and
-    Observations (pregnancy status answered 'pregnant', an estimated gestational age, an estimated delivery date).
+# Complexity: one branch per record shape that states a pregnancy (codes, weeks, trimester, EDD, status).
+def pregnancy(s: PatientSnapshot, t: Thresholds) -> Pregnancy | None:  # noqa: C901
+    """A current pregnancy from active Conditions (pregnancy, trimester, weeks-of-gestation and preterm-labour codes)
+    and Observations (pregnancy status answered 'pregnant', an estimated gestational age, an estimated delivery date).
 
     A record's gestational age is carried forward to today; a record that would now be past ``pregnancy_max_days`` (43
     weeks), or a record of pregnancy older than that, does not describe a current pregnancy. A pregnancy status answered
@@ -56,8 +60,11 @@ def pregnancy(s: PatientSnapshot, t: Thresholds) -> Pregnancy | None:
     today, limit = s.today, t.pregnancy_max_days
     found: list[Pregnancy] = []
 
-    def consider(record: str, display: str, when: date | None, weeks_then: float | None, measured: date | None = None) -> None:
-        """``weeks_then``: the gestational age on ``when``; ``measured``: when the record was made (default ``when``)."""
+    def consider(
+        record: str, display: str, when: date | None, weeks_then: float | None, measured: date | None = None
+    ) -> None:
+        """``weeks_then``: the gestational age on ``when``; ``measured``: when the record was made (default
+        ``when``)."""
         elapsed = (today - when).days if when is not None else 0
         if elapsed < 0:
             return
@@ -78,7 +85,9 @@ def pregnancy(s: PatientSnapshot, t: Thresholds) -> Pregnancy | None:
         elif "not-pregnant" in o.asserted and when is not None:
             ended = max(ended or when, when)
         elif "gestational-age" in o.valuesets and o.value is not None and unit in ("wk", "d", "week", "weeks", "days"):
-            consider(o.ref, f"{o.display} {o.value:g} {o.unit}", when, o.value / 7 if unit in ("d", "days") else o.value)
+            consider(
+                o.ref, f"{o.display} {o.value:g} {o.unit}", when, o.value / 7 if unit in ("d", "days") else o.value
+            )
         elif "delivery-date-estimated" in o.valuesets and o.value_date is not None and when is not None:
             weeks_today = 40 - (o.value_date.earliest - today).days / 7  # a due date is 40 weeks of gestation
             if weeks_today >= 0:

@@ -24,14 +24,23 @@ ORAL = {"system": SNOMED, "code": "26643006", "display": "Oral route"}
 ALTERNATIVES = {
     "naproxen": ("198014", "Naproxen 500 MG Oral Tablet", 500, 2, "500 mg by mouth twice daily with food", 2),
     "ibuprofen": ("197806", "Ibuprofen 600 MG Oral Tablet", 600, 3, "600 mg by mouth every 8 hours with food", 3),
-    "acetaminophen": ("198440", "Acetaminophen 500 MG Oral Tablet", 1000, 3, "1 g (2 × 500 mg) by mouth every 8 hours; max 3 g/day", 6),
+    "acetaminophen": (
+        "198440",
+        "Acetaminophen 500 MG Oral Tablet",
+        1000,
+        3,
+        "1 g (2 × 500 mg) by mouth every 8 hours; max 3 g/day",
+        6,
+    ),
 }
 
 # key → (system, code, display) for ServiceRequest codes
 STUDIES = {
     "mri": [(CPT, "72148", "MRI lumbar spine without contrast"), (LOINC, "30679-5", "MR Lumbar spine WO contrast")],
-    "mri-contrast": [(CPT, "72158", "MRI lumbar spine without and with contrast"),
-                     (LOINC, "24967-2", "MR Lumbar spine WO and W contrast IV")],
+    "mri-contrast": [
+        (CPT, "72158", "MRI lumbar spine without and with contrast"),
+        (LOINC, "24967-2", "MR Lumbar spine WO and W contrast IV"),
+    ],
     "xray": [(CPT, "72100", "Radiographs lumbosacral spine, 2 or 3 views")],
 }
 REFERRALS = {
@@ -71,22 +80,41 @@ def _medication_order(patient_id: str, name: str, reason: dict[str, Any] | None)
     code, display, mg, per_day, text, _ = ALTERNATIVES[name]
     per_dose_unit = mg
     resource: dict[str, Any] = {
-        "resourceType": "MedicationRequest", "status": "draft", "intent": "order",
+        "resourceType": "MedicationRequest",
+        "status": "draft",
+        "intent": "order",
         "subject": {"reference": f"Patient/{patient_id}"},
-        "medicationCodeableConcept": {"coding": [{"system": RXNORM, "code": code, "display": display}], "text": display},
-        "dosageInstruction": [{
-            "text": text, "route": {"coding": [ORAL]},
-            "timing": {"repeat": {"frequency": per_day, "period": 1, "periodUnit": "d"}},
-            "doseAndRate": [{"doseQuantity": {"value": per_dose_unit, "unit": "mg", "system": UCUM, "code": "mg"}}],
-        }],
+        "medicationCodeableConcept": {
+            "coding": [{"system": RXNORM, "code": code, "display": display}],
+            "text": display,
+        },
+        "dosageInstruction": [
+            {
+                "text": text,
+                "route": {"coding": [ORAL]},
+                "timing": {"repeat": {"frequency": per_day, "period": 1, "periodUnit": "d"}},
+                "doseAndRate": [{"doseQuantity": {"value": per_dose_unit, "unit": "mg", "system": UCUM, "code": "mg"}}],
+            }
+        ],
     }
     if reason:
         resource["reasonCode"] = [reason]
-    return {"type": "create", "description": f"Order {display.lower()}: {text}", "resource": _valid(MedicationRequest, resource)}
+    return {
+        "type": "create",
+        "description": f"Order {display.lower()}: {text}",
+        "resource": _valid(MedicationRequest, resource),
+    }
 
 
-def service_request(patient_id: str, codes: list[tuple[str, str, str]], *, category: dict[str, str], priority: str,
-                    note: str, reason: dict[str, Any] | None = None) -> dict[str, Any]:
+def service_request(
+    patient_id: str,
+    codes: list[tuple[str, str, str]],
+    *,
+    category: dict[str, str],
+    priority: str,
+    note: str,
+    reason: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Create action for a ServiceRequest; the shape is validated once per code/category/priority, then filled."""
     key = (tuple(codes), tuple(sorted(category.items())), priority, reason is not None)
     action = json_copy(_service_request_template(key))
@@ -101,14 +129,30 @@ def service_request(patient_id: str, codes: list[tuple[str, str, str]], *, categ
 @lru_cache(maxsize=128)
 def _service_request_template(key: tuple[Any, ...]) -> dict[str, Any]:
     codes, category, priority, with_reason = key
-    return _service_request("placeholder", list(codes), category=dict(category), priority=priority, note="placeholder",
-                            reason=back_pain_reason() if with_reason else None)
+    return _service_request(
+        "placeholder",
+        list(codes),
+        category=dict(category),
+        priority=priority,
+        note="placeholder",
+        reason=back_pain_reason() if with_reason else None,
+    )
 
 
-def _service_request(patient_id: str, codes: list[tuple[str, str, str]], *, category: dict[str, str], priority: str,
-                     note: str, reason: dict[str, Any] | None = None) -> dict[str, Any]:
+def _service_request(
+    patient_id: str,
+    codes: list[tuple[str, str, str]],
+    *,
+    category: dict[str, str],
+    priority: str,
+    note: str,
+    reason: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     resource: dict[str, Any] = {
-        "resourceType": "ServiceRequest", "status": "draft", "intent": "order", "priority": priority,
+        "resourceType": "ServiceRequest",
+        "status": "draft",
+        "intent": "order",
+        "priority": priority,
         "category": [{"coding": [category]}],
         "code": {"coding": [{"system": s, "code": c, "display": d} for s, c, d in codes], "text": codes[0][2]},
         "subject": {"reference": f"Patient/{patient_id}"},
@@ -116,25 +160,40 @@ def _service_request(patient_id: str, codes: list[tuple[str, str, str]], *, cate
     }
     if reason:
         resource["reasonCode"] = [reason]
-    return {"type": "create", "description": f"Order {codes[0][2]} ({priority})", "resource": _valid(ServiceRequest, resource)}
+    return {
+        "type": "create",
+        "description": f"Order {codes[0][2]} ({priority})",
+        "resource": _valid(ServiceRequest, resource),
+    }
 
 
-def imaging(patient_id: str, study: str, priority: str, note: str, reason: dict[str, Any] | None = None) -> dict[str, Any]:
-    return service_request(patient_id, STUDIES[study], category=IMAGING_CATEGORY, priority=priority, note=note, reason=reason)
+def imaging(
+    patient_id: str, study: str, priority: str, note: str, reason: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    return service_request(
+        patient_id, STUDIES[study], category=IMAGING_CATEGORY, priority=priority, note=note, reason=reason
+    )
 
 
-def referral(patient_id: str, kind: str, priority: str, note: str, reason: dict[str, Any] | None = None) -> dict[str, Any]:
-    return service_request(patient_id, [REFERRALS[kind]], category=REFERRAL_CATEGORY, priority=priority, note=note, reason=reason)
+def referral(
+    patient_id: str, kind: str, priority: str, note: str, reason: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    return service_request(
+        patient_id, [REFERRALS[kind]], category=REFERRAL_CATEGORY, priority=priority, note=note, reason=reason
+    )
 
 
 def _supply(name: str, days: int) -> dict[str, Any]:
     """A bounded supply of an alternative: ``days`` and the tablets they need."""
-    return {"quantity": {"value": days * ALTERNATIVES[name][5], "unit": "tablet", "system": UCUM, "code": "{tbl}"},
-            "expectedSupplyDuration": fhir_quantity_days(days)}
+    return {
+        "quantity": {"value": days * ALTERNATIVES[name][5], "unit": "tablet", "system": UCUM, "code": "{tbl}"},
+        "expectedSupplyDuration": fhir_quantity_days(days),
+    }
 
 
-def replacement(patient_id: str, name: str, replaced: list[tuple[dict[str, Any], str, bool]], description: str,
-                supply_days: int) -> tuple[dict[str, Any], ...]:
+def replacement(
+    patient_id: str, name: str, replaced: list[tuple[dict[str, Any], str, bool]], description: str, supply_days: int
+) -> tuple[dict[str, Any], ...]:
     """The actions that replace orders with ``name`` (an ALTERNATIVES drug), in a shape real clients apply whole.
 
     ``replaced``: (resource, "Type/id", is a draft). A draft is replaced in place — one ``update`` of the same
@@ -149,10 +208,17 @@ def replacement(patient_id: str, name: str, replaced: list[tuple[dict[str, Any],
     """
     reason = back_pain_reason()
     first, rest = (replaced[0], replaced[1:]) if replaced else (None, [])
-    in_place = _replace_in_place(first[0], name, reason, description, supply_days) if first is not None and first[2] else None
+    in_place = (
+        _replace_in_place(first[0], name, reason, description, supply_days) if first is not None and first[2] else None
+    )
     if in_place is not None:
-        return (in_place, *(delete(ref, f"Remove {_label(r)}") if draft else _stop_or_delete(r, ref) for r, ref, draft in rest))
-    removals = tuple(delete(ref, f"Remove {_label(r)}") if draft else _stop_or_delete(r, ref) for r, ref, draft in replaced)
+        return (
+            in_place,
+            *(delete(ref, f"Remove {_label(r)}") if draft else _stop_or_delete(r, ref) for r, ref, draft in rest),
+        )
+    removals = tuple(
+        delete(ref, f"Remove {_label(r)}") if draft else _stop_or_delete(r, ref) for r, ref, draft in replaced
+    )
     created = medication_order(patient_id, name, reason)
     created["resource"]["dispenseRequest"] = _supply(name, supply_days)
     return (created, *removals)
@@ -168,8 +234,9 @@ def _stop_or_delete(resource: dict[str, Any], ref: str) -> dict[str, Any]:
     return stop(resource, f"Stop {_label(resource)}") or delete(ref, f"Remove {_label(resource)}")
 
 
-def _replace_in_place(resource: dict[str, Any], name: str, reason: dict[str, Any], description: str,
-                      supply_days: int) -> dict[str, Any] | None:
+def _replace_in_place(
+    resource: dict[str, Any], name: str, reason: dict[str, Any], description: str, supply_days: int
+) -> dict[str, Any] | None:
     template = _medication_template(name, True)["resource"]
 
     def apply(r: dict[str, Any]) -> None:
@@ -181,10 +248,13 @@ def _replace_in_place(resource: dict[str, Any], name: str, reason: dict[str, Any
         dispense: dict[str, Any] = old if isinstance(old, dict) else {}
         own = duration_days(dispense.get("expectedSupplyDuration"))
         days = min(supply_days, math.ceil(own)) if own else supply_days
-        r["dispenseRequest"] = {**({"validityPeriod": dispense["validityPeriod"]} if "validityPeriod" in dispense else {}),
-                                **_supply(name, days)}
+        r["dispenseRequest"] = {
+            **({"validityPeriod": dispense["validityPeriod"]} if "validityPeriod" in dispense else {}),
+            **_supply(name, days),
+        }
         if not r.get("reasonCode") and not r.get("reasonReference"):
             r["reasonCode"] = [reason]
+
     return update(resource, description, apply)
 
 
@@ -202,8 +272,9 @@ def update(resource: dict[str, Any], description: str, change: Any) -> dict[str,
     return {"type": "update", "description": description, "resource": changed}
 
 
-def bounded_duration(resource: dict[str, Any], days: int, units_per_day: float | None,
-                     what: str = "ketorolac") -> dict[str, Any] | None:
+def bounded_duration(
+    resource: dict[str, Any], days: int, units_per_day: float | None, what: str = "ketorolac"
+) -> dict[str, Any] | None:
     """Limit an order to ``days``: its supply duration and any timing bounds, and its dispensed quantity to
     ``days`` × ``units_per_day`` (units of the quantity: tablets, mL — the snapshot converts a mg dose with the
     product's strength). A quantity that cannot be recomputed is removed rather than left at the longer supply (the
@@ -227,6 +298,7 @@ def bounded_duration(resource: dict[str, Any], days: int, units_per_day: float |
             if isinstance(repeat, dict) and ("boundsPeriod" in repeat or "boundsDuration" in repeat):
                 repeat.pop("boundsPeriod", None)
                 repeat["boundsDuration"] = fhir_quantity_days(days)
+
     action = update(resource, f"Limit the {what} order to {days} day{'s' if days != 1 else ''}", apply)
     if action is not None and not recomputed:
         action["description"] += " (quantity removed: set it for the shorter supply)"
@@ -236,6 +308,7 @@ def bounded_duration(resource: dict[str, Any], days: int, units_per_day: float |
 def stop(resource: dict[str, Any], description: str) -> dict[str, Any] | None:
     def apply(r: dict[str, Any]) -> None:
         r["status"] = "stopped"
+
     return update(resource, description, apply)
 
 
@@ -249,8 +322,12 @@ def set_dose(resource: dict[str, Any], mg: float, per_day: int, description: str
         repeat.update({"frequency": per_day, "period": 1, "periodUnit": "d"})
         repeat.pop("frequencyMax", None)
         dosage["text"] = f"{mg:g} mg every {24 // per_day} hours (max {mg * per_day:g} mg/day)"
+
     return update(resource, description, apply)
 
 
 def back_pain_reason() -> dict[str, Any]:
-    return {"coding": [{"system": SNOMED, "code": "279039007", "display": "Low back pain (finding)"}], "text": "Low back pain"}
+    return {
+        "coding": [{"system": SNOMED, "code": "279039007", "display": "Low back pain (finding)"}],
+        "text": "Low back pain",
+    }

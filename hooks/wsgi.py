@@ -29,28 +29,45 @@ from .services import build_services
 log = logging.getLogger("backpain_cds.wsgi")
 
 
-def create_app(settings: Settings | dict[str, Any] | None = None, *, clock: Callable[[], datetime] | None = None,
-               resolver: Resolver = system_resolver, fhir_session: requests.Session | None = None,
-               auth_session: requests.Session | None = None, uuid_factory: Callable[[], str] | None = None,
-               storage_clock: Callable[[], datetime] | None = None) -> Flask:
+def create_app(
+    settings: Settings | dict[str, Any] | None = None,
+    *,
+    clock: Callable[[], datetime] | None = None,
+    resolver: Resolver = system_resolver,
+    fhir_session: requests.Session | None = None,
+    auth_session: requests.Session | None = None,
+    uuid_factory: Callable[[], str] | None = None,
+    storage_clock: Callable[[], datetime] | None = None,
+) -> Flask:
     """The backpain-cds service: its three CDS services over the protocol layer, configured by ``settings`` (a
     ``Settings``, or overrides of the layered configuration)."""
     if not isinstance(settings, Settings):
         settings = load_settings(overrides=settings or {})
     renderer = CardRenderer(uuid_factory=uuid_factory)
     knowledge = Knowledge.load(settings.thresholds, settings.max_bundle_entries, SnapshotCache.from_settings(settings))
-    catalogue.check(renderer, knowledge.terminology)  # every rule's template, labels, thresholds, value sets: else no start
+    catalogue.check(
+        renderer, knowledge.terminology
+    )  # every rule's template, labels, thresholds, value sets: else no start
     services = build_services(knowledge)
     warm_up()  # FHIR models built now, not in the first hook call (before gunicorn forks its workers)
-    app = create_service_app(settings, services=services, renderer=renderer, clock=clock, resolver=resolver,
-                             fhir_session=fhir_session, auth_session=auth_session, storage_clock=storage_clock)
+    app = create_service_app(
+        settings,
+        services=services,
+        renderer=renderer,
+        clock=clock,
+        resolver=resolver,
+        fhir_session=fhir_session,
+        auth_session=auth_session,
+        storage_clock=storage_clock,
+    )
     if settings.dev_pages and not settings.is_production:
         _register_review_page(app)
     return app
 
 
 def _register_review_page(app: Flask) -> None:
-    """The development review page (``/sandbox``), when the testing tools are installed (never in the production image)."""
+    """The development review page (``/sandbox``), when the testing tools are installed (never in the production
+    image)."""
     try:
         from sandbox.review import register_review_page
     except ModuleNotFoundError as exc:

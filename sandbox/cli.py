@@ -55,23 +55,31 @@ def _senders(args: argparse.Namespace, now: datetime) -> tuple[Send, dict[str, A
                 return resp.status_code, resp.json()
             except ValueError:
                 return resp.status_code, {}
+
         return send_http, discovery
 
     return local_sender(now)
 
 
-def local_sender(now: datetime, validate_responses: bool = True,
-                 uuid_factory: Callable[[], str] | None = None) -> tuple[Send, dict[str, Any]]:
+def local_sender(
+    now: datetime, validate_responses: bool = True, uuid_factory: Callable[[], str] | None = None
+) -> tuple[Send, dict[str, Any]]:
     """An in-process service (pinned clock, in-memory feedback): its send function and its discovery document."""
     from hooks.wsgi import create_app
 
-    app = create_app({"database_url": "sqlite:///:memory:", "validate_responses": validate_responses, "log_level": "WARNING"},
-                     clock=lambda: now, uuid_factory=uuid_factory)
+    app = create_app(
+        {"database_url": "sqlite:///:memory:", "validate_responses": validate_responses, "log_level": "WARNING"},
+        clock=lambda: now,
+        uuid_factory=uuid_factory,
+    )
     client = app.test_client()
 
     def send_local(service_id: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-        resp = client.post(f"/cds-services/{service_id}", json=body, buffered=True)  # finished and closed, as a server does
+        resp = client.post(
+            f"/cds-services/{service_id}", json=body, buffered=True
+        )  # finished and closed, as a server does
         return resp.status_code, resp.get_json() or {}
+
     return send_local, client.get("/cds-services").get_json()
 
 
@@ -93,7 +101,10 @@ def _goldens(args: argparse.Namespace) -> int:
             print(f"recorded {path.name}: review it in git diff before committing")
         for line in refused:
             print(line, file=sys.stderr)
-        print(f"{len(written)} goldens written, {len(runs) - len(written) - len(refused)} unchanged, {len(refused)} refused")
+        print(
+            f"{len(written)} goldens written, {len(runs) - len(written) - len(refused)} unchanged, {len(refused)} "
+            "refused"
+        )
         return 1 if refused else 0
     bad = [r for r in runs if r.problems or r.differences]
     for r in bad:
@@ -119,11 +130,27 @@ def replay(args: argparse.Namespace) -> int:
         print("no cases found (expected <name>.expected.json beside <name>.bundle.json)", file=sys.stderr)
         return 2
     with progress_bar("replaying", console(sys.stderr, colour=not args.no_colour)) as show:
-        outcomes = run_cases(cases, send, services, now=now, fhir_server=args.fhir, fhir_token=args.fhir_token, progress=show)
+        outcomes = run_cases(
+            cases, send, services, now=now, fhir_server=args.fhir, fhir_token=args.fhir_token, progress=show
+        )
     if args.json:
-        print(json.dumps([{"patient": o.patient, "call": o.label, "hook": o.hook, "status": o.status,
-                           "cards": [{"topic": t, "indicator": i, "summary": s} for t, i, s in o.cards],
-                           "problems": o.problems, "elapsed_ms": round(o.elapsed_ms, 2)} for o in outcomes], indent=2))
+        print(
+            json.dumps(
+                [
+                    {
+                        "patient": o.patient,
+                        "call": o.label,
+                        "hook": o.hook,
+                        "status": o.status,
+                        "cards": [{"topic": t, "indicator": i, "summary": s} for t, i, s in o.cards],
+                        "problems": o.problems,
+                        "elapsed_ms": round(o.elapsed_ms, 2),
+                    }
+                    for o in outcomes
+                ],
+                indent=2,
+            )
+        )
     else:
         out = console(sys.stdout, colour=not args.no_colour)
         render_table(outcomes, out)
@@ -140,9 +167,12 @@ def _replay_population(dirs: list[Path], send: Any, services: dict[str, Any], ar
     service_id, templates = services["patient-view"]
     with progress_bar("patients", console(sys.stderr, colour=not args.no_colour)) as show:
         for n, (pid, resources) in enumerate(sorted(patients.items()), 1):
-            body = {"hook": "patient-view", "hookInstance": f"00000000-0000-4000-8000-{n:012d}",
-                    "context": {"userId": "Practitioner/replay", "patientId": pid},
-                    "prefetch": prefetch_for(templates, resources, pid)}
+            body = {
+                "hook": "patient-view",
+                "hookInstance": f"00000000-0000-4000-8000-{n:012d}",
+                "context": {"userId": "Practitioner/replay", "patientId": pid},
+                "prefetch": prefetch_for(templates, resources, pid),
+            }
             status, data = send(service_id, body)
             if status != 200:
                 errors += 1
@@ -150,15 +180,25 @@ def _replay_population(dirs: list[Path], send: Any, services: dict[str, Any], ar
                 counts[f"{c['source']['topic']['code']} ({c['indicator']})"] += 1
             show(n, len(patients))
     result = {"patients": len(patients), "errors": errors, "cards": dict(sorted(counts.items()))}
-    print(json.dumps(result, indent=2) if args.json else
-          f"{len(patients)} patients, {errors} errors\n" + "\n".join(f"  {k:50} {v}" for k, v in sorted(counts.items())))
+    print(
+        json.dumps(result, indent=2)
+        if args.json
+        else f"{len(patients)} patients, {errors} errors\n"
+        + "\n".join(f"  {k:50} {v}" for k, v in sorted(counts.items()))
+    )
     return 1 if errors else 0
 
 
 def as_transaction(bundle: dict[str, Any]) -> dict[str, Any]:
     """A collection Bundle → a transaction that PUTs every resource at its own id (references stay valid)."""
-    return {"resourceType": "Bundle", "type": "transaction", "entry": [
-        {"resource": r, "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"}} for r in resources_of(bundle)]}
+    return {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {"resource": r, "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"}}
+            for r in resources_of(bundle)
+        ],
+    }
 
 
 def load_patients(args: argparse.Namespace) -> int:
@@ -171,7 +211,9 @@ def load_patients(args: argparse.Namespace) -> int:
     failures = 0
     for f in files:
         bundle = resolve_dates(json.loads(f.read_text()), now)
-        resp = requests.post(args.fhir.rstrip("/"), json=as_transaction(bundle), headers=headers, timeout=30, allow_redirects=False)
+        resp = requests.post(
+            args.fhir.rstrip("/"), json=as_transaction(bundle), headers=headers, timeout=30, allow_redirects=False
+        )
         ok = resp.status_code in (200, 201)
         failures += not ok
         print(f"{'loaded' if ok else 'FAILED'} {f.name} → HTTP {resp.status_code}")
@@ -182,16 +224,26 @@ def register(sub: Any) -> None:
     p = sub.add_parser("replay", help="replay synthetic patients (or a Bulk Data NDJSON directory) through the service")
     p.add_argument("paths", nargs="*", help="case files or directories (default: sandbox/patients)")
     p.add_argument("--url", help="a running service base URL (default: in-process)")
-    p.add_argument("--fhir", help="send no prefetch; the service fetches from this FHIR server (load it with load-patients)")
+    p.add_argument(
+        "--fhir", help="send no prefetch; the service fetches from this FHIR server (load it with load-patients)"
+    )
     p.add_argument("--fhir-token", help="access token the service should use on --fhir (sent as fhirAuthorization)")
     p.add_argument("--jwt", help="bearer JWT for a service with client authentication on")
     p.add_argument("--today", help="pin 'now' to this date (YYYY-MM-DD); default: the real date")
     p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.add_argument("--no-colour", action="store_true", help="no colour on a terminal (off a terminal the output is plain)")
-    p.add_argument("--golden", action="store_true",
-                   help="compare whole cards with each case's <name>.cards.json (in process, pinned clock and ids)")
-    p.add_argument("--record", action="store_true",
-                   help="write the goldens that changed (refused where cards contradict the hand-written expectations)")
+    p.add_argument(
+        "--no-colour", action="store_true", help="no colour on a terminal (off a terminal the output is plain)"
+    )
+    p.add_argument(
+        "--golden",
+        action="store_true",
+        help="compare whole cards with each case's <name>.cards.json (in process, pinned clock and ids)",
+    )
+    p.add_argument(
+        "--record",
+        action="store_true",
+        help="write the goldens that changed (refused where cards contradict the hand-written expectations)",
+    )
     p.set_defaults(func=replay)
     p = sub.add_parser("load-patients", help="POST the synthetic patients to a FHIR server as transactions")
     p.add_argument("--fhir", required=True, help="FHIR base URL")

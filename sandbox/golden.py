@@ -62,8 +62,10 @@ def golden_day(cases: Iterable[Case]) -> date:
 
 
 def document(outcomes: list[CallOutcome], day: date) -> dict[str, Any]:
-    return {"today": day.isoformat(),
-            "calls": [{"label": o.label, "hook": o.hook, "status": o.status, "cards": o.full_cards} for o in outcomes]}
+    return {
+        "today": day.isoformat(),
+        "calls": [{"label": o.label, "hook": o.hook, "status": o.status, "cards": o.full_cards} for o in outcomes],
+    }
 
 
 def _text(value: Any) -> list[str]:
@@ -80,8 +82,12 @@ def differences(expected: dict[str, Any], outcomes: list[CallOutcome]) -> list[s
             problems.append(f"{call['label']} ({call['hook']}): in the golden, not replayed")
             continue
         if outcome.status != call["status"] or outcome.full_cards != call["cards"]:
-            diff = difflib.unified_diff(_text(call["cards"]), _text(outcome.full_cards), "golden", "now", lineterm="", n=2)
-            problems.append(f"{call['label']} ({call['hook']}): HTTP {outcome.status}, cards differ\n" + "\n".join(diff))
+            diff = difflib.unified_diff(
+                _text(call["cards"]), _text(outcome.full_cards), "golden", "now", lineterm="", n=2
+            )
+            problems.append(
+                f"{call['label']} ({call['hook']}): HTTP {outcome.status}, cards differ\n" + "\n".join(diff)
+            )
     problems.extend(f"{label} ({hook}): replayed, not in the golden (record it)" for label, hook in got)
     return problems
 
@@ -96,6 +102,7 @@ class GoldenRun:
 
 def replay(cases: list[Case], send: Send, ids: PinnedIds, services: dict[str, Any], day: date) -> list[GoldenRun]:
     """Replay each case with the clock pinned to ``day`` and ids restarted per call; compare with its golden."""
+
     def send_pinned(service_id: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         ids.restart()
         return send(service_id, body)
@@ -104,7 +111,11 @@ def replay(cases: list[Case], send: Send, ids: PinnedIds, services: dict[str, An
     for case in cases:
         outcomes = run_cases([case], send_pinned, services, now=pinned_now(day))
         expected = load(case)
-        diffs = [f"no golden ({golden_path(case).name}): record it"] if expected is None else differences(expected, outcomes)
+        diffs = (
+            [f"no golden ({golden_path(case).name}): record it"]
+            if expected is None
+            else differences(expected, outcomes)
+        )
         runs.append(GoldenRun(case, outcomes, [p for o in outcomes for p in o.problems], diffs))
     return runs
 
@@ -114,8 +125,10 @@ def record(runs: list[GoldenRun], day: date) -> tuple[list[Path], list[str]]:
     written, refused = [], []
     for run in runs:
         if run.problems:
-            refused.append(f"{run.case.name}: not recorded, its cards contradict {run.case.name}.expected.json: "
-                           + "; ".join(run.problems))
+            refused.append(
+                f"{run.case.name}: not recorded, its cards contradict {run.case.name}.expected.json: "
+                + "; ".join(run.problems)
+            )
             continue
         if run.differences:
             path = golden_path(run.case)

@@ -67,23 +67,37 @@ def resolve_dates(value: Any, now: datetime) -> Any:
 
 
 def resources_of(bundle: dict[str, Any]) -> list[dict[str, Any]]:
-    return [e["resource"] for e in bundle.get("entry") or [] if isinstance(e, dict) and isinstance(e.get("resource"), dict)]
+    return [
+        e["resource"] for e in bundle.get("entry") or [] if isinstance(e, dict) and isinstance(e.get("resource"), dict)
+    ]
 
 
-def prefetch_for(templates: Iterable[PrefetchTemplate], resources: list[dict[str, Any]], patient_id: str) -> dict[str, Any]:
+def prefetch_for(
+    templates: Iterable[PrefetchTemplate], resources: list[dict[str, Any]], patient_id: str
+) -> dict[str, Any]:
     """What a complete EHR prefetch would carry for these templates, from the patient's resources."""
     out: dict[str, Any] = {}
     for t in templates:
         path, _, query = t.query.partition("?")
         rtype = path.split("/")[0]
         if "/" in path:  # a read
-            out[t.key] = next((r for r in resources if r.get("resourceType") == rtype and r.get("id") == patient_id), None)
+            out[t.key] = next(
+                (r for r in resources if r.get("resourceType") == rtype and r.get("id") == patient_id), None
+            )
             continue
         codes = {c.split("|")[-1] for v in parse_qs(query).get("code", []) for c in v.split(",")}
-        matched = [r for r in resources if r.get("resourceType") == rtype
-                   and (not codes or any(c.get("code") in codes for c in (r.get("code") or {}).get("coding", [])))]
-        out[t.key] = {"resourceType": "Bundle", "type": "searchset", "total": len(matched),
-                      "entry": [{"resource": r} for r in matched]}
+        matched = [
+            r
+            for r in resources
+            if r.get("resourceType") == rtype
+            and (not codes or any(c.get("code") in codes for c in (r.get("code") or {}).get("coding", [])))
+        ]
+        out[t.key] = {
+            "resourceType": "Bundle",
+            "type": "searchset",
+            "total": len(matched),
+            "entry": [{"resource": r} for r in matched],
+        }
     return out
 
 
@@ -110,7 +124,9 @@ class Case:
     def load(cls, expected_path: Path) -> Case:
         spec = json.loads(expected_path.read_text())
         bundle_path = expected_path.with_name(expected_path.name.replace(".expected.json", ".bundle.json"))
-        return cls(expected_path.name.replace(".expected.json", ""), bundle_path, spec.get("description", ""), spec["calls"])
+        return cls(
+            expected_path.name.replace(".expected.json", ""), bundle_path, spec.get("description", ""), spec["calls"]
+        )
 
 
 def find_cases(paths: Iterable[str]) -> list[Case]:
@@ -128,12 +144,23 @@ def find_cases(paths: Iterable[str]) -> list[Case]:
 Send = Callable[[str, dict[str, Any]], tuple[int, dict[str, Any]]]
 
 
-def build_request(hook: str, patient_id: str, call: dict[str, Any], prefetch: dict[str, Any] | None,
-                  fhir_server: str | None, now: datetime, fhir_token: str | None = None) -> dict[str, Any]:
+def build_request(
+    hook: str,
+    patient_id: str,
+    call: dict[str, Any],
+    prefetch: dict[str, Any] | None,
+    fhir_server: str | None,
+    now: datetime,
+    fhir_token: str | None = None,
+) -> dict[str, Any]:
     context: dict[str, Any] = {"userId": "Practitioner/replay-clinician", "patientId": patient_id}
     drafts = resolve_dates(call.get("draftOrders", []), now)
     if hook in ("order-select", "order-sign"):
-        context["draftOrders"] = {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": d} for d in drafts]}
+        context["draftOrders"] = {
+            "resourceType": "Bundle",
+            "type": "collection",
+            "entry": [{"resource": d} for d in drafts],
+        }
     if hook == "order-select":
         context["selections"] = call.get("selections") or [f"{d['resourceType']}/{d['id']}" for d in drafts]
     body: dict[str, Any] = {"hook": hook, "hookInstance": str(uuid.uuid4()), "context": context}
@@ -142,8 +169,14 @@ def build_request(hook: str, patient_id: str, call: dict[str, Any], prefetch: di
     if fhir_server:
         body["fhirServer"] = fhir_server
         if fhir_token:
-            body["fhirAuthorization"] = {"access_token": fhir_token, "token_type": "Bearer", "expires_in": 300,
-                                         "scope": "patient/*.read", "subject": "backpain-cds-replay", "patient": patient_id}
+            body["fhirAuthorization"] = {
+                "access_token": fhir_token,
+                "token_type": "Bearer",
+                "expires_in": 300,
+                "scope": "patient/*.read",
+                "subject": "backpain-cds-replay",
+                "patient": patient_id,
+            }
     return body
 
 
@@ -166,8 +199,16 @@ def check(call: dict[str, Any], cards: list[tuple[str, str, str]]) -> list[str]:
     return problems
 
 
-def run_cases(cases: list[Case], send: Send, services: dict[str, tuple[str, tuple[PrefetchTemplate, ...]]], *,
-              now: datetime, fhir_server: str | None = None, fhir_token: str | None = None, progress: Callable[[int, int], None] | None = None) -> list[CallOutcome]:
+def run_cases(
+    cases: list[Case],
+    send: Send,
+    services: dict[str, tuple[str, tuple[PrefetchTemplate, ...]]],
+    *,
+    now: datetime,
+    fhir_server: str | None = None,
+    fhir_token: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[CallOutcome]:
     """``services`` maps hook → (service id, prefetch templates)."""
     outcomes = []
     total = sum(len(c.calls) for c in cases)
@@ -187,7 +228,9 @@ def run_cases(cases: list[Case], send: Send, services: dict[str, tuple[str, tupl
             full = data.get("cards", []) if status == 200 else []
             cards = [(c["source"].get("topic", {}).get("code", "?"), c["indicator"], c["summary"]) for c in full]
             problems = check(call, cards) if status == 200 else [f"HTTP {status}: {json.dumps(data)[:200]}"]
-            outcomes.append(CallOutcome(case.name, hook, call.get("label", hook), status, cards, problems, elapsed, full))
+            outcomes.append(
+                CallOutcome(case.name, hook, call.get("label", hook), status, cards, problems, elapsed, full)
+            )
             done += 1
             if progress:
                 progress(done, total)
@@ -199,6 +242,7 @@ def topic_counts(outcomes: Iterable[CallOutcome]) -> Counter[str]:
 
 
 # --- NDJSON (Bulk Data export) --------------------------------------------------------------------------------------
+
 
 def ndjson_patients(directory: Path) -> dict[str, list[dict[str, Any]]]:
     """Group the resources of a Bulk Data export directory by patient id."""
@@ -238,13 +282,17 @@ def console(file: TextIO, *, colour: bool = True) -> Console:
 def render_table(outcomes: list[CallOutcome], out: Console) -> None:
     """A row per call (patient, call, ok or MISMATCH, the cards as topic:indicator), a row per problem under it, then
     ``N passed, M failed``."""
-    table = Table(box=box.SIMPLE_HEAD if out.is_terminal else None, pad_edge=False, show_edge=False, header_style="bold")
+    table = Table(
+        box=box.SIMPLE_HEAD if out.is_terminal else None, pad_edge=False, show_edge=False, header_style="bold"
+    )
     for name in ("patient", "call", "result"):
         table.add_column(name, no_wrap=True)
     table.add_column("cards", overflow="fold")
     for o in outcomes:
         verdict = Text("ok", style=STYLES["ok"]) if not o.problems else Text("MISMATCH", style=STYLES["bad"])
-        cards = Text(", ").join(Text(f"{t}:{i}", style=STYLES.get(i, "")) for t, i, _ in o.cards) if o.cards else Text("—")
+        cards = (
+            Text(", ").join(Text(f"{t}:{i}", style=STYLES.get(i, "")) for t, i, _ in o.cards) if o.cards else Text("—")
+        )
         table.add_row(Text(o.patient), Text(o.label), verdict, cards)
         for p in o.problems:
             table.add_row("", "", "", Text(f"↳ {p}", style=STYLES["bad"]))
@@ -255,13 +303,21 @@ def render_table(outcomes: list[CallOutcome], out: Console) -> None:
 
 @contextmanager
 def progress_bar(description: str, out: Console) -> Iterator[Callable[[int, int], None]]:
-    """A progress bar on a terminal (nothing elsewhere) for as long as the block runs; it yields ``show(done, total)``."""
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=out, disable=not out.is_terminal) as bar:
+    """A progress bar on a terminal (nothing elsewhere) for as long as the block runs; it yields ``show(done,
+    total)``."""
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=out,
+        disable=not out.is_terminal,
+    ) as bar:
         task = bar.add_task(description, total=None)
 
         def show(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total)
+
         yield show
 
 

@@ -44,9 +44,19 @@ def register_review_page(app: Flask, registry: Registry, patients_dir: Path = PA
 
     @bp.get("/sandbox/api/cases")
     def list_cases() -> Response:
-        return as_json([{"name": c.name, "description": c.description,
-                         "calls": [{"index": i, "hook": call["hook"], "label": call.get("label", call["hook"])}
-                                   for i, call in enumerate(c.calls)]} for c in cases.values()])
+        return as_json(
+            [
+                {
+                    "name": c.name,
+                    "description": c.description,
+                    "calls": [
+                        {"index": i, "hook": call["hook"], "label": call.get("label", call["hook"])}
+                        for i, call in enumerate(c.calls)
+                    ],
+                }
+                for c in cases.values()
+            ]
+        )
 
     @bp.get("/sandbox/api/request")
     def build() -> Response:
@@ -61,14 +71,20 @@ def register_review_page(app: Flask, registry: Registry, patients_dir: Path = PA
         now = datetime.now(UTC)
         resources = resources_of(resolve_dates(json.loads(case.bundle_path.read_text()), now))
         patient_id = next(r["id"] for r in resources if r.get("resourceType") == "Patient")
-        body = build_request(call["hook"], patient_id, call, prefetch_for(service.prefetch, resources, patient_id), None, now)
+        body = build_request(
+            call["hook"], patient_id, call, prefetch_for(service.prefetch, resources, patient_id), None, now
+        )
         return as_json({"serviceId": service.id, "request": body, "expect": call.get("expect", [])})
 
     @bp.post("/sandbox/api/markdown")
     def render_markdown() -> Response:
         texts = (request.get_json(silent=True) or {}).get("texts") or []
         # Record text is escaped before Markdown: nothing from a chart becomes HTML.
-        return as_json([markdown.markdown(html.escape(t if isinstance(t, str) else "", quote=False), extensions=["tables"])
-                        for t in texts[:50]])
+        return as_json(
+            [
+                markdown.markdown(html.escape(t if isinstance(t, str) else "", quote=False), extensions=["tables"])
+                for t in texts[:50]
+            ]
+        )
 
     app.register_blueprint(bp)

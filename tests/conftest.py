@@ -18,12 +18,26 @@ from hooks.wsgi import create_app
 ROOT = Path(__file__).resolve().parent.parent  # the checkout
 FIXTURES = Path(__file__).parent / "fixtures"
 NOW = datetime(2026, 11, 22, 15, 0, tzinfo=UTC)
-PREFETCH_KEYS = ("patient", "conditions", "medications", "medicationStatements", "medicationAdministrations", "labs",
-                 "findings", "serviceRequests", "procedures", "imagingStudies", "diagnosticReports", "allergies")
+PREFETCH_KEYS = (
+    "patient",
+    "conditions",
+    "medications",
+    "medicationStatements",
+    "medicationAdministrations",
+    "labs",
+    "findings",
+    "serviceRequests",
+    "procedures",
+    "imagingStudies",
+    "diagnosticReports",
+    "allergies",
+)
 PUBLIC_IP = "93.184.216.34"
 # The least a production configuration must say (Settings._validate_production); tests add what they examine.
 PRODUCTION: dict[str, Any] = {
-    "environment": "production", "public_base_url": "https://cds.hospital.example", "fhir_allowed_origins": ["https://*"],
+    "environment": "production",
+    "public_base_url": "https://cds.hospital.example",
+    "fhir_allowed_origins": ["https://*"],
     "cors_origins": ["https://sandbox.cds-hooks.org"],
     "trusted_clients": [{"iss": "https://ehr.example.org", "jku": "https://ehr.example.org/.well-known/jwks.json"}],
 }
@@ -31,8 +45,12 @@ PRODUCTION: dict[str, Any] = {
 
 def fake_resolver(host: str, port: int) -> list[str]:
     """Tests never touch DNS: every test host 'resolves' to a public address unless named otherwise."""
-    table = {"metadata.internal": ["169.254.169.254"], "intranet.example.org": ["10.0.0.7"],
-             "mapped.example.org": ["::ffff:127.0.0.1"], "v6local.example.org": ["fe80::1"]}
+    table = {
+        "metadata.internal": ["169.254.169.254"],
+        "intranet.example.org": ["10.0.0.7"],
+        "mapped.example.org": ["::ffff:127.0.0.1"],
+        "v6local.example.org": ["fe80::1"],
+    }
     return table.get(host, [PUBLIC_IP])
 
 
@@ -80,15 +98,25 @@ def patient(pid: str = "p1", birth: str = "1970-05-01", gender: str = "female") 
     return {"resourceType": "Patient", "id": pid, "birthDate": birth, "gender": gender}
 
 
-def hook_request(hook: str, *, pid: str = "p1", prefetch: dict[str, Any] | None = None, drafts: list[dict[str, Any]] | None = None,
-                 selections: list[str] | None = None, complete: bool = True, **extra: Any) -> dict[str, Any]:
+def hook_request(
+    hook: str,
+    *,
+    pid: str = "p1",
+    prefetch: dict[str, Any] | None = None,
+    drafts: list[dict[str, Any]] | None = None,
+    selections: list[str] | None = None,
+    complete: bool = True,
+    **extra: Any,
+) -> dict[str, Any]:
     """A spec-valid request; ``complete`` fills every prefetch key not given with null (no outbound fetch)."""
     context: dict[str, Any] = {"userId": "Practitioner/u1", "patientId": pid}
     if hook in ("order-select", "order-sign"):
         context["draftOrders"] = bundle(*(drafts or []))
         context["draftOrders"]["type"] = "collection"
     if hook == "order-select":
-        context["selections"] = selections if selections is not None else [f"{d['resourceType']}/{d['id']}" for d in drafts or []]
+        context["selections"] = (
+            selections if selections is not None else [f"{d['resourceType']}/{d['id']}" for d in drafts or []]
+        )
     given = copy.deepcopy(prefetch or {})
     given.setdefault("patient", patient(pid))
     if complete:
@@ -99,7 +127,11 @@ def hook_request(hook: str, *, pid: str = "p1", prefetch: dict[str, Any] | None 
     return body
 
 
-SERVICE = {"patient-view": "backpain-patient-view", "order-select": "backpain-order-select", "order-sign": "backpain-order-sign"}
+SERVICE = {
+    "patient-view": "backpain-patient-view",
+    "order-select": "backpain-order-select",
+    "order-sign": "backpain-order-sign",
+}
 
 
 def call(client, body: dict[str, Any], service: str | None = None):
@@ -124,13 +156,13 @@ def assert_markdown_tables_whole(detail: str) -> None:
             assert rows == lines and len(rows) >= 2 and set(rows[1].replace("|", "")) <= {"-", ":", " "}, block
 
 
-
 def topics(resp) -> list[tuple[str, str]]:
     assert resp.status_code == 200, resp.get_json()
     return [(c["source"]["topic"]["code"], c["indicator"]) for c in resp.get_json()["cards"]]
 
 
 # --- every log line of the whole suite is checked for secrets --------------------------------------------------------
+
 
 class _Capture:
     def __init__(self) -> None:
@@ -157,7 +189,11 @@ def no_secrets_in_logs():
     logger.addHandler(capture.handler)
     yield capture
     logger.removeHandler(capture.handler)
-    leaks = [line for line in capture.lines if any(m in line for m in SECRET_MARKERS) or re.search(r"Bearer\s+\S", line)]
+    leaks = [
+        line for line in capture.lines if any(m in line for m in SECRET_MARKERS) or re.search(r"Bearer\s+\S", line)
+    ]
     assert not leaks, f"secrets in logs: {leaks[:3]}"
-    bodies = [line for line in capture.lines if '"resourceType"' in line]  # FHIR content: records are logged as Type/id only
+    bodies = [
+        line for line in capture.lines if '"resourceType"' in line
+    ]  # FHIR content: records are logged as Type/id only
     assert not bodies, f"request bodies in logs: {bodies[:1]}"

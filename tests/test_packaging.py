@@ -35,7 +35,11 @@ def _source_files() -> set[str]:
     wanted = set()
     for package in ("cds_service", "hooks"):
         for path in (ROOT / package).rglob("*"):
-            if path.is_file() and "__pycache__" not in path.parts and path.suffix in (".py", ".json", ".html", ".css", ".js"):
+            if (
+                path.is_file()
+                and "__pycache__" not in path.parts
+                and path.suffix in (".py", ".json", ".html", ".css", ".js")
+            ):
                 wanted.add(path.relative_to(ROOT).as_posix())
     return wanted
 
@@ -52,8 +56,24 @@ def wheel(tmp_path_factory) -> Path:
         else:
             shutil.copy2(source, context / name)
     out = tmp_path_factory.mktemp("wheel")
-    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index",
-                            "--quiet", "-w", str(out), str(context)], capture_output=True, text=True, timeout=300)
+    build = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "--quiet",
+            "-w",
+            str(out),
+            str(context),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert build.returncode == 0, build.stdout + build.stderr
     (built,) = out.glob("backpain_cds-*.whl")
     return built
@@ -76,23 +96,38 @@ def test_the_wheel_carries_no_tools_no_dev_page_and_no_markdown(wheel):
     metadata = archive.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
     requires = [line for line in metadata.splitlines() if line.startswith("Requires-Dist:")]
     assert [r for r in requires if "markdown" in r.lower() and "extra ==" not in r] == []
-    assert [r for r in requires if re.match(r"Requires-Dist: rich\b", r) and "extra ==" not in r] == []  # the replay CLI's
+    assert [
+        r for r in requires if re.match(r"Requires-Dist: rich\b", r) and "extra ==" not in r
+    ] == []  # the replay CLI's
 
 
 def test_the_installed_package_serves_a_hook_call(wheel, tmp_path):
     env = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(env)], check=True, timeout=120)
     python = str(env / "bin" / "python")
-    install = subprocess.run([python, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", str(wheel)],
-                             capture_output=True, text=True, timeout=300)
+    install = subprocess.run(
+        [python, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", str(wheel)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert install.returncode == 0, install.stdout + install.stderr
     # Dependencies come from the test environment's site-packages as a plain path (not a site directory, so its
     # editable-install hook is not run): the package itself can only be the installed copy.
-    site = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                          capture_output=True, text=True, check=True).stdout.strip()
+    site = subprocess.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     Path(site, "test-dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    where = subprocess.run([python, "-c", "import cds_service, hooks; print(cds_service.__file__); print(hooks.__file__)"],
-                           capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    where = subprocess.run(
+        [python, "-c", "import cds_service, hooks; print(cds_service.__file__); print(hooks.__file__)"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+    )
     assert where.returncode == 0, where.stderr[-2000:]
     assert all(line.startswith(site) for line in where.stdout.split()), where.stdout
 
@@ -100,15 +135,22 @@ def test_the_installed_package_serves_a_hook_call(wheel, tmp_path):
         discovery = requests.get(f"{server.url}/cds-services", timeout=5)
         assert discovery.status_code == 200
         assert len(discovery.json()["services"]) == 3
-        body = hook_request("patient-view", prefetch={"conditions": bundle(
-            condition("lbp", *LBP, onset="2026-11-02"), condition("ce", "192970008", "Cauda equina syndrome"))})
+        body = hook_request(
+            "patient-view",
+            prefetch={
+                "conditions": bundle(
+                    condition("lbp", *LBP, onset="2026-11-02"), condition("ce", "192970008", "Cauda equina syndrome")
+                )
+            },
+        )
         resp = requests.post(f"{server.url}/cds-services/backpain-patient-view", json=body, timeout=10)
         assert resp.status_code == 200, resp.text
         cards = resp.json()["cards"]
         assert [(c["source"]["topic"]["code"], c["indicator"]) for c in cards] == [("imaging-red-flags", "critical")]
         assert cards[0]["suggestions"][0]["actions"][0]["resource"]["code"]["coding"][0]["code"] == "72148"
         assert requests.get(f"{server.url}/sandbox", timeout=5).status_code == 404  # no review page without the tools
-    commands = subprocess.run([str(env / "bin" / "backpain-cds"), "--help"], capture_output=True, text=True, cwd=tmp_path,
-                              timeout=60)
+    commands = subprocess.run(
+        [str(env / "bin" / "backpain-cds"), "--help"], capture_output=True, text=True, cwd=tmp_path, timeout=60
+    )
     assert commands.returncode == 0, commands.stderr[-2000:]
     assert "{serve,feedback-summary,config-reference}" in commands.stdout  # the tools' commands only where installed

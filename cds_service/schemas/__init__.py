@@ -39,7 +39,9 @@ def _path(error: ValidationError) -> str:
 
 def _message(error: ValidationError, where: str) -> str:
     if error.validator in ("required", "dependentRequired"):
-        return f"{where} is required" + (" when fhirAuthorization is present" if error.validator == "dependentRequired" else "")
+        return f"{where} is required" + (
+            " when fhirAuthorization is present" if error.validator == "dependentRequired" else ""
+        )
     if error.validator == "type":
         return f"{where} must be of type {error.validator_value}"
     if error.validator == "pattern":
@@ -71,8 +73,10 @@ class Validators:
     def __init__(self) -> None:
         req = schema("request")
         self._request = _Schema(req)
-        self._contexts = {hook: _Schema({**req["$defs"][hook], "$defs": req["$defs"]})
-                          for hook in ("patient-view", "order-select", "order-sign")}
+        self._contexts = {
+            hook: _Schema({**req["$defs"][hook], "$defs": req["$defs"]})
+            for hook in ("patient-view", "order-select", "order-sign")
+        }
         self._feedback = _Schema(schema("feedback"))
         # what the service sends: checked in tests and debugging only, so the reference validator alone
         self._response = Draft202012Validator(schema("response"))
@@ -104,7 +108,9 @@ class Validators:
     def response(self, body: Any) -> None:
         errors = list(self._response.iter_errors(body))
         if errors:
-            raise AssertionError(f"response does not match the response schema: {errors[0].message} at {list(errors[0].absolute_path)}")
+            raise AssertionError(
+                f"response does not match the response schema: {errors[0].message} at {list(errors[0].absolute_path)}"
+            )
 
     def discovery(self, body: Any) -> None:
         errors = list(self._discovery.iter_errors(body))

@@ -13,5 +13,14 @@ from .facts import AllergyFact, ConditionFact, MedicationCourse, ObservationFact
 from .fields import iter_resources
 from .reader import SnapshotReader, build_snapshot
 
-__all__ = ["AllergyFact", "ConditionFact", "MedicationCourse", "ObservationFact", "OrderFact", "PatientSnapshot",
-           "SnapshotReader", "build_snapshot", "iter_resources"]
+__all__ = [
+    "AllergyFact",
+    "ConditionFact",
+    "MedicationCourse",
+    "ObservationFact",
+    "OrderFact",
+    "PatientSnapshot",
+    "SnapshotReader",
+    "build_snapshot",
+    "iter_resources",
+]

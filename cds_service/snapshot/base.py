@@ -47,4 +47,7 @@ class ReaderBase:
     def _skip(self, resource: dict[str, Any], rtype: str, exc: Exception) -> None:
         """An entry that breaks its reader is skipped and counted by type (never the whole call)."""
         self.skipped[rtype] += 1
-        log.info("skipped invalid entry", extra={"resource": f"{rtype}/{_str(resource.get('id'))}", "error": type(exc).__name__})
+        log.info(
+            "skipped invalid entry",
+            extra={"resource": f"{rtype}/{_str(resource.get('id'))}", "error": type(exc).__name__},
+        )

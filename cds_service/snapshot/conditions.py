@@ -24,17 +24,27 @@ class ConditionReader(ReaderBase):
             verified = {resource["verificationStatus"]}
         if verified & {"refuted", "entered-in-error"}:
             return
-        active = bool(clinical & {"active", "recurrence", "relapse"}) or (not clinical and "abatementDateTime" not in resource)
+        active = bool(clinical & {"active", "recurrence", "relapse"}) or (
+            not clinical and "abatementDateTime" not in resource
+        )
         match = self.t.match(resource["code"], text_fallback=False)
         if not match:
             return  # in no value set: no rule can read it
         ref = f"Condition/{resource.get('id')}"
         self.resources[ref] = resource
-        self.conditions.append(ConditionFact(
-            ref=ref, display=match.display or "condition", valuesets=match.valuesets, active=active,
-            onset=parse_date(resource.get("onsetDateTime") or (resource.get("onsetPeriod") or {}).get("start")),
-            recorded=parse_date(resource.get("recordedDate") or resource.get("dateRecorded") or resource.get("assertedDate")),
-            codes=_codings(resource["code"])))
+        self.conditions.append(
+            ConditionFact(
+                ref=ref,
+                display=match.display or "condition",
+                valuesets=match.valuesets,
+                active=active,
+                onset=parse_date(resource.get("onsetDateTime") or (resource.get("onsetPeriod") or {}).get("start")),
+                recorded=parse_date(
+                    resource.get("recordedDate") or resource.get("dateRecorded") or resource.get("assertedDate")
+                ),
+                codes=_codings(resource["code"]),
+            )
+        )
 
     def add_allergy(self, resource: dict[str, Any]) -> None:
         if _codes_of(resource.get("verificationStatus")) & {"refuted", "entered-in-error"}:

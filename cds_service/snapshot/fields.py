@@ -1,5 +1,5 @@
-"""Reading FHIR JSON liberally (package-internal helpers): a single value where a list was expected, a missing or odd-typed
-field read as absent, the codings of a CodeableConcept, references, and the resources of a prefetch value."""
+"""Reading FHIR JSON liberally (package-internal helpers): a single value where a list was expected, a missing or
+odd-typed field read as absent, the codings of a CodeableConcept, references, and the resources of a prefetch value."""
 
 from __future__ import annotations
 
@@ -47,7 +47,9 @@ def _concept_text(concept: Any) -> str:
     concept = _first(concept)
     if not isinstance(concept, dict):
         return ""
-    texts = [_str(concept.get("text"))] + [_str(c.get("display")) for c in _as_list(concept.get("coding")) if isinstance(c, dict)]
+    texts = [_str(concept.get("text"))] + [
+        _str(c.get("display")) for c in _as_list(concept.get("coding")) if isinstance(c, dict)
+    ]
     return next((t for t in texts if t), "")
 
 
@@ -61,14 +63,19 @@ def _codings(concept: Any) -> tuple[tuple[str, str], ...]:
     """(system, code) of a CodeableConcept's codings, as recorded."""
     if not isinstance(concept, dict):
         return ()
-    return tuple((_str(c.get("system")), c["code"]) for c in _as_list(concept.get("coding"))
-                 if isinstance(c, dict) and isinstance(c.get("code"), str))
+    return tuple(
+        (_str(c.get("system")), c["code"])
+        for c in _as_list(concept.get("coding"))
+        if isinstance(c, dict) and isinstance(c.get("code"), str)
+    )
 
 
 def _codes_of(concept: Any) -> set[str]:
     if not isinstance(concept, dict):
         return set()
-    return {code for c in _as_list(concept.get("coding")) if isinstance(c, dict) and isinstance(code := c.get("code"), str)}
+    return {
+        code for c in _as_list(concept.get("coding")) if isinstance(c, dict) and isinstance(code := c.get("code"), str)
+    }
 
 
 def iter_resources(value: Any, limit: int) -> Iterator[Any]:

@@ -7,83 +7,20 @@ from __future__ import annotations
 
 import re
 from datetime import date
-from functools import lru_cache
-from typing import Any, NamedTuple
+from typing import Any
 
 from ..durations import MAX_DAYS, doses_per_day, duration_days, exact_date, last_day
 from ..terminology import SNOMED, Match
 from .base import ReaderBase
+from .doses import COUNT_UNITS, ROUTE_LABELS, ROUTE_WORDS, Dose, Strength, name_strength, ratio_strength, units_per_day
 from .facts import MedicationCourse
 from .fields import _as_list, _codes_of, _concept_text, _first, _local_reference, _obj, _refs, _str, log
 
 ROUTE_VALUESET = "medication-routes"
 
-# Dose-form and free-text route words → (route class, label). Order matters: local forms first.
-_ROUTE_WORDS: list[tuple[re.Pattern[str], str, str]] = [
-    (re.compile(p, re.I), cls, label) for p, cls, label in [
-        (r"ophthalm|eye drop|\bocular\b|intraocular|intravitreal", "local", "ophthalmic"),
-        (r"epidural|caudal|intrathecal|intra-?articular|perineural|paravertebral|intradiscal|intralesional|"
-         r"intrabursal|periarticular|intrasynovial|intratendinous|intraspinal", "local", "local injection"),
-        (r"topical|cream|ointment|\bgel\b|lotion|\botic\b|\bfoam\b|dental|paste|\benema\b", "local", "topical"),
-        (r"inhal|nebuli", "local", "inhaled"),
-        (r"nasal", "nasal", "intranasal"),
-        (r"transdermal|\bpatch\b", "transdermal", "transdermal"),
-        (r"rectal|suppositor", "rectal", "rectal"),
-        (r"intravenous|\bi\.?v\.?\b", "iv", "IV"),
-        (r"intramuscular|\bi\.?m\.?\b", "im", "IM"),
-        (r"subcutaneous|\bs\.?c\.?\b|\bsq\b", "sc", "SC"),
-        (r"injection|injectable|syringe|cartridge|\bvial\b|auto-?injector", "parenteral", "injection"),
-        (r"\boral\b|tablet|\btabs?\b|capsule|\bcaps?\b|by mouth|\bp\.?o\.?\b|syrup|elixir|chewable|lozenge|sublingual|buccal", "oral", "oral"),
-    ]
-]
-_ROUTE_LABELS = {"oral": "oral", "iv": "IV", "im": "IM", "sc": "SC", "parenteral": "injection", "nasal": "intranasal",
-                 "rectal": "rectal", "transdermal": "transdermal", "local": "local"}
-_STRENGTH = re.compile(r"(\d+(?:\.\d+)?)\s*MG(?:\s*/\s*(\d+(?:\.\d+)?)?\s*(ML|ACTUAT))?", re.I)
-_COUNT_UNITS = {"tab", "tabs", "tablet", "tablets", "{tbl}", "{tablet}", "{pill}", "pill", "cap", "caps", "capsule",
-                "capsules", "{cap}", "{capsule}", "1", "{each}", "each", "ea", "{dose}", "dose"}
-
 # Statuses that mean "not real" for exposure; drafts outside context.draftOrders are not orders yet.
 _MED_REQUEST_IGNORED = {"cancelled", "entered-in-error", "draft", "unknown"}
 _MED_EVENT_IGNORED = {"entered-in-error", "not-done", "not-taken", "unknown", "intended"}
-
-
-class _Strength(NamedTuple):
-    """What one unit of a product holds: ``mg`` per tablet/capsule (``per`` ""), or ``mg`` per ``per_amount`` mL
-    (``per`` "ML") or per actuation (``per`` "ACTUAT")."""
-    mg: float
-    per_amount: float | None
-    per: str
-
-
-class _Dose(NamedTuple):
-    mg: float | None = None  # per administration, when readable
-    per_day: float | None = None
-    amount: float | None = None  # as written
-    unit: str = ""  # as written, lower-case
-    strength: _Strength | None = None  # of the product
-
-    @property
-    def count_unit(self) -> str | None:
-        """The unit when the dose is counted (tablets, capsules…) rather than weighed."""
-        return None if self.unit in ("mg", "g") or not self.unit else self.unit
-
-    def units_per_dose(self, quantity_unit: str) -> float | None:
-        """How many of a dispensed quantity's units one dose uses: the dose as written when it counts the same units
-        (tablets for tablets; a unit-less quantity counts what the dose counts), or a weighed dose converted with the
-        product's strength (10 mg of a 10 mg tablet is one tablet; 15 mg of a 30 mg/mL solution is 0.5 mL)."""
-        if self.amount is None:
-            return None
-        if self.count_unit is not None:
-            if quantity_unit in _COUNT_UNITS or quantity_unit in (self.count_unit, ""):
-                return self.amount
-            return None
-        if self.mg is None or self.strength is None or self.strength.mg <= 0:
-            return None
-        if not self.strength.per and (quantity_unit in _COUNT_UNITS or quantity_unit == ""):
-            return self.mg / self.strength.mg
-        if self.strength.per == "ML" and quantity_unit == "ml":
-            return self.mg / (self.strength.mg / (self.strength.per_amount or 1))
-        return None
 
 
 class MedicationReader(ReaderBase):
@@ -107,33 +44,34 @@ class MedicationReader(ReaderBase):
             return {"text": ref["display"]}, None
         return None, None
 
-    def _route(self, dosage: Any, match: Match, display: str) -> tuple[str | None, str]:
+    # Complexity: the route's precedence read top to bottom: coded route, route words, product, display.
+    def _route(self, dosage: Any, match: Match, display: str) -> tuple[str | None, str]:  # noqa: C901
         route = dosage.get("route") if isinstance(dosage, dict) else None
         if isinstance(route, dict):
             for coding in _as_list(route.get("coding")):
                 if isinstance(coding, dict) and isinstance(coding.get("code"), str):
                     for concept in self.t.concepts_for(_str(coding.get("system")) or SNOMED, coding["code"]):
                         if concept.valueset == ROUTE_VALUESET and concept.route_class:
-                            return concept.route_class, _ROUTE_LABELS.get(concept.route_class, concept.display)
+                            return concept.route_class, ROUTE_LABELS.get(concept.route_class, concept.display)
             words = " ".join(_str(c.get("display")) for c in _as_list(route.get("coding")) if isinstance(c, dict))
             words = f"{_str(route.get('text'))} {words}".strip()
-            for pattern, cls, label in _ROUTE_WORDS:
+            for pattern, cls, label in ROUTE_WORDS:
                 if words and pattern.search(words):
-                    return cls, label if cls == "local" else _ROUTE_LABELS[cls]
+                    return cls, label if cls == "local" else ROUTE_LABELS[cls]
         if match.route_class:
-            return match.route_class, _ROUTE_LABELS.get(match.route_class, match.route_class)
-        for pattern, cls, label in _ROUTE_WORDS:
+            return match.route_class, ROUTE_LABELS.get(match.route_class, match.route_class)
+        for pattern, cls, label in ROUTE_WORDS:
             if display and pattern.search(display):
-                return cls, label if cls == "local" else _ROUTE_LABELS[cls]
+                return cls, label if cls == "local" else ROUTE_LABELS[cls]
         return None, ""
 
-    def _strength(self, concept: Any, medication: dict[str, Any] | None) -> _Strength | None:
+    def _strength(self, concept: Any, medication: dict[str, Any] | None) -> Strength | None:
         """What one unit of the product holds: the Medication's single ingredient strength, else the one strength in
         the product's name (RxNorm's name for its code first, then the record's own words). None for combination
         products (two strengths) and names without a strength."""
         if medication is not None:
             ingredients = [i for i in _as_list(medication.get("ingredient")) if isinstance(i, dict)]
-            if len(ingredients) == 1 and (strength := _ratio_strength(ingredients[0].get("strength"))):
+            if len(ingredients) == 1 and (strength := ratio_strength(ingredients[0].get("strength"))):
                 return strength
         names: list[str] = []
         if isinstance(concept, dict):
@@ -143,15 +81,15 @@ class MedicationReader(ReaderBase):
             names += [_str(c.get("display")) for c in _as_list(concept.get("coding")) if isinstance(c, dict)]
             names.append(_str(concept.get("text")))
         for name in names:
-            if name and (strength := _name_strength(name)) is not None:
+            if name and (strength := name_strength(name)) is not None:
                 return strength
         return None
 
     @staticmethod
-    def _dose(dosage: Any, strength: _Strength | None) -> _Dose:
+    def _dose(dosage: Any, strength: Strength | None) -> Dose:
         """The dose as written (amount, unit), in mg when readable, and administrations per day."""
         if not isinstance(dosage, dict):
-            return _Dose()
+            return Dose()
         per_day = doses_per_day(dosage.get("timing"))
         dose = None
         for dr in _as_list(dosage.get("doseAndRate")):
@@ -161,18 +99,18 @@ class MedicationReader(ReaderBase):
         dose = dose or _obj(dosage, "doseQuantity") or _obj(dosage, "dose")  # DSTU2/STU3; MedicationAdministration
         value = dose.get("value")
         if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
-            return _Dose(per_day=per_day)
+            return Dose(per_day=per_day)
         amount = float(value)
         unit = _str(dose.get("code") or dose.get("unit")).strip().lower()
         mg = None
         if unit in ("mg", "g"):
             mg = amount * (1000 if unit == "g" else 1)
         elif strength is not None:
-            if unit in _COUNT_UNITS and not strength.per:
+            if unit in COUNT_UNITS and not strength.per:
                 mg = amount * strength.mg
             elif unit == "ml" and strength.per == "ML":
                 mg = amount * strength.mg / (strength.per_amount or 1)
-        return _Dose(mg, per_day, amount, unit, strength)
+        return Dose(mg, per_day, amount, unit, strength)
 
     def add_medication(self, resource: dict[str, Any], rtype: str, in_draft: bool) -> None:
         status = _str(resource.get("status"))
@@ -180,8 +118,12 @@ class MedicationReader(ReaderBase):
         if not in_draft and status in ignored:
             return
         if self.horizon is not None and not in_draft and status not in ("active", "on-hold", "in-progress"):
-            written = exact_date(resource.get("authoredOn") or resource.get("effectiveDateTime") or resource.get("dateWritten")
-                                 or (resource.get("effectivePeriod") or {}).get("end"))
+            written = exact_date(
+                resource.get("authoredOn")
+                or resource.get("effectiveDateTime")
+                or resource.get("dateWritten")
+                or (resource.get("effectivePeriod") or {}).get("end")
+            )
             if written is not None and written < self.horizon:
                 return  # finished long before any rule looks back
         concept, medication = self._medication_concept(resource)
@@ -194,7 +136,11 @@ class MedicationReader(ReaderBase):
             return  # unrecognised drug: no fact, so no rule can fire on it
         display = match.display
         administration = rtype == "MedicationAdministration"
-        dosage = resource.get("dosage") if administration else _first(resource.get("dosageInstruction") or resource.get("dosage"))
+        dosage = (
+            resource.get("dosage")
+            if administration
+            else _first(resource.get("dosageInstruction") or resource.get("dosage"))
+        )
         route, route_label = self._route(dosage, match, display)
         dose = self._dose(dosage, self._strength(concept, medication))
         single, per_day = dose.mg, dose.per_day
@@ -208,22 +154,41 @@ class MedicationReader(ReaderBase):
         reasons = self._reasons(resource)
         reason_refs = _refs(resource.get("reasonReference"))
         self.resources[ref] = resource
-        self.courses.append(MedicationCourse(
-            ref=ref, display=display, ingredients=match.ingredients, classes=match.valuesets, matched_by=match.by,
-            route=route, route_label=route_label, start=start, end=end, end_basis=basis, status=status or "unknown",
-            in_draft_orders=in_draft, is_administration=administration, single_dose_mg=single, daily_dose_mg=daily,
-            reason_valuesets=reasons, reason_refs=reason_refs, stop_reason=_concept_text(resource.get("statusReason")),
-            end_known=end_known, request=_local_reference(_str(_obj(resource, "request").get("reference")))
-            if administration else "", units_per_day=_units_per_day(resource, dose),
-            unit_mg=dose.strength.mg if dose.strength and not dose.strength.per else None))
+        self.courses.append(
+            MedicationCourse(
+                ref=ref,
+                display=display,
+                ingredients=match.ingredients,
+                classes=match.valuesets,
+                matched_by=match.by,
+                route=route,
+                route_label=route_label,
+                start=start,
+                end=end,
+                end_basis=basis,
+                status=status or "unknown",
+                in_draft_orders=in_draft,
+                is_administration=administration,
+                single_dose_mg=single,
+                daily_dose_mg=daily,
+                reason_valuesets=reasons,
+                reason_refs=reason_refs,
+                stop_reason=_concept_text(resource.get("statusReason")),
+                end_known=end_known,
+                request=_local_reference(_str(_obj(resource, "request").get("reference"))) if administration else "",
+                units_per_day=units_per_day(resource, dose),
+                unit_mg=dose.strength.mg if dose.strength and not dose.strength.per else None,
+            )
+        )
 
-    def _stopped_end(self, resource: dict[str, Any], rtype: str, start: date, planned: date | None,
-                     basis: str) -> tuple[date | None, str, bool]:
+    def _stopped_end(
+        self, resource: dict[str, Any], rtype: str, start: date, planned: date | None, basis: str
+    ) -> tuple[date | None, str, bool]:
         """The last day of a stopped course (FHIR ``stopped``: doses were given, then it was stopped): its recorded stop
-        date — a stop-date extension (R5 ``statusChanged`` backport, or one named for the stop) or, on an order, the end of
-        its validity period — capped by its planned end; a course with a recorded period keeps it. With no stop date:
-        the earlier of its planned end and today, and the course says the stop date was not recorded (``finish`` then
-        takes the last administration of the order, when one was sent, as its end)."""
+        date — a stop-date extension (R5 ``statusChanged`` backport, or one named for the stop) or, on an order, the
+        end of its validity period — capped by its planned end; a course with a recorded period keeps it. With no
+        stop date: the earlier of its planned end and today, and the course says the stop date was not recorded
+        (``finish`` then takes the last administration of the order, when one was sent, as its end)."""
         if basis == "recorded period":
             return planned, basis, True
         stop = _stop_extension_date(resource)
@@ -235,7 +200,11 @@ class MedicationReader(ReaderBase):
             return stop, f"stopped {stop.isoformat()}", True
         if planned is not None and planned <= self.today:
             return planned, f"{basis}; stopped, stop date not recorded", False
-        return max(start, self.today) if start <= self.today else None, "stopped, stop date not recorded: counted to today", False
+        return (
+            max(start, self.today) if start <= self.today else None,
+            "stopped, stop date not recorded: counted to today",
+            False,
+        )
 
     def finish(self) -> None:
         """Once every resource is read: a stopped order with no recorded stop date ends on its last administration,
@@ -249,11 +218,13 @@ class MedicationReader(ReaderBase):
         for i, c in enumerate(self.courses):
             given = last.get(c.ref)
             if not c.end_known and given is not None and c.start is not None and given >= c.start:
-                self.courses[i] = c._replace(end=given, end_basis=f"stopped; last administration {given.isoformat()}",
-                                             end_known=True)
+                self.courses[i] = c._replace(
+                    end=given, end_basis=f"stopped; last administration {given.isoformat()}", end_known=True
+                )
 
-    def _course_dates(self, resource: dict[str, Any], rtype: str, dosage: Any, dose: _Dose,
-                      in_draft: bool) -> tuple[date | None, date | None, str]:
+    def _course_dates(
+        self, resource: dict[str, Any], rtype: str, dosage: Any, dose: Dose, in_draft: bool
+    ) -> tuple[date | None, date | None, str]:
         if rtype in ("MedicationAdministration", "MedicationStatement"):
             period = resource.get("effectivePeriod")
             if isinstance(period, dict):
@@ -266,9 +237,12 @@ class MedicationReader(ReaderBase):
                 return when, when, "administration"
             return self._planned_end(when, resource, dosage, dose) if when is not None else (None, None, "")
         repeat = _obj(_obj(dosage, "timing"), "repeat")
-        start = (exact_date(_obj(repeat, "boundsPeriod").get("start")) or exact_date(resource.get("authoredOn"))
-                 or exact_date(resource.get("dateWritten"))
-                 or exact_date(_obj(_obj(resource, "dispenseRequest"), "validityPeriod").get("start")))
+        start = (
+            exact_date(_obj(repeat, "boundsPeriod").get("start"))
+            or exact_date(resource.get("authoredOn"))
+            or exact_date(resource.get("dateWritten"))
+            or exact_date(_obj(_obj(resource, "dispenseRequest"), "validityPeriod").get("start"))
+        )
         if start is None and in_draft:
             start = self.today  # a draft being ordered now starts today
         if start is None:
@@ -276,7 +250,7 @@ class MedicationReader(ReaderBase):
         return self._planned_end(start, resource, dosage, dose)
 
     @staticmethod
-    def _planned_end(start: date, resource: dict[str, Any], dosage: Any, dose: _Dose) -> tuple[date, date | None, str]:
+    def _planned_end(start: date, resource: dict[str, Any], dosage: Any, dose: Dose) -> tuple[date, date | None, str]:
         repeat = _obj(_obj(dosage, "timing"), "repeat")
         end = exact_date(_obj(repeat, "boundsPeriod").get("end"))
         if end is not None:
@@ -295,8 +269,14 @@ class MedicationReader(ReaderBase):
             if per_dose:
                 days = amount / (per_dose * dose.per_day)
                 if days <= MAX_DAYS:
-                    return start, last_day(start, days), (f"{_fmt_days(days)} supply ({amount:g} ÷ {per_dose:g} per dose × "
-                                                          f"{dose.per_day:g} doses a day)")
+                    return (
+                        start,
+                        last_day(start, days),
+                        (
+                            f"{_fmt_days(days)} supply ({amount:g} ÷ {per_dose:g} per dose × "
+                            f"{dose.per_day:g} doses a day)"
+                        ),
+                    )
         count = repeat.get("count")
         if isinstance(count, int) and count > 0 and dose.per_day:
             return start, last_day(start, count / dose.per_day), f"{count} doses"
@@ -306,63 +286,22 @@ class MedicationReader(ReaderBase):
         return start, None, ""
 
 
-def _units_per_day(resource: dict[str, Any], dose: _Dose) -> float | None:
-    """How many of the order's dispensed units (``dispenseRequest.quantity``'s unit) a day of doses uses: 4 tablets for
-    "10 mg every 6 hours" of a 10 mg tablet. None without a quantity, or when the dose does not convert to its unit."""
-    quantity = _obj(_obj(resource, "dispenseRequest"), "quantity")
-    if not quantity or not dose.per_day:
-        return None
-    per_dose = dose.units_per_dose(_str(quantity.get("code") or quantity.get("unit")).strip().lower())
-    return per_dose * dose.per_day if per_dose else None
-
-
-@lru_cache(maxsize=4096)
-def _name_strength(name: str) -> _Strength | None:
-    """The one strength in a product name: ``10 MG Oral Tablet`` → 10 mg per unit, ``30 MG/ML`` → 30 mg per mL; None
-    when the name has no strength or more than one (a combination product: which ingredient a mg dose means is unknown).
-
-    Product names repeat across orders and calls, so the answer is memoised (names only, no patient data)."""
-    found = _STRENGTH.findall(name)
-    if len(found) != 1:
-        return None
-    mg, per_amount, per = found[0]
-    return _Strength(float(mg), float(per_amount) if per_amount else None, per.upper())
-
-
-_COUNT_DENOMINATORS = _COUNT_UNITS | {"tablet", "{tablet}", "capsule", "{capsule}", "tab", "{tab}"}
-
-
-def _ratio_strength(ratio: Any) -> _Strength | None:
-    """A Medication ingredient's ``strength`` Ratio: mg (or g) per one countable unit, or per so many mL."""
-    numerator, denominator = _obj(ratio, "numerator"), _obj(ratio, "denominator")
-    value, per = numerator.get("value"), denominator.get("value", 1)
-    if not isinstance(value, (int, float)) or not isinstance(per, (int, float)) or isinstance(value, bool) or value <= 0 \
-            or per <= 0:
-        return None
-    unit = _str(numerator.get("code") or numerator.get("unit")).strip().lower()
-    mg = value * 1000 if unit == "g" else value if unit == "mg" else None
-    if mg is None:
-        return None
-    per_unit = _str(denominator.get("code") or denominator.get("unit")).strip().lower()
-    if per_unit == "ml":
-        return _Strength(float(mg), float(per), "ML")
-    if per_unit in _COUNT_DENOMINATORS or not per_unit:
-        return _Strength(float(mg) / per, None, "")
-    return None
-
-
 _STOP_EXTENSION = re.compile(r"statuschanged|stop|discontinu", re.I)
 
 
 def _stop_extension_date(resource: dict[str, Any]) -> date | None:
     """A stop date carried as an extension, on the resource or its ``statusReason``: the R5 ``statusChanged`` backport
-    (``http://hl7.org/fhir/5.0/StructureDefinition/extension-MedicationRequest.statusChanged``) or an EHR extension whose
-    URL names the stop or discontinuation, with a date value."""
+    (``http://hl7.org/fhir/5.0/StructureDefinition/extension-MedicationRequest.statusChanged``) or an EHR extension
+    whose URL names the stop or discontinuation, with a date value."""
     for holder in (resource, _obj(resource, "statusReason")):
         for ext in _as_list(holder.get("extension")):
             if isinstance(ext, dict) and _STOP_EXTENSION.search(_str(ext.get("url"))):
-                when = exact_date(ext.get("valueDateTime") or ext.get("valueDate") or ext.get("valueInstant")
-                                  or _obj(ext, "valuePeriod").get("end"))
+                when = exact_date(
+                    ext.get("valueDateTime")
+                    or ext.get("valueDate")
+                    or ext.get("valueInstant")
+                    or _obj(ext, "valuePeriod").get("end")
+                )
                 if when is not None:
                     return when
     return None

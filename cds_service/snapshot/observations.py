@@ -28,14 +28,25 @@ class ObservationReader(ReaderBase):
         value = vq.get("value") if isinstance(vq, dict) else None
         if not isinstance(value, (int, float)) or isinstance(value, bool):
             value = None
-        effective = parse_date(resource.get("effectiveDateTime") or (resource.get("effectivePeriod") or {}).get("start")
-                               or resource.get("issued"))
+        effective = parse_date(
+            resource.get("effectiveDateTime")
+            or (resource.get("effectivePeriod") or {}).get("start")
+            or resource.get("issued")
+        )
         ref = f"Observation/{resource.get('id')}"
         self.resources[ref] = resource
-        self.observations.append(ObservationFact(ref, answer.display if answer else match.display, match.valuesets, value,
-                                                 _str(vq.get("code") or vq.get("unit")) if isinstance(vq, dict) else "",
-                                                 effective, _asserted(resource, match, answer),
-                                                 parse_date(resource.get("valueDateTime"))))
+        self.observations.append(
+            ObservationFact(
+                ref,
+                answer.display if answer else match.display,
+                match.valuesets,
+                value,
+                _str(vq.get("code") or vq.get("unit")) if isinstance(vq, dict) else "",
+                effective,
+                _asserted(resource, match, answer),
+                parse_date(resource.get("valueDateTime")),
+            )
+        )
 
     def read_observations(self) -> tuple[ObservationFact, ...]:
         """Observation facts, read once on first use."""

@@ -28,12 +28,22 @@ class OrderReader(ReaderBase):
             valuesets |= match.valuesets
             display = display or match.display
             if isinstance(concept, dict):
-                codes.extend((_str(c.get("system")), _str(c.get("code"))) for c in _as_list(concept.get("coding")) if isinstance(c, dict))
-        when = (parse_date(resource.get("authoredOn")) or parse_date(resource.get("occurrenceDateTime"))
-                or parse_date(_obj(resource, "occurrencePeriod").get("start"))
-                or parse_date(resource.get("performedDateTime")) or parse_date(_obj(resource, "performedPeriod").get("start"))
-                or parse_date(resource.get("started")) or parse_date(resource.get("effectiveDateTime"))
-                or parse_date(_obj(resource, "effectivePeriod").get("start")) or parse_date(resource.get("issued")))
+                codes.extend(
+                    (_str(c.get("system")), _str(c.get("code")))
+                    for c in _as_list(concept.get("coding"))
+                    if isinstance(c, dict)
+                )
+        when = (
+            parse_date(resource.get("authoredOn"))
+            or parse_date(resource.get("occurrenceDateTime"))
+            or parse_date(_obj(resource, "occurrencePeriod").get("start"))
+            or parse_date(resource.get("performedDateTime"))
+            or parse_date(_obj(resource, "performedPeriod").get("start"))
+            or parse_date(resource.get("started"))
+            or parse_date(resource.get("effectiveDateTime"))
+            or parse_date(_obj(resource, "effectivePeriod").get("start"))
+            or parse_date(resource.get("issued"))
+        )
         if when is None and in_draft:
             when = FuzzyDate(self.today, self.today)
         ref = f"{rtype}/{resource.get('id')}"
@@ -42,5 +52,15 @@ class OrderReader(ReaderBase):
             log.info("draft order unreadable: no code or text", extra={"resource": ref})
         self.resources[ref] = resource
         if valuesets or in_draft:
-            self.orders.append(OrderFact(ref, display or rtype, frozenset(valuesets), status or "unknown", when, in_draft,
-                                        tuple(codes), self._reasons(resource)))
+            self.orders.append(
+                OrderFact(
+                    ref,
+                    display or rtype,
+                    frozenset(valuesets),
+                    status or "unknown",
+                    when,
+                    in_draft,
+                    tuple(codes),
+                    self._reasons(resource),
+                )
+            )

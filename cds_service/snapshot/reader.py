@@ -1,6 +1,6 @@
-"""Reading a prefetch into a ``PatientSnapshot``: one entry at a time (one bad entry only skips itself, counted by type),
-entries for another patient ignored, each record read once whatever key it came under, the resource readers by type
-(``medications``, ``conditions``, ``observations``, ``orders``), then this call's draft orders on top."""
+"""Reading a prefetch into a ``PatientSnapshot``: one entry at a time (one bad entry only skips itself, counted by
+type), entries for another patient ignored, each record read once whatever key it came under, the resource readers by
+type (``medications``, ``conditions``, ``observations``, ``orders``), then this call's draft orders on top."""
 
 from __future__ import annotations
 
@@ -22,7 +22,9 @@ from .medications import MedicationReader
 from .observations import ObservationReader
 from .orders import _ORDER_TYPES, OrderReader
 
-_MEDICATION_TYPES = frozenset({"MedicationRequest", "MedicationStatement", "MedicationAdministration", "MedicationOrder"})
+_MEDICATION_TYPES = frozenset(
+    {"MedicationRequest", "MedicationStatement", "MedicationAdministration", "MedicationOrder"}
+)
 
 
 class _Builder(MedicationReader, ConditionReader, ObservationReader, OrderReader):
@@ -37,7 +39,8 @@ class _Builder(MedicationReader, ConditionReader, ObservationReader, OrderReader
             return False  # no subject: the prefetch was for this patient (liberal)
         return reference.rsplit("Patient/", 1)[1].split("/")[0] != self.patient_id
 
-    def add(self, resource: Any, in_draft: bool = False) -> None:
+    # Complexity: one entry at a time: dispatch by resource type, each branch containing its own errors.
+    def add(self, resource: Any, in_draft: bool = False) -> None:  # noqa: C901
         if not isinstance(resource, dict):
             self.skipped["(not an object)"] += 1
             return
@@ -74,8 +77,14 @@ class _Builder(MedicationReader, ConditionReader, ObservationReader, OrderReader
             self._skip(resource, rtype, exc)
 
 
-def _read_prefetch(prefetch: Mapping[str, Any], terminology: Terminology, patient_id: str, today: date,
-                   horizon: date | None, max_entries: int) -> _Builder:
+def _read_prefetch(
+    prefetch: Mapping[str, Any],
+    terminology: Terminology,
+    patient_id: str,
+    today: date,
+    horizon: date | None,
+    max_entries: int,
+) -> _Builder:
     b = _Builder(terminology, patient_id, today, horizon)
     values = [v for v in prefetch.values() if isinstance(v, dict)]
     # Medication resources first, so medicationReference can be resolved whatever the key order.
@@ -101,17 +110,40 @@ class SnapshotReader:
     max_entries: int = 10_000
     cache: SnapshotCache[Any] | None = None
 
-    def read(self, *, context: dict[str, Any], prefetch: Mapping[str, Any], today: date,
-             unavailable: frozenset[str] = frozenset(), prefetch_key: bytes | None = None) -> PatientSnapshot:
-        return build_snapshot(context=context, prefetch=prefetch, terminology=self.terminology, today=today,
-                              unavailable=unavailable, max_entries=self.max_entries, history_days=self.history_days,
-                              cache=self.cache, prefetch_key=prefetch_key)
+    def read(
+        self,
+        *,
+        context: dict[str, Any],
+        prefetch: Mapping[str, Any],
+        today: date,
+        unavailable: frozenset[str] = frozenset(),
+        prefetch_key: bytes | None = None,
+    ) -> PatientSnapshot:
+        return build_snapshot(
+            context=context,
+            prefetch=prefetch,
+            terminology=self.terminology,
+            today=today,
+            unavailable=unavailable,
+            max_entries=self.max_entries,
+            history_days=self.history_days,
+            cache=self.cache,
+            prefetch_key=prefetch_key,
+        )
 
 
-def build_snapshot(*, context: dict[str, Any], prefetch: Mapping[str, Any], terminology: Terminology, today: date,
-                   unavailable: frozenset[str] = frozenset(), max_entries: int = 10_000,
-                   history_days: int | None = None, cache: SnapshotCache[Any] | None = None,
-                   prefetch_key: bytes | None = None) -> PatientSnapshot:
+def build_snapshot(
+    *,
+    context: dict[str, Any],
+    prefetch: Mapping[str, Any],
+    terminology: Terminology,
+    today: date,
+    unavailable: frozenset[str] = frozenset(),
+    max_entries: int = 10_000,
+    history_days: int | None = None,
+    cache: SnapshotCache[Any] | None = None,
+    prefetch_key: bytes | None = None,
+) -> PatientSnapshot:
     """``history_days``: finished medication courses and observations older than this are not read (None: all).
 
     The prefetch is read once (or taken from ``cache``), then the draft orders of this call on top of it.
@@ -143,12 +175,21 @@ def build_snapshot(*, context: dict[str, Any], prefetch: Mapping[str, Any], term
         return base.read_observations() + d.read_observations()
 
     return PatientSnapshot(
-        patient_id=patient_id, today=today, birth_date=exact_date(patient.get("birthDate")),
+        patient_id=patient_id,
+        today=today,
+        birth_date=exact_date(patient.get("birthDate")),
         sex=patient.get("gender") if isinstance(patient.get("gender"), str) else None,
-        conditions=(*base.conditions, *d.conditions), courses=(*courses, *d.courses),
-        orders=(*orders, *d.orders), allergies=(*base.allergies, *d.allergies), read_observations=observations,
+        conditions=(*base.conditions, *d.conditions),
+        courses=(*courses, *d.courses),
+        orders=(*orders, *d.orders),
+        allergies=(*base.allergies, *d.allergies),
+        read_observations=observations,
         unread_drafts=tuple(d.unread_drafts),
         selections=tuple(s for s in _as_list(context.get("selections")) if isinstance(s, str)),
-        resources=MappingProxyType(ChainMap(d.resources, base.resources)), skip_counts=(base.skipped, d.skipped),
-        unavailable=unavailable, unsupported=MappingProxyType(dict(base.unsupported + d.unsupported)), from_cache=cached,
-        after_response=store)
+        resources=MappingProxyType(ChainMap(d.resources, base.resources)),
+        skip_counts=(base.skipped, d.skipped),
+        unavailable=unavailable,
+        unsupported=MappingProxyType(dict(base.unsupported + d.unsupported)),
+        from_cache=cached,
+        after_response=store,
+    )

@@ -1,24 +1,19 @@
-"""Imaging and referral triggers (ACR Appropriateness Criteria Low Back Pain 2021, ACP/APS 2007, NICE NG59)."""
+"""Imaging and referral triggers without red flags — early imaging, persistent radicular pain, repeat imaging, referral
+timing (ACR Appropriateness Criteria Low Back Pain 2021, ACP/APS 2007, NICE NG59); red flags: ``red_flags``."""
 
 from __future__ import annotations
 
 from datetime import date, timedelta
 
 from .. import suggestions as sx
-from ..catalogue import ALL_HOOKS, ORDER_HOOKS, rule
+from ..catalogue import ORDER_HOOKS, rule
 from ..clinical import (
     BACK_PAIN,
     CROSS_SECTIONAL,
-    EMERGENCY,
-    FEVER_WITH,
     FINDINGS_KEY,
     LUMBAR_IMAGING,
     RADICULAR,
-    RED_FLAG_KINDS,
-    RISK,
     SPINE_REFERRAL,
-    RedFlag,
-    back_pain_context,
     conservative_care,
     draft_orders,
     fmt_date,
@@ -27,90 +22,16 @@ from ..clinical import (
 from ..context import RuleContext
 from ..findings import Finding, Suggestion
 
-# work-up → (study, priority)
-WORKUP = {
-    "mri-emergency": ("mri", "stat"),
-    "mri-contrast-urgent": ("mri-contrast", "stat"),
-    "mri-contrast": ("mri-contrast", "urgent"),
-    "mri": ("mri", "urgent"),
-    "xray": ("xray", "routine"),
-}
-WORKUP_ORDER = ["mri-emergency", "mri-contrast-urgent", "mri-contrast", "mri", "xray"]
-# The summary, the detail and the suggestion label name the same study and specialty as the suggested ServiceRequests.
-WORKUP_SHORT = {
-    "mri-emergency": "emergency MRI and same-day neurosurgery referral",
-    "mri-contrast-urgent": "urgent MRI with/without contrast, same-day neurosurgery referral",
-    "mri-contrast": "MRI with and without contrast and orthopaedic spine referral",
-    "mri": "MRI and orthopaedic spine referral",
-    "xray": "lumbar radiographs",
-}
-WORKUP_TEXT = {
-    "mri-emergency": "emergency MRI lumbar spine without contrast (CPT 72148) and same-day neurosurgery referral",
-    "mri-contrast-urgent": "urgent MRI lumbar spine without and with contrast (CPT 72158) and same-day neurosurgery referral",
-    "mri-contrast": "MRI lumbar spine without and with contrast (CPT 72158) and orthopaedic spine referral",
-    "mri": "MRI lumbar spine without contrast (CPT 72148) and orthopaedic spine referral",
-    "xray": "lumbar spine radiographs first (CPT 72100)",
-}
 
-
-@rule("imaging-red-flags", hooks=ALL_HOOKS, supersedes=("referral-spine", "imaging-repeat"),
-      thresholds=("fever_celsius", "long_term_steroid_days", "fracture_risk_age_male", "fracture_risk_age_female",
-                  "chronic_back_pain_days"),
-      lookback=("long_term_steroid_days",), valuesets=(*RED_FLAG_KINDS, *FEVER_WITH, "rf-fever", "rf-injection-drug-use",
-                                                       "body-temperature", *LUMBAR_IMAGING, *SPINE_REFERRAL),
-      suggestions=("order-mri-emergency", "order-mri-contrast-urgent", "order-mri-contrast", "order-mri", "order-xray",
-                   "imaging-only", "refer"),
-      describes="red flags needing urgent imaging or referral")
-def imaging_red_flags(ctx: RuleContext) -> list[Finding]:
-    """When: a back-pain patient has red flags — emergency tier (cauda equina signs, severe/progressive motor
-    deficit, suspected spinal infection) or prompt tier (cancer or its history, unexplained weight loss,
-    immunosuppression, fracture risk, other neurologic findings) — and no lumbar imaging or spine referral is
-    under way (none drafted now, none on record since the flag).
-    Injection drug use with no fever recorded (RISK tier) gives an info card asking for a temperature and inflammatory
-    markers, with no order suggested.
-    Then: critical (emergency tier) or warning (prompt tier), naming each flag and its record; suggest the
-    indicated study (MRI without contrast for neurologic emergencies, MRI with and without contrast for cancer
-    or infection, radiographs for fracture risk) and a spine referral.
-    """
-    s = ctx.snapshot
-    ep = ctx.episode
-    if not back_pain_context(s, ep, s.draft_refs):
-        return []
-    flags = ctx.red_flags
-    if not flags or _addressed(ctx, flags):
-        return []
-    listed = "\n".join(f"- **{f.label}** — {f.display} ({f.record}{_when(f)})"
-                       + (f"; with {f.with_display} ({f.with_record})" if f.with_record else "") for f in flags)
-    records = tuple(dict.fromkeys(r for f in flags for r in f.records))
-    serious = [f for f in flags if f.tier != RISK]
-    if not serious:  # injection drug use without a recorded fever: ask for the work-up, order nothing yet
-        return [Finding("imaging-red-flags", "info", {"flags": listed}, records, variant="risk")]
-    emergency = any(f.tier == EMERGENCY for f in flags)
-    workup = min({f.workup for f in serious}, key=WORKUP_ORDER.index)
-    study, priority = WORKUP[workup]
-    age_note = _age_note(ctx, flags)
-    values = {"flags": listed,
-              "first_flag": serious[0].label if not emergency else next(f.label for f in flags if f.tier == EMERGENCY),
-              "workup": WORKUP_TEXT[workup], "workup_short": WORKUP_SHORT[workup], "age_note": age_note}
-    reason = sx.back_pain_reason()
-    note = "Red flags: " + "; ".join(sorted({f.label for f in flags}))
-    actions = [sx.imaging(s.patient_id, study, priority, note, reason)]
-    referral_priority = "stat" if emergency else "urgent"
-    if workup != "xray":
-        actions.append(sx.referral(s.patient_id, "neurosurgeon" if emergency else "orthopaedic", referral_priority, note, reason))
-    options = [Suggestion(f"order-{workup}", tuple(actions), recommended=True)]
-    if len(actions) > 1:
-        options.append(Suggestion("imaging-only", (actions[0],)))
-    elif workup == "xray":
-        # the referral at the study's own priority (radiographs first for fracture risk: a referral is not more urgent)
-        options.append(Suggestion("refer", (sx.referral(s.patient_id, "orthopaedic", priority, note, reason),)))
-    return [Finding("imaging-red-flags", "critical" if emergency else "warning", values, records,
-                    tuple(options), variant="emergency" if emergency else "prompt")]
-
-
-@rule("imaging-early", hooks=ORDER_HOOKS, thresholds=("imaging_early_days", "chronic_back_pain_days"),
-      lookback=("long_term_steroid_days",), valuesets=(*LUMBAR_IMAGING, *BACK_PAIN), suggestions=("physio", "cancel"),
-      describes="lumbar imaging in the first 6 weeks without red flags")
+@rule(
+    "imaging-early",
+    hooks=ORDER_HOOKS,
+    thresholds=("imaging_early_days", "chronic_back_pain_days"),
+    lookback=("long_term_steroid_days",),
+    valuesets=(*LUMBAR_IMAGING, *BACK_PAIN),
+    suggestions=("physio", "cancel"),
+    describes="lumbar imaging in the first 6 weeks without red flags",
+)
 def imaging_early(ctx: RuleContext) -> list[Finding]:
     """When: a lumbar imaging order (MRI, CT, radiographs) is being ordered for back pain, the episode started
     no more than 42 days ago for certain (every back-pain condition dated by its onset), and no red flag of either tier
@@ -134,51 +55,50 @@ def imaging_early(ctx: RuleContext) -> list[Finding]:
         return []  # onset unknown, older than 6 weeks, or a chronic back-pain code
     assert ep.earliest_start is not None
     reassess = ep.earliest_start + timedelta(days=int(t.imaging_early_days))
-    onset_note = "" if certain else (
-        "\n\nThe onset was not recorded — only when the problem was recorded. If the pain began more than "
-        f"{int(t.imaging_early_days) // 7} weeks ago, this advice does not apply.")
-    values = {"orders": "; ".join(o.display for o in orders), "episode_start": ep.start_text,
-              "began": "began" if certain else "was first recorded", "onset_note": onset_note,
-              "episode_days": (s.today - ep.earliest_start).days, "weeks": int(t.imaging_early_days) // 7,
-              "reassess": fmt_date(reassess), "conditions": ", ".join(c.display for c in ep.conditions)}
+    onset_note = (
+        ""
+        if certain
+        else (
+            "\n\nThe onset was not recorded — only when the problem was recorded. If the pain began more than "
+            f"{int(t.imaging_early_days) // 7} weeks ago, this advice does not apply."
+        )
+    )
+    values = {
+        "orders": "; ".join(o.display for o in orders),
+        "episode_start": ep.start_text,
+        "began": "began" if certain else "was first recorded",
+        "onset_note": onset_note,
+        "episode_days": (s.today - ep.earliest_start).days,
+        "weeks": int(t.imaging_early_days) // 7,
+        "reassess": fmt_date(reassess),
+        "conditions": ", ".join(c.display for c in ep.conditions),
+    }
     deletes = tuple(sx.delete(o.ref, f"Cancel {o.display}") for o in orders)
-    physio = sx.referral(s.patient_id, "physio", "routine", f"Acute low back pain without red flags; reassess on {reassess.isoformat()}",
-                         sx.back_pain_reason())
+    physio = sx.referral(
+        s.patient_id,
+        "physio",
+        "routine",
+        f"Acute low back pain without red flags; reassess on {reassess.isoformat()}",
+        sx.back_pain_reason(),
+    )
     # Findings recorded as Observations could not be obtained: say what was checked rather than "no red flags".
     variant = "findings-unread" if FINDINGS_KEY in s.unavailable else ""
-    return [Finding("imaging-early", "warning", values, tuple(o.ref for o in orders) + tuple(c.ref for c in ep.conditions),
-                    (Suggestion("physio", (physio, *deletes), recommended=True), Suggestion("cancel", deletes)), variant)]
-
-
-def _addressed(ctx: RuleContext, flags: list[RedFlag]) -> bool:
-    """Imaging or a spine referral is already under way (drafted now, or on record since the first flag)."""
-    s = ctx.snapshot
-    if ctx.ordering and draft_orders(s, LUMBAR_IMAGING | SPINE_REFERRAL):
-        return True
-    since = min((f.since for f in flags if f.since), default=None)
-    return bool(prior_orders(s, LUMBAR_IMAGING | SPINE_REFERRAL, since))
-
-
-def _when(flag: RedFlag) -> str:
-    if flag.since is None:
-        return ""
-    return f", {'observed' if flag.record.startswith('Observation/') else 'since'} {fmt_date(flag.since)}"
-
-
-def _age_note(ctx: RuleContext, flags: list[RedFlag]) -> str:
-    s, t = ctx.snapshot, ctx.thresholds
-    if s.age is None or not any(f.kind in ("rf-fracture-risk", "rf-malignancy") for f in flags):
-        return ""
-    threshold = t.fracture_risk_age_male if s.sex == "male" else t.fracture_risk_age_female if s.sex == "female" else None
-    if threshold is not None and s.age >= threshold:
-        return f"\n\nAge {s.age} ({s.sex}) adds weight to the fracture/cancer risk."
-    return ""
+    return [
+        Finding(
+            "imaging-early",
+            "warning",
+            values,
+            tuple(o.ref for o in orders) + tuple(c.ref for c in ep.conditions),
+            (Suggestion("physio", (physio, *deletes), recommended=True), Suggestion("cancel", deletes)),
+            variant,
+        )
+    ]
 
 
 def mri_due(ctx: RuleContext) -> list[str]:
-    """The conservative therapy on record when a radicular episode has lasted over 6 weeks for certain and no lumbar MRI/CT
-    was done in 12 months (ordered, performed, an ImagingStudy or a radiology DiagnosticReport): MRI is then appropriate
-    for a candidate for surgery or epidural injection. Empty when it is not."""
+    """The conservative therapy on record when a radicular episode has lasted over 6 weeks for certain and no lumbar
+    MRI/CT was done in 12 months (ordered, performed, an ImagingStudy or a radiology DiagnosticReport): MRI is then
+    appropriate for a candidate for surgery or epidural injection. Empty when it is not."""
     s, t = ctx.snapshot, ctx.thresholds
     ep = ctx.episode
     if ep is None or not ep.radicular or not ep.certainly_older(s.today, t.persistent_radicular_days):
@@ -191,41 +111,66 @@ def mri_due(ctx: RuleContext) -> list[str]:
 MRI_NOTE = "Radicular pain > 6 weeks despite conservative care; candidate for surgery or epidural steroid injection?"
 
 
-@rule("imaging-persistent-radicular", hooks=("patient-view",),
-      thresholds=("persistent_radicular_days", "imaging_repeat_days", "conservative_care_lookback_days"),
-      lookback=("imaging_repeat_days", "conservative_care_lookback_days", "long_term_steroid_days"),
-      valuesets=(*RADICULAR, *CROSS_SECTIONAL, "physical-therapy"), suggestions=("order-mri", "refer"),
-      describes="persistent radicular pain without recent MRI")
+@rule(
+    "imaging-persistent-radicular",
+    hooks=("patient-view",),
+    thresholds=("persistent_radicular_days", "imaging_repeat_days", "conservative_care_lookback_days"),
+    lookback=("imaging_repeat_days", "conservative_care_lookback_days", "long_term_steroid_days"),
+    valuesets=(*RADICULAR, *CROSS_SECTIONAL, "physical-therapy"),
+    suggestions=("order-mri", "refer"),
+    describes="persistent radicular pain without recent MRI",
+)
 def imaging_persistent_radicular(ctx: RuleContext) -> list[Finding]:
     """When (patient-view): a radicular back-pain episode started more than 42 days ago for certain, conservative
     therapy is on record (NSAID, acetaminophen, muscle relaxant, duloxetine, physical therapy), no lumbar MRI/CT in
     the last 12 months (ordered, performed, an ImagingStudy, or a radiology DiagnosticReport), and no red flag (the
     red-flag card covers those patients).
     Then: info — MRI is appropriate if the patient is a candidate for surgery or epidural steroid injection; suggest
-    MRI lumbar spine without contrast, or a referral to an orthopaedic spine surgeon. On order hooks an MRI being ordered
-    is appropriate: no card. (Superseded by referral-spine once a referral is due: one problem, one card, one referral.)
+    MRI lumbar spine without contrast, or a referral to an orthopaedic spine surgeon. On order hooks an MRI being
+    ordered is appropriate: no card. (Superseded by referral-spine once a referral is due: one problem, one card, one
+    referral.)
     """
     s = ctx.snapshot
     ep = ctx.episode
     therapy = mri_due(ctx)
     if ep is None or not therapy or ctx.red_flags:
         return []
-    values = {"episode_start": ep.start_text, "weeks": ep.weeks_text(s.today),
-              "conditions": ", ".join(c.display for c in ep.conditions if c.valuesets & {"lbp-radicular"}),
-              "therapy": "\n".join(f"- {x}" for x in therapy[:6])}
+    values = {
+        "episode_start": ep.start_text,
+        "weeks": ep.weeks_text(s.today),
+        "conditions": ", ".join(c.display for c in ep.conditions if c.valuesets & {"lbp-radicular"}),
+        "therapy": "\n".join(f"- {x}" for x in therapy[:6]),
+    }
     reason = sx.back_pain_reason()
-    return [Finding("imaging-persistent-radicular", "info", values, tuple(c.ref for c in ep.conditions),
-                    (Suggestion("order-mri", (sx.imaging(s.patient_id, "mri", "routine", MRI_NOTE, reason),), recommended=True),
-                     Suggestion("refer", (sx.referral(s.patient_id, "orthopaedic", "routine", MRI_NOTE, reason),))))]
+    return [
+        Finding(
+            "imaging-persistent-radicular",
+            "info",
+            values,
+            tuple(c.ref for c in ep.conditions),
+            (
+                Suggestion(
+                    "order-mri", (sx.imaging(s.patient_id, "mri", "routine", MRI_NOTE, reason),), recommended=True
+                ),
+                Suggestion("refer", (sx.referral(s.patient_id, "orthopaedic", "routine", MRI_NOTE, reason),)),
+            ),
+        )
+    ]
 
 
-@rule("imaging-repeat", hooks=ORDER_HOOKS, thresholds=("imaging_repeat_days",),
-      lookback=("imaging_repeat_days", "long_term_steroid_days"), valuesets=tuple(CROSS_SECTIONAL), suggestions=("cancel",),
-      describes="lumbar MRI/CT repeated within 12 months")
+@rule(
+    "imaging-repeat",
+    hooks=ORDER_HOOKS,
+    thresholds=("imaging_repeat_days",),
+    lookback=("imaging_repeat_days", "long_term_steroid_days"),
+    valuesets=tuple(CROSS_SECTIONAL),
+    suggestions=("cancel",),
+    describes="lumbar MRI/CT repeated within 12 months",
+)
 def imaging_repeat(ctx: RuleContext) -> list[Finding]:
-    """When: a lumbar MRI/CT is being ordered, a lumbar MRI/CT was done or ordered in the last 12 months (a ServiceRequest,
-    Procedure, ImagingStudy or radiology DiagnosticReport), and no
-    red flag has been recorded since that imaging (an undated red flag counts as possibly new: no card).
+    """When: a lumbar MRI/CT is being ordered, a lumbar MRI/CT was done or ordered in the last 12 months (a
+    ServiceRequest, Procedure, ImagingStudy or radiology DiagnosticReport), and no red flag has been recorded since that
+    imaging (an undated red flag counts as possibly new: no card).
     Then: info — do not repeat MRI without new neurological findings or a surgical question; suggest cancelling.
     """
     s, t = ctx.snapshot, ctx.thresholds
@@ -241,28 +186,49 @@ def imaging_repeat(ctx: RuleContext) -> list[Finding]:
     if any(f.since is None or f.since >= last_date for f in ctx.red_flags):
         return []
     months_ago = (s.today - last_date).days // 30
-    values = {"orders": "; ".join(o.display for o in orders), "prior": f"{last.display} ({last.when}, {last.ref})",
-              "months": int(t.imaging_repeat_days // 30),
-              "prior_when": f"on {last.when} ({months_ago} month{'s' if months_ago != 1 else ''} ago)" if months_ago
-              else f"on {last.when} (this month)"}
+    values = {
+        "orders": "; ".join(o.display for o in orders),
+        "prior": f"{last.display} ({last.when}, {last.ref})",
+        "months": int(t.imaging_repeat_days // 30),
+        "prior_when": f"on {last.when} ({months_ago} month{'s' if months_ago != 1 else ''} ago)"
+        if months_ago
+        else f"on {last.when} (this month)",
+    }
     deletes = tuple(sx.delete(o.ref, f"Cancel {o.display}") for o in orders)
-    return [Finding("imaging-repeat", "info", values, tuple(o.ref for o in orders) + (last.ref,),
-                    (Suggestion("cancel", deletes, recommended=True),))]
+    return [
+        Finding(
+            "imaging-repeat",
+            "info",
+            values,
+            tuple(o.ref for o in orders) + (last.ref,),
+            (Suggestion("cancel", deletes, recommended=True),),
+        )
+    ]
 
 
-@rule("referral-spine", hooks=("patient-view",), supersedes=("imaging-persistent-radicular",),
-      thresholds=("referral_radicular_days", "persistent_radicular_days", "imaging_repeat_days", "conservative_care_lookback_days"),
-      lookback=("imaging_repeat_days", "conservative_care_lookback_days"),
-      valuesets=(*SPINE_REFERRAL, *RADICULAR, *CROSS_SECTIONAL), suggestions=("refer-orthopaedic", "mri-and-refer"),
-      describes="overdue spine referral for radicular pain")
+@rule(
+    "referral-spine",
+    hooks=("patient-view",),
+    supersedes=("imaging-persistent-radicular",),
+    thresholds=(
+        "referral_radicular_days",
+        "persistent_radicular_days",
+        "imaging_repeat_days",
+        "conservative_care_lookback_days",
+    ),
+    lookback=("imaging_repeat_days", "conservative_care_lookback_days"),
+    valuesets=(*SPINE_REFERRAL, *RADICULAR, *CROSS_SECTIONAL),
+    suggestions=("refer-orthopaedic", "mri-and-refer"),
+    describes="overdue spine referral for radicular pain",
+)
 def referral_spine(ctx: RuleContext) -> list[Finding]:
     """When (patient-view): a radicular back-pain condition and either a severe or progressive motor deficit with no
     spine referral on record (refer within 2 weeks), or an episode of 12 weeks or more for certain with no spine or
     pain-management referral on record (specialist assessment by 3 months).
-    Then: warning naming the patient's own duration; one referral suggestion — an orthopaedic spine surgeon, the specialty
-    the summary names (urgent with a deficit) — and, when an MRI is also due (``mri_due``: over 6 weeks, conservative
-    care tried, no MRI/CT in 12 months), the same referral with the MRI. It supersedes imaging-persistent-radicular, whose
-    facts it carries: one problem, one card, and accepting it creates one referral.
+    Then: warning naming the patient's own duration; one referral suggestion — an orthopaedic spine surgeon, the
+    specialty the summary names (urgent with a deficit) — and, when an MRI is also due (``mri_due``: over 6 weeks,
+    conservative care tried, no MRI/CT in 12 months), the same referral with the MRI. It supersedes
+    imaging-persistent-radicular, whose facts it carries: one problem, one card, and accepting it creates one referral.
     """
     s, t = ctx.snapshot, ctx.thresholds
     ep = ctx.episode
@@ -270,13 +236,20 @@ def referral_spine(ctx: RuleContext) -> list[Finding]:
         return []
     deficit = [f for f in ctx.red_flags if f.kind == "rf-motor-deficit"]
     if deficit:
-        values = {"why": f"severe or progressive motor deficit: {deficit[0].display} ({deficit[0].record})",
-                  "when": "within 2 weeks", "episode_start": ep.start_text}
+        values = {
+            "why": f"severe or progressive motor deficit: {deficit[0].display} ({deficit[0].record})",
+            "when": "within 2 weeks",
+            "episode_start": ep.start_text,
+        }
         priority, variant = "urgent", "deficit"
     elif ep.certainly_older(s.today, t.referral_radicular_days - 1):
         weeks = ep.weeks_text(s.today)
-        values = {"why": f"radicular pain for {weeks} with no specialist referral", "weeks": weeks,
-                  "when": "now (specialist assessment by 3 months)", "episode_start": ep.start_text}
+        values = {
+            "why": f"radicular pain for {weeks} with no specialist referral",
+            "weeks": weeks,
+            "when": "now (specialist assessment by 3 months)",
+            "episode_start": ep.start_text,
+        }
         priority, variant = "routine", "persistent"
     else:
         return []
@@ -288,10 +261,23 @@ def referral_spine(ctx: RuleContext) -> list[Finding]:
     therapy = mri_due(ctx) if variant == "persistent" else []
     values["mri"] = ""
     if therapy:
-        values["mri"] = ("\n\nNo lumbar MRI or CT in the last 12 months, after conservative therapy:\n"
-                         + "\n".join(f"- {x}" for x in therapy[:6])
-                         + "\n\nMRI lumbar spine without contrast is appropriate if the patient is a candidate for surgery or "
-                           "epidural steroid injection (ACR 2021, variant 3).")
-        options.append(Suggestion("mri-and-refer", (sx.imaging(s.patient_id, "mri", "routine", MRI_NOTE, reason), refer)))
-    return [Finding("referral-spine", "warning", values, tuple(c.ref for c in ep.conditions), tuple(options), variant=variant,
-                    covers=("imaging-persistent-radicular",) if therapy else ())]
+        values["mri"] = (
+            "\n\nNo lumbar MRI or CT in the last 12 months, after conservative therapy:\n"
+            + "\n".join(f"- {x}" for x in therapy[:6])
+            + "\n\nMRI lumbar spine without contrast is appropriate if the patient is a candidate for surgery or "
+            "epidural steroid injection (ACR 2021, variant 3)."
+        )
+        options.append(
+            Suggestion("mri-and-refer", (sx.imaging(s.patient_id, "mri", "routine", MRI_NOTE, reason), refer))
+        )
+    return [
+        Finding(
+            "referral-spine",
+            "warning",
+            values,
+            tuple(c.ref for c in ep.conditions),
+            tuple(options),
+            variant=variant,
+            covers=("imaging-persistent-radicular",) if therapy else (),
+        )
+    ]

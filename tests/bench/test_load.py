@@ -11,7 +11,8 @@ import orjson
 import pytest
 import requests
 
-from bench.bench import distinct_bodies, hook_body, load_and_durability, synthetic_prefetch
+from bench.bench import distinct_bodies, load_and_durability
+from bench.charts import hook_body, synthetic_prefetch
 from bench.loadgen import ServerProcess
 
 pytestmark = pytest.mark.slow
@@ -21,7 +22,11 @@ def test_make_serve_equivalent_answers_discovery():
     with ServerProcess(workers=1) as server:
         resp = requests.get(f"{server.url}/cds-services", timeout=5)
         assert resp.status_code == 200
-        assert {s["id"] for s in resp.json()["services"]} == {"backpain-patient-view", "backpain-order-select", "backpain-order-sign"}
+        assert {s["id"] for s in resp.json()["services"]} == {
+            "backpain-patient-view",
+            "backpain-order-select",
+            "backpain-order-sign",
+        }
         assert resp.headers["Server"].startswith("gunicorn")
         assert (server.dir / "server.log").exists()
     assert server.proc.poll() is not None  # stopped by its pid
@@ -42,9 +47,29 @@ def test_load_zero_errors_and_no_acknowledged_feedback_lost_even_on_kill(tmp_pat
 
 def test_benchmark_runs_and_writes_its_table(tmp_path):
     out = tmp_path / "bench.json"
-    proc = subprocess.run([sys.executable, "-m", "hooks.cli", "bench", "--sizes", "small", "--hooks", "order-select",
-                           "--concurrency", "2", "--runs", "1", "--requests", "20", "--out", str(out)],
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "hooks.cli",
+            "bench",
+            "--sizes",
+            "small",
+            "--hooks",
+            "order-select",
+            "--concurrency",
+            "2",
+            "--runs",
+            "1",
+            "--requests",
+            "20",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     print(proc.stdout)
     result = json.loads(out.read_text())
@@ -65,10 +90,15 @@ def test_distinct_bodies_are_the_same_chart_for_patients_never_seen_before():
     assert all(b"bench-1" not in b for b in bodies) and len({bytes(b) for b in bodies}) == 3
     for k, p in enumerate(parsed):  # renamed everywhere, nothing else changed
         assert p["prefetch"]["patient"]["id"] == f"t-{k}"
-        subjects = {e["resource"]["subject"]["reference"] for key in ("conditions", "medications", "labs")
-                    for e in p["prefetch"][key]["entry"]}
+        subjects = {
+            e["resource"]["subject"]["reference"]
+            for key in ("conditions", "medications", "labs")
+            for e in p["prefetch"][key]["entry"]
+        }
         assert subjects == {f"Patient/t-{k}"}
-        assert orjson.loads(bodies[k].replace(f"t-{k}".encode(), b"bench-1"))["prefetch"] == orjson.loads(base)["prefetch"]
+        assert (
+            orjson.loads(bodies[k].replace(f"t-{k}".encode(), b"bench-1"))["prefetch"] == orjson.loads(base)["prefetch"]
+        )
 
 
 def test_a_server_whose_start_fails_unexpectedly_is_stopped(monkeypatch):

@@ -17,11 +17,15 @@ _names = st.sampled_from([b'"hook"', b'"context"', b'"prefetch"', b'"pre\\u0066e
 
 
 _values = st.recursive(
-    st.sampled_from([b'1', b'null', b'"prefetch"', b'"a\\"prefetch\\""', b'"\\\\"', b'"p\\u0072efetch"', b'{}', b'[]']),
+    st.sampled_from([b"1", b"null", b'"prefetch"', b'"a\\"prefetch\\""', b'"\\\\"', b'"p\\u0072efetch"', b"{}", b"[]"]),
     lambda inner: st.one_of(
-        st.lists(st.tuples(_names, inner), max_size=3).map(lambda ms: b"{" + b",".join(n + b":" + v for n, v in ms) + b"}"),
-        st.lists(inner, max_size=3).map(lambda vs: b"[" + b",".join(vs) + b"]")),
-    max_leaves=6)
+        st.lists(st.tuples(_names, inner), max_size=3).map(
+            lambda ms: b"{" + b",".join(n + b":" + v for n, v in ms) + b"}"
+        ),
+        st.lists(inner, max_size=3).map(lambda vs: b"[" + b",".join(vs) + b"]"),
+    ),
+    max_leaves=6,
+)
 
 
 _spaces = st.sampled_from([b"", b" ", b"\n\t"])
@@ -36,25 +40,39 @@ class Clock:
 
 
 def _chart() -> dict:
-    return {"conditions": bundle(condition("c1", *LBP, onset="2026-11-01")),
-            "medications": bundle(med_request("m1", *KETOROLAC_ORAL, status="completed", authored="2026-11-20", supply_days=2)),
-            "labs": bundle(observation("o1", "98979-8", "eGFR", 25, "mL/min/{1.73_m2}", "2026-11-10"))}
+    return {
+        "conditions": bundle(condition("c1", *LBP, onset="2026-11-01")),
+        "medications": bundle(
+            med_request("m1", *KETOROLAC_ORAL, status="completed", authored="2026-11-20", supply_days=2)
+        ),
+        "labs": bundle(observation("o1", "98979-8", "eGFR", 25, "mL/min/{1.73_m2}", "2026-11-10")),
+    }
 
 
 def _stream_app(tmp_path, entries: int):
-    return create_app({"database_url": f"sqlite:///{tmp_path}/fb-{entries}.sqlite3", "validate_responses": True,
-                       "snapshot_cache_entries": entries},
-                      clock=lambda: NOW, resolver=fake_resolver, uuid_factory=sequential_uuids())
+    return create_app(
+        {
+            "database_url": f"sqlite:///{tmp_path}/fb-{entries}.sqlite3",
+            "validate_responses": True,
+            "snapshot_cache_entries": entries,
+        },
+        clock=lambda: NOW,
+        resolver=fake_resolver,
+        uuid_factory=sequential_uuids(),
+    )
 
 
 def _keystrokes():
     """What an EHR sends while a ketorolac order is edited: the same chart each time, the draft changing."""
-    return [hook_request("patient-view", prefetch=_chart()),
-            hook_request("order-select", prefetch=_chart(), drafts=[draft("d1", *KETOROLAC_ORAL, supply_days=10)]),
-            hook_request("order-select", prefetch=_chart(), drafts=[draft("d1", *KETOROLAC_ORAL, supply_days=2)]),
-            hook_request("order-sign", prefetch=_chart(), drafts=[draft("d1", *KETOROLAC_ORAL, supply_days=2)]),
-            hook_request("order-select", prefetch={**_chart(), "labs": None},
-                         drafts=[draft("d1", *KETOROLAC_ORAL, supply_days=2)])]
+    return [
+        hook_request("patient-view", prefetch=_chart()),
+        hook_request("order-select", prefetch=_chart(), drafts=[draft("d1", *KETOROLAC_ORAL, supply_days=10)]),
+        hook_request("order-select", prefetch=_chart(), drafts=[draft("d1", *KETOROLAC_ORAL, supply_days=2)]),
+        hook_request("order-sign", prefetch=_chart(), drafts=[draft("d1", *KETOROLAC_ORAL, supply_days=2)]),
+        hook_request(
+            "order-select", prefetch={**_chart(), "labs": None}, drafts=[draft("d1", *KETOROLAC_ORAL, supply_days=2)]
+        ),
+    ]
 
 
 def test_parsed_prefetches_are_reused_only_for_the_same_bytes_bounded_and_expiring():
@@ -62,7 +80,9 @@ def test_parsed_prefetches_are_reused_only_for_the_same_bytes_bounded_and_expiri
     parses = PrefetchParses(entries=2, seconds=60, max_resources=3, max_bytes=64, clock=clock)
     first = read_hook_body(b'{"hook":"a","prefetch":{"p":{"resourceType":"Patient","id":"1"}}}', parses)
     parses.remember(first)
-    again = read_hook_body(b'{"hook":"b","context":{"x":"\\n"},"prefetch":{"p":{"resourceType":"Patient","id":"1"}}}', parses)
+    again = read_hook_body(
+        b'{"hook":"b","context":{"x":"\\n"},"prefetch":{"p":{"resourceType":"Patient","id":"1"}}}', parses
+    )
     assert again.reused and again.data["prefetch"] is first.data["prefetch"] and again.data["hook"] == "b"
     assert not read_hook_body(b'{"hook":"b","prefetch":{"p":{"resourceType":"Patient","id":"2"}}}', parses).reused
     big = read_hook_body(b'{"prefetch":{"b":{"resourceType":"Bundle","entry":[{},{},{},{}]}}}', parses)
@@ -108,7 +128,10 @@ def test_cache_is_exact_bounded_and_expires():
     heavy = {"k": {"id": "h", "text": "x" * 40}}  # one resource, but over max_bytes serialised: not kept
     assert get(("p1",), heavy, "heavy") == ("heavy", False)
     assert get(("p1",), heavy, "heavy again") == ("heavy again", False)
-    assert cache.get_or_read(("p1",), heavy, lambda: "by bytes", b"x" * 41)[1:] == (False, None)  # a long key: never stored
+    assert cache.get_or_read(("p1",), heavy, lambda: "by bytes", b"x" * 41)[1:] == (
+        False,
+        None,
+    )  # a long key: never stored
     off = SnapshotCache(entries=0)
     assert off.get_or_read(("p1",), a, lambda: "1")[:2] == ("1", False)
     assert off.get_or_read(("p1",), a, lambda: "2")[:2] == ("2", False)
@@ -139,7 +162,8 @@ def test_a_keystroke_stream_gets_the_same_cards_with_and_without_the_cache(tmp_p
     flags = [r.prefetch_cached for r in logged]
     without = [call(uncached.test_client(), body).get_json() for body in _keystrokes()]
     assert with_cache == without  # same cards, same uuids (same sequence), same everything
-    # the parsed prefetch too is taken from the first request that carried the same bytes (each is sent serialised alike)
+    # the parsed prefetch too is taken from the first request that carried the same bytes (each is sent serialised
+    # alike)
     assert [r.prefetch_reused for r in logged] == [False, True, True, True, False]
     # chart open: nothing cached; then the same chart (observations first read from the cached reading, for the
     # contraindication), a new draft each time (the 10-day draft never leaks into the next call); a changed chart: read
@@ -158,7 +182,9 @@ def test_another_patient_with_identical_records_is_read_afresh(tmp_path):
     client = app.test_client()
     first = hook_request("order-select", prefetch=_chart(), drafts=[draft("d1", *KETOROLAC_ORAL, supply_days=2)])
     assert ("ketorolac-contraindication", "critical") in topics(call(client, first))
-    other = hook_request("order-select", pid="p2", prefetch=_chart(), drafts=[draft("d1", *KETOROLAC_ORAL, supply_days=2, pid="p2")])
+    other = hook_request(
+        "order-select", pid="p2", prefetch=_chart(), drafts=[draft("d1", *KETOROLAC_ORAL, supply_days=2, pid="p2")]
+    )
     # the chart's records name Patient/p1: for patient p2 they are another patient's and are not read
     assert topics(call(client, other)) == [("ketorolac-oral-start", "warning")]
 
@@ -172,14 +198,23 @@ def test_bodies_with_escapes_reuse_their_prefetch_and_other_orders_are_keyed_by_
     for note in ("first\\nkeystroke", "second\\nkeystroke"):  # escapes before the prefetch: its bytes still identify it
         raw = orjson.dumps(body).replace(b'"userId"', b'"note":"' + note.encode() + b'","userId"', 1)
         assert b"\\" in raw and raw.endswith(b'"prefetch":' + chart + b"}")
-        resp = client.post("/cds-services/backpain-order-select", data=raw, content_type="application/json", buffered=True)
+        resp = client.post(
+            "/cds-services/backpain-order-select", data=raw, content_type="application/json", buffered=True
+        )
         assert topics(resp) == [("ketorolac-contraindication", "critical")]
     first_last = orjson.dumps({"prefetch": body["prefetch"], **{k: v for k, v in body.items() if k != "prefetch"}})
     for _ in range(2):  # parsed whole; its facts are kept under its serialised prefetch (a key of another kind)
-        resp = client.post("/cds-services/backpain-order-select", data=first_last, content_type="application/json", buffered=True)
+        resp = client.post(
+            "/cds-services/backpain-order-select", data=first_last, content_type="application/json", buffered=True
+        )
         assert topics(resp) == [("ketorolac-contraindication", "critical")]
     logged = [r for r in caplog.records if getattr(r, "msg", "") == "hook call"]
-    assert [(r.prefetch_reused, r.prefetch_cached) for r in logged] == [(False, False), (True, True), (False, False), (False, True)]
+    assert [(r.prefetch_reused, r.prefetch_cached) for r in logged] == [
+        (False, False),
+        (True, True),
+        (False, False),
+        (False, True),
+    ]
     # what the calls read was never changed by them: the kept parse is still the chart as sent
     kept = app.extensions["backpain"]["parses"].get(b'"prefetch":' + chart + b"}")
     assert kept is not None and orjson.dumps(kept) == chart

@@ -22,18 +22,33 @@ TODAY = date(2026, 11, 22)
 RETENTION = ("267064002", "Retention of urine")
 
 
-_NEURO_FINDING = {"coding": [{"system": "http://snomed.info/sct", "code": "449813001", "display": "Numbness of saddle area"}]}
+_NEURO_FINDING = {
+    "coding": [{"system": "http://snomed.info/sct", "code": "449813001", "display": "Numbness of saddle area"}]
+}
 
 
 _V3 = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation"
 
 
-@pytest.mark.parametrize("quantity, days", [
-    ({"value": 5, "code": "d"}, 5), ({"value": 120, "code": "h"}, 5), ({"value": 121, "code": "h"}, 121 / 24),
-    ({"value": 1, "code": "wk"}, 7), ({"value": 1, "code": "mo"}, 30), ({"value": 3, "unit": "days"}, 3),
-    ({"value": 2, "unit": "Weeks"}, 14), ({"value": 10, "code": "furlong"}, None), ({"value": -1, "code": "d"}, None),
-    ({"code": "d"}, None), ({"value": 2912119, "code": "d"}, None), ({"value": 1e300, "code": "a"}, None), ("5 days", None), ({"value": True, "code": "d"}, None),
-])
+@pytest.mark.parametrize(
+    "quantity, days",
+    [
+        ({"value": 5, "code": "d"}, 5),
+        ({"value": 120, "code": "h"}, 5),
+        ({"value": 121, "code": "h"}, 121 / 24),
+        ({"value": 1, "code": "wk"}, 7),
+        ({"value": 1, "code": "mo"}, 30),
+        ({"value": 3, "unit": "days"}, 3),
+        ({"value": 2, "unit": "Weeks"}, 14),
+        ({"value": 10, "code": "furlong"}, None),
+        ({"value": -1, "code": "d"}, None),
+        ({"code": "d"}, None),
+        ({"value": 2912119, "code": "d"}, None),
+        ({"value": 1e300, "code": "a"}, None),
+        ("5 days", None),
+        ({"value": True, "code": "d"}, None),
+    ],
+)
 def test_duration_days(quantity, days):
     assert duration_days(quantity) == (pytest.approx(days) if days is not None else None)
 
@@ -49,23 +64,34 @@ def test_supply_of_n_days_covers_start_to_start_plus_n_minus_1():
     assert span_days(TODAY, last_day(TODAY, 6)) == 6
 
 
-@pytest.mark.parametrize("value, expected", [
-    ("2026-11-22", FuzzyDate(date(2026, 11, 22), date(2026, 11, 22))),
-    ("2026-11-21T23:30:00-05:00", FuzzyDate(date(2026, 11, 21), date(2026, 11, 21))),  # the date as recorded
-    ("2024-02", FuzzyDate(date(2024, 2, 1), date(2024, 2, 29))),
-    ("2024", FuzzyDate(date(2024, 1, 1), date(2024, 12, 31))),
-    ("2024-02-30", None), ("yesterday", None), (None, None), (20240101, None),
-])
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        ("2026-11-22", FuzzyDate(date(2026, 11, 22), date(2026, 11, 22))),
+        ("2026-11-21T23:30:00-05:00", FuzzyDate(date(2026, 11, 21), date(2026, 11, 21))),  # the date as recorded
+        ("2024-02", FuzzyDate(date(2024, 2, 1), date(2024, 2, 29))),
+        ("2024", FuzzyDate(date(2024, 1, 1), date(2024, 12, 31))),
+        ("2024-02-30", None),
+        ("yesterday", None),
+        (None, None),
+        (20240101, None),
+    ],
+)
 def test_parse_date(value, expected):
     assert parse_date(value) == expected
 
 
-@pytest.mark.parametrize("timing, per_day", [
-    ({"repeat": {"frequency": 4, "period": 1, "periodUnit": "d"}}, 4),
-    ({"repeat": {"frequency": 1, "period": 6, "periodUnit": "h"}}, 4),
-    ({"repeat": {"frequency": 1, "frequencyMax": 2, "period": 1, "periodUnit": "d"}}, 2),
-    ({"repeat": {"frequency": 1, "period": 1, "periodUnit": "wk"}}, 1 / 7),
-    ({"repeat": {"when": ["MORN", "EVE"]}}, 2), ({"code": {"text": "BID"}}, None), (None, None),
-])
+@pytest.mark.parametrize(
+    "timing, per_day",
+    [
+        ({"repeat": {"frequency": 4, "period": 1, "periodUnit": "d"}}, 4),
+        ({"repeat": {"frequency": 1, "period": 6, "periodUnit": "h"}}, 4),
+        ({"repeat": {"frequency": 1, "frequencyMax": 2, "period": 1, "periodUnit": "d"}}, 2),
+        ({"repeat": {"frequency": 1, "period": 1, "periodUnit": "wk"}}, 1 / 7),
+        ({"repeat": {"when": ["MORN", "EVE"]}}, 2),
+        ({"code": {"text": "BID"}}, None),
+        (None, None),
+    ],
+)
 def test_doses_per_day(timing, per_day):
     assert doses_per_day(timing) == per_day

@@ -29,13 +29,35 @@ def test_captured_sandbox_feedback_is_accepted(client, name):
     assert resp.get_json() == {}
 
 
-@pytest.mark.parametrize("body, field", [
-    ({}, "feedback"), ({"feedback": []}, "feedback"), ({"feedback": [{"outcome": "accepted", "outcomeTimestamp": "2026-11-22T03:32:27Z"}]}, "feedback.0.card"),
-    ({"feedback": [{"card": "x", "outcome": "maybe", "outcomeTimestamp": "2026-11-22T03:32:27Z"}]}, "feedback.0.outcome"),
-    ({"feedback": [{"card": "x", "outcome": "accepted", "outcomeTimestamp": "yesterday"}]}, "feedback.0.outcomeTimestamp"),
-    ({"feedback": [{"card": "x", "outcome": "overridden", "outcomeTimestamp": "2026-11-22T03:32:27Z",
-                    "overrideReason": {"reason": {"system": "s"}}}]}, "feedback.0.overrideReason.reason.code"),
-])
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({}, "feedback"),
+        ({"feedback": []}, "feedback"),
+        ({"feedback": [{"outcome": "accepted", "outcomeTimestamp": "2026-11-22T03:32:27Z"}]}, "feedback.0.card"),
+        (
+            {"feedback": [{"card": "x", "outcome": "maybe", "outcomeTimestamp": "2026-11-22T03:32:27Z"}]},
+            "feedback.0.outcome",
+        ),
+        (
+            {"feedback": [{"card": "x", "outcome": "accepted", "outcomeTimestamp": "yesterday"}]},
+            "feedback.0.outcomeTimestamp",
+        ),
+        (
+            {
+                "feedback": [
+                    {
+                        "card": "x",
+                        "outcome": "overridden",
+                        "outcomeTimestamp": "2026-11-22T03:32:27Z",
+                        "overrideReason": {"reason": {"system": "s"}},
+                    }
+                ]
+            },
+            "feedback.0.overrideReason.reason.code",
+        ),
+    ],
+)
 def test_invalid_feedback_gets_400(client, body, field):
     resp = client.post("/cds-services/backpain-order-select/feedback", json=body)
     assert resp.status_code == 400
@@ -52,21 +74,50 @@ def test_round_trip_summary_counts_by_topic_and_override_reason(app, client):
     assert card["source"]["topic"]["code"] == "ketorolac-duration"
     app.extensions["backpain"]["ledger"].flush()
     fb = "/cds-services/backpain-order-select/feedback"
-    assert client.post(fb, json=_feedback(card["uuid"], acceptedSuggestions=[{"id": card["suggestions"][0]["uuid"]}])).status_code == 200
-    reason = {"reason": {"system": "https://backpain-cds.example.org/CodeSystem/override-reason", "code": "benefit-outweighs-risk",
-                         "display": "Benefit outweighs risk for this patient"}, "userComment": "short course only"}
+    assert (
+        client.post(
+            fb, json=_feedback(card["uuid"], acceptedSuggestions=[{"id": card["suggestions"][0]["uuid"]}])
+        ).status_code
+        == 200
+    )
+    reason = {
+        "reason": {
+            "system": "https://backpain-cds.example.org/CodeSystem/override-reason",
+            "code": "benefit-outweighs-risk",
+            "display": "Benefit outweighs risk for this patient",
+        },
+        "userComment": "short course only",
+    }
     assert client.post(fb, json=_feedback(card["uuid"], "overridden", overrideReason=reason)).status_code == 200
-    assert client.post(fb, json=_feedback(card["uuid"], "overridden", overrideReason=reason)).status_code == 200  # again: append
+    assert (
+        client.post(fb, json=_feedback(card["uuid"], "overridden", overrideReason=reason)).status_code == 200
+    )  # again: append
     assert client.post(fb, json=_feedback(str(uuid.uuid4()))).status_code == 200  # a card we never issued
     summary = client.get("/cds-services/backpain-order-select/feedback/summary").get_json()["summary"]
     assert summary == [
         {"topic": "ketorolac-duration", "outcome": "accepted", "overrideReason": None, "count": 1},
-        {"topic": "ketorolac-duration", "outcome": "overridden", "overrideReason": "benefit-outweighs-risk", "count": 2},
+        {
+            "topic": "ketorolac-duration",
+            "outcome": "overridden",
+            "overrideReason": "benefit-outweighs-risk",
+            "count": 2,
+        },
         {"topic": "unknown", "outcome": "accepted", "overrideReason": None, "count": 1},
         # the duration card carried the oral-start fact (no IV/IM before): its feedback counts there too, marked
-        {"topic": "ketorolac-oral-start", "outcome": "accepted", "overrideReason": None, "count": 1, "via": "ketorolac-duration"},
-        {"topic": "ketorolac-oral-start", "outcome": "overridden", "overrideReason": "benefit-outweighs-risk", "count": 2,
-         "via": "ketorolac-duration"},
+        {
+            "topic": "ketorolac-oral-start",
+            "outcome": "accepted",
+            "overrideReason": None,
+            "count": 1,
+            "via": "ketorolac-duration",
+        },
+        {
+            "topic": "ketorolac-oral-start",
+            "outcome": "overridden",
+            "overrideReason": "benefit-outweighs-risk",
+            "count": 2,
+            "via": "ketorolac-duration",
+        },
     ]
 
 
@@ -80,7 +131,10 @@ def test_issued_cards_of_many_calls_are_written_in_one_transaction(app, monkeypa
     monkeypatch.setattr(store, "_execute_many", lambda sql, rows: (writes.append(len(rows)), original(sql, rows))[1])
     monkeypatch.setattr(CardLedger, "LINGER_SECONDS", 0.3)
     for i in range(20):  # twenty hook calls' worth of cards, queued well within the linger
-        ledger.record("backpain-order-select", [{"uuid": f"u{i}", "indicator": "warning", "source": {"topic": {"code": "imaging-early"}}}])
+        ledger.record(
+            "backpain-order-select",
+            [{"uuid": f"u{i}", "indicator": "warning", "source": {"topic": {"code": "imaging-early"}}}],
+        )
     ledger.flush()
     assert writes == [20]
     assert store._query("SELECT COUNT(*) FROM issued_cards WHERE topic = 'imaging-early'", ())[0][0] == 20
@@ -88,9 +142,13 @@ def test_issued_cards_of_many_calls_are_written_in_one_transaction(app, monkeypa
 
 def test_acknowledged_feedback_is_readable_by_another_process(client, settings):
     for i in range(3):
-        assert client.post("/cds-services/backpain-patient-view/feedback", json=_feedback(f"card-{i}")).status_code == 200
-    code = ("import json,sys; from cds_service.feedback import open_store; "
-            f"print(json.dumps(open_store({settings['database_url']!r}).card_uuids()))")
+        assert (
+            client.post("/cds-services/backpain-patient-view/feedback", json=_feedback(f"card-{i}")).status_code == 200
+        )
+    code = (
+        "import json,sys; from cds_service.feedback import open_store; "
+        f"print(json.dumps(open_store({settings['database_url']!r}).card_uuids()))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout) == ["card-0", "card-1", "card-2"]
 
@@ -104,8 +162,12 @@ def test_cli_feedback_summary(tmp_path, client, settings):
     client.post("/cds-services/backpain-patient-view/feedback", json=_feedback("c1", "overridden"))
     config = tmp_path / "c.toml"
     config.write_text(f'database_url = "{settings["database_url"]}"\n')
-    out = subprocess.run([sys.executable, "-m", "hooks.cli", "--config", str(config), "feedback-summary"],
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "hooks.cli", "--config", str(config), "feedback-summary"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert json.loads(out.stdout) == [{"topic": "unknown", "outcome": "overridden", "overrideReason": None, "count": 1}]
 
 
@@ -131,8 +193,12 @@ def test_postgres_store_round_trip_and_summary(pg_store):
     card = {"uuid": "u1", "indicator": "critical", "source": {"topic": {"code": "ketorolac-duration"}}}
     pg_store.record_cards([("svc", [card]), ("svc", [card])])  # one batch; the repeat is ignored, not an error
     pg_store.record_cards([("svc", [card])])
-    assert pg_store.append("svc", [{"card": "u1", "outcome": "accepted", "outcomeTimestamp": "2026-11-22T03:32:27Z"}]) == 1
-    assert pg_store.summary("svc") == [{"topic": "ketorolac-duration", "outcome": "accepted", "overrideReason": None, "count": 1}]
+    assert (
+        pg_store.append("svc", [{"card": "u1", "outcome": "accepted", "outcomeTimestamp": "2026-11-22T03:32:27Z"}]) == 1
+    )
+    assert pg_store.summary("svc") == [
+        {"topic": "ketorolac-duration", "outcome": "accepted", "overrideReason": None, "count": 1}
+    ]
 
 
 @pytest.mark.postgres
@@ -190,11 +256,18 @@ def test_prune_never_removes_feedback_younger_than_its_retention(any_store):
     for name, age in [("young", 399 * days), ("just-young", 400 * days - timedelta(seconds=1)), ("old", 401 * days)]:
         _at(store, T0 - age)
         store.append("svc", [{"card": name, "outcome": "accepted", "outcomeTimestamp": "2026-11-22T03:32:27Z"}])
-    for name, age in [("fresh", 29 * days), ("stale", 31 * days), ("with-feedback", 300 * days), ("old-feedback", 402 * days)]:
+    for name, age in [
+        ("fresh", 29 * days),
+        ("stale", 31 * days),
+        ("with-feedback", 300 * days),
+        ("old-feedback", 402 * days),
+    ]:
         _at(store, T0 - age)
         store.record_cards([("svc", [_card(name)])])
     _at(store, T0 - 299 * days)
-    store.append("svc", [{"card": "with-feedback", "outcome": "overridden", "outcomeTimestamp": "2026-11-22T03:32:27Z"}])
+    store.append(
+        "svc", [{"card": "with-feedback", "outcome": "overridden", "outcomeTimestamp": "2026-11-22T03:32:27Z"}]
+    )
     _at(store, T0 - 401 * days)
     store.append("svc", [{"card": "old-feedback", "outcome": "accepted", "outcomeTimestamp": "2026-11-22T03:32:27Z"}])
 
@@ -202,7 +275,9 @@ def test_prune_never_removes_feedback_younger_than_its_retention(any_store):
     assert store.card_uuids() == ["young", "just-young", "with-feedback"]
     cards = sorted(r[0] for r in store._query("SELECT card_uuid FROM issued_cards", ()))
     assert cards == ["fresh", "with-feedback"]  # a card stays while feedback refers to it; its topic still counts
-    assert {"topic": "imaging-early", "outcome": "overridden", "overrideReason": None, "count": 1} in store.summary("svc")
+    assert {"topic": "imaging-early", "outcome": "overridden", "overrideReason": None, "count": 1} in store.summary(
+        "svc"
+    )
     assert store.prune(T0, feedback_days=400, issued_cards_days=30) == (0, 0)
 
 
@@ -243,20 +318,31 @@ def test_sqlite_log_is_checkpointed_and_storage_stays_bounded(tmp_path):
     assert sizes[2] <= sizes[0] * 1.1  # freed pages are reused: the file does not grow cycle after cycle
 
 
-@pytest.mark.parametrize("where, item", [
-    ("feedback.0.card", {"card": "c\x00"}),
-    ("feedback.0.acceptedSuggestions.0.id", {"acceptedSuggestions": [{"id": "s\x001"}]}),
-    ("feedback.0.overrideReason.reason.system", {"overrideReason": {"reason": {"system": "urn:\x00", "code": "x"}}}),
-    ("feedback.0.overrideReason.reason.code", {"overrideReason": {"reason": {"code": "\x00"}}}),
-    ("feedback.0.overrideReason.reason.display", {"overrideReason": {"reason": {"code": "x", "display": "a\x00b"}}}),
-    ("feedback.0.overrideReason.userComment", {"overrideReason": {"userComment": "see\x00note"}}),
-])
+@pytest.mark.parametrize(
+    "where, item",
+    [
+        ("feedback.0.card", {"card": "c\x00"}),
+        ("feedback.0.acceptedSuggestions.0.id", {"acceptedSuggestions": [{"id": "s\x001"}]}),
+        (
+            "feedback.0.overrideReason.reason.system",
+            {"overrideReason": {"reason": {"system": "urn:\x00", "code": "x"}}},
+        ),
+        ("feedback.0.overrideReason.reason.code", {"overrideReason": {"reason": {"code": "\x00"}}}),
+        (
+            "feedback.0.overrideReason.reason.display",
+            {"overrideReason": {"reason": {"code": "x", "display": "a\x00b"}}},
+        ),
+        ("feedback.0.overrideReason.userComment", {"overrideReason": {"userComment": "see\x00note"}}),
+    ],
+)
 def test_a_nul_character_is_refused_alike_by_both_stores(any_store, where, item):
     from hooks.wsgi import create_app
 
     store, url = any_store
     body = {"feedback": [{"card": "c1", "outcome": "overridden", "outcomeTimestamp": "2026-11-22T03:32:27Z", **item}]}
-    resp = create_app({"database_url": url}).test_client().post("/cds-services/backpain-order-select/feedback", json=body)
+    resp = (
+        create_app({"database_url": url}).test_client().post("/cds-services/backpain-order-select/feedback", json=body)
+    )
     assert resp.status_code == 400
     issue = resp.get_json()["issue"][0]
     assert issue["expression"] == [where]
@@ -275,7 +361,14 @@ def test_postgres_counts_feedback_under_the_topics_a_card_covers(pg_store):
     pg_store.append("svc", [{"card": "u1", "outcome": "accepted", "outcomeTimestamp": "2026-11-22T03:32:27Z"}])
     assert pg_store.summary("svc") == [
         {"topic": "ketorolac-contraindication", "outcome": "accepted", "overrideReason": None, "count": 1},
-        {"topic": "ketorolac-duration", "outcome": "accepted", "overrideReason": None, "count": 1, "via": "ketorolac-contraindication"}]
+        {
+            "topic": "ketorolac-duration",
+            "outcome": "accepted",
+            "overrideReason": None,
+            "count": 1,
+            "via": "ketorolac-contraindication",
+        },
+    ]
 
 
 def test_a_card_that_carries_no_other_topic_is_counted_once(app, client):

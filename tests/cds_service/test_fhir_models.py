@@ -22,8 +22,14 @@ def test_validity_is_cached_by_content_and_exact(monkeypatch):
     real = fhir_models._validate
     monkeypatch.setattr(fhir_models, "_validate", lambda r: calls.append(r.get("id")) or real(r))
     monkeypatch.setattr(fhir_models, "_VALIDITY", {})
-    good = {"resourceType": "MedicationRequest", "id": "m1", "status": "active", "intent": "order",
-            "subject": {"reference": "Patient/p1"}, "medicationCodeableConcept": {"text": "x"}}
+    good = {
+        "resourceType": "MedicationRequest",
+        "id": "m1",
+        "status": "active",
+        "intent": "order",
+        "subject": {"reference": "Patient/p1"},
+        "medicationCodeableConcept": {"text": "x"},
+    }
     assert is_valid(good) and is_valid(copy.deepcopy(good))
     assert calls == ["m1"]  # the identical copy came from the cache
     broken = dict(good, subject="Patient/p1")  # a string where R4 has a Reference (structure, not terminology)
@@ -33,12 +39,21 @@ def test_validity_is_cached_by_content_and_exact(monkeypatch):
 
 def test_legacy_shapes_are_readable_without_an_r4_model():
     assert is_valid({"resourceType": "MedicationOrder", "id": "mo1", "status": "active"})
-    assert is_valid({"resourceType": "Condition", "id": "c1", "clinicalStatus": "active", "code": {"text": "x"},
-                     "patient": {"reference": "Patient/p1"}})
-    assert not is_valid({"resourceType": "MedicationRequest", "id": "m", "status": "active"})  # R4 but no intent/subject
+    assert is_valid(
+        {
+            "resourceType": "Condition",
+            "id": "c1",
+            "clinicalStatus": "active",
+            "code": {"text": "x"},
+            "patient": {"reference": "Patient/p1"},
+        }
+    )
+    assert not is_valid(
+        {"resourceType": "MedicationRequest", "id": "m", "status": "active"}
+    )  # R4 but no intent/subject
 
 
-_FIRST_CALL = r'''
+_FIRST_CALL = r"""
 import sys, orjson
 from hooks.wsgi import create_app
 from bench.bench import hook_body, synthetic_prefetch
@@ -51,7 +66,7 @@ for hook in ("patient-view", "order-select", "order-sign"):
     assert resp.status_code == 200 and resp.get_json()["cards"], resp.get_json()
 after = {m for m in sys.modules if m.startswith(("fhir.resources", "fhir_core"))}
 print(orjson.dumps({"before": len(before), "imported_by_calls": sorted(after - before)}).decode())
-'''
+"""
 
 
 def test_the_first_hook_calls_import_no_fhir_model():
@@ -60,8 +75,7 @@ def test_the_first_hook_calls_import_no_fhir_model():
     import subprocess
     import sys
 
-    out = subprocess.run([sys.executable, "-c", _FIRST_CALL], capture_output=True, text=True, timeout=120,
-                         cwd=ROOT)
+    out = subprocess.run([sys.executable, "-c", _FIRST_CALL], capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert out.returncode == 0, out.stderr[-2000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["before"] > 0 and result["imported_by_calls"] == []
@@ -70,4 +84,6 @@ def test_the_first_hook_calls_import_no_fhir_model():
 def test_every_warm_up_record_is_valid_r4():
     from cds_service.fhir_models import WARM_UP_RECORDS, is_valid_r4
 
-    assert [(r["resourceType"], is_valid_r4(r)) for r in WARM_UP_RECORDS] == [(r["resourceType"], True) for r in WARM_UP_RECORDS]
+    assert [(r["resourceType"], is_valid_r4(r)) for r in WARM_UP_RECORDS] == [
+        (r["resourceType"], True) for r in WARM_UP_RECORDS
+    ]

@@ -25,7 +25,12 @@ DEADLINE = 0.5
 SLACK = 1.2  # a noisy shared machine; a dripping server would otherwise hold the call for DRIP_FOR seconds
 DRIP_EVERY = 0.2  # well inside the read timeout below: each byte restarts it
 DRIP_FOR = 8.0  # how long a server keeps dripping (the call must end long before)
-FAST = {"fhir_call_deadline": DEADLINE, "fhir_read_timeout": 0.4, "fhir_connect_timeout": 0.4, "fhir_allow_loopback": True}
+FAST = {
+    "fhir_call_deadline": DEADLINE,
+    "fhir_read_timeout": 0.4,
+    "fhir_connect_timeout": 0.4,
+    "fhir_allow_loopback": True,
+}
 BUNDLE = b'{"resourceType": "Bundle", "type": "searchset", "entry": []}'
 
 
@@ -34,7 +39,7 @@ def _drip(conn: socket.socket, data: bytes, stop: threading.Event) -> None:
     for i in range(len(data)):
         if stop.is_set() or time.monotonic() > end:
             return
-        conn.sendall(data[i:i + 1])
+        conn.sendall(data[i : i + 1])
         time.sleep(DRIP_EVERY)
 
 
@@ -80,16 +85,22 @@ def tls_drip(conn: socket.socket, request: bytes, stop: threading.Event) -> None
 
 def second_page_drips(port: int) -> Callable[[socket.socket, bytes, threading.Event], None]:
     """Page 1 at once (and the connection closed, so page 2 comes on a new one), page 2 dripped."""
+
     def handle(conn: socket.socket, request: bytes, stop: threading.Event) -> None:
         if b"page=2" in request.split(b"\r\n", 1)[0]:
             drip_body(conn, request, stop)
             return
-        page1 = (b'{"resourceType": "Bundle", "type": "searchset", "entry": [], "link": [{"relation": "next", "url": '
-                 b'"http://127.0.0.1:%d/fhir/Condition?page=2"}]}' % port)
-        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/fhir+json\r\nConnection: close\r\n"
-                     b"Content-Length: %d\r\n\r\n%s" % (len(page1), page1))
+        page1 = (
+            b'{"resourceType": "Bundle", "type": "searchset", "entry": [], "link": [{"relation": "next", "url": '
+            b'"http://127.0.0.1:%d/fhir/Condition?page=2"}]}' % port
+        )
+        conn.sendall(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/fhir+json\r\nConnection: close\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (len(page1), page1)
+        )
         conn.close()
         PAGES_SERVED.append(1)
+
     return handle
 
 
@@ -132,8 +143,13 @@ def serving(behaviour: Callable[..., None] | str, *, read_request: bool = True) 
             conn.close()
 
 
-BEHAVIOURS = {"drip-headers": drip_headers, "drip-body": drip_body, "json-then-spaces": complete_json_then_spaces,
-              "silent": silent, "second-page": "second-page"}
+BEHAVIOURS = {
+    "drip-headers": drip_headers,
+    "drip-body": drip_body,
+    "json-then-spaces": complete_json_then_spaces,
+    "silent": silent,
+    "second-page": "second-page",
+}
 
 
 def _missing(body: dict, *keys: str) -> dict:
@@ -190,8 +206,13 @@ def test_page_one_is_read_and_page_two_is_cut_at_the_deadline(fast_client):
 
 def test_several_missing_keys_share_one_deadline(fast_client):
     with serving(drip_body) as port:
-        body = _missing(hook_request("patient-view", fhirServer=f"http://127.0.0.1:{port}/fhir"), "labs", "findings",
-                        "allergies", "conditions")
+        body = _missing(
+            hook_request("patient-view", fhirServer=f"http://127.0.0.1:{port}/fhir"),
+            "labs",
+            "findings",
+            "allergies",
+            "conditions",
+        )
         resp, elapsed = _timed(lambda: call(fast_client, body))
     assert resp.status_code == 412
     assert elapsed < DEADLINE + SLACK  # not one deadline (or read timeout) per key
@@ -238,8 +259,14 @@ def test_through_an_http_proxy_the_deadline_holds_too(tmp_path, monkeypatch, beh
         monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy_port}")
         monkeypatch.delenv("NO_PROXY", raising=False)
         monkeypatch.delenv("no_proxy", raising=False)
-        app = create_app({"database_url": f"sqlite:///{tmp_path}/f.db", **FAST,
-                          "fhir_allowed_origins": ["http://fhir.proxied.test"]}, resolver=lambda h, p: ["127.0.0.1"])
+        app = create_app(
+            {
+                "database_url": f"sqlite:///{tmp_path}/f.db",
+                **FAST,
+                "fhir_allowed_origins": ["http://fhir.proxied.test"],
+            },
+            resolver=lambda h, p: ["127.0.0.1"],
+        )
         body = _missing(hook_request("patient-view", fhirServer="http://fhir.proxied.test/fhir"), "conditions")
         resp, elapsed = _timed(lambda: call(app.test_client(), body))
     assert resp.status_code == 412
@@ -249,15 +276,20 @@ def test_through_an_http_proxy_the_deadline_holds_too(tmp_path, monkeypatch, beh
 @pytest.mark.parametrize("behaviour", ["drip-headers", "drip-body", "silent"])
 def test_a_dripping_jwks_endpoint_fails_closed_within_its_deadline(tmp_path, monkeypatch, behaviour):
     from cds_service.auth import Authenticator
-    from tests.cds_service.test_auth import ISS, token
+    from tests.cds_service.auth_support import ISS, token
 
     monkeypatch.setattr(Authenticator, "JWKS_DEADLINE", DEADLINE, raising=False)
     with serving(BEHAVIOURS[behaviour]) as port:
         jku = f"http://127.0.0.1:{port}/jwks.json"
         app = create_app({"database_url": f"sqlite:///{tmp_path}/f.db", "trusted_clients": [{"iss": ISS, "jku": jku}]})
         tok = token(jku=jku)
-        resp, elapsed = _timed(lambda: app.test_client().post("/cds-services/backpain-patient-view", json=hook_request("patient-view"),
-                                                              headers={"Authorization": f"Bearer {tok}"}))
+        resp, elapsed = _timed(
+            lambda: app.test_client().post(
+                "/cds-services/backpain-patient-view",
+                json=hook_request("patient-view"),
+                headers={"Authorization": f"Bearer {tok}"},
+            )
+        )
     assert resp.status_code == 401
     assert elapsed < DEADLINE + SLACK
 
@@ -265,10 +297,14 @@ def test_a_dripping_jwks_endpoint_fails_closed_within_its_deadline(tmp_path, mon
 @pytest.mark.slow
 def test_under_gunicorn_a_dripping_server_gets_a_json_412_not_a_worker_timeout(tmp_path):
     """Before: the call ran until gunicorn killed the worker at 30 s and the EHR got gunicorn's HTML 500."""
-    config = "fhir_call_deadline = 1.0\nfhir_read_timeout = 0.5\nfhir_connect_timeout = 0.5\nfhir_allow_loopback = true\n"
+    config = (
+        "fhir_call_deadline = 1.0\nfhir_read_timeout = 0.5\nfhir_connect_timeout = 0.5\nfhir_allow_loopback = true\n"
+    )
     with ServerProcess(workers=1, extra_config=config) as server, serving(drip_headers) as port:
         body = _missing(hook_request("patient-view", fhirServer=f"http://127.0.0.1:{port}/fhir"), "conditions")
-        resp, elapsed = _timed(lambda: requests.post(f"{server.url}/cds-services/backpain-patient-view", json=body, timeout=60))
+        resp, elapsed = _timed(
+            lambda: requests.post(f"{server.url}/cds-services/backpain-patient-view", json=body, timeout=60)
+        )
         log = (server.dir / "server.log").read_text()
     assert resp.status_code == 412
     assert resp.headers["Content-Type"] == "application/json"

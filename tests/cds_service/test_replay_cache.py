@@ -23,7 +23,7 @@ from cds_service.replay_cache import (
     open_replay_cache,
 )
 from hooks.wsgi import create_app
-from tests.cds_service.test_auth import ISS, JWKS, token
+from tests.cds_service.auth_support import ISS, JWKS, token
 from tests.conftest import PRODUCTION, hook_request
 
 PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -68,8 +68,12 @@ def new_store(request, tmp_path):
     return lambda: RedisReplayCache(url)
 
 
-ALL = [pytest.param("memory"), pytest.param("sqlite"), pytest.param("postgres", marks=pytest.mark.postgres),
-       pytest.param("redis", marks=pytest.mark.redis)]
+ALL = [
+    pytest.param("memory"),
+    pytest.param("sqlite"),
+    pytest.param("postgres", marks=pytest.mark.postgres),
+    pytest.param("redis", marks=pytest.mark.redis),
+]
 SHARED = ALL[1:]
 
 
@@ -81,7 +85,9 @@ def test_a_pair_is_accepted_once_until_it_expires(new_store):
     assert store.first_use(ISS, jti, now + 300, now + 299) is False
     assert store.first_use("https://other.example", jti, now + 300, now) is True  # per issuer
     if not isinstance(store, RedisReplayCache):  # Redis expires by its own clock (tested by its TTL below)
-        assert store.first_use(ISS, jti, now + 900, now + 300) is True  # the first token expired: a new one may reuse it
+        assert (
+            store.first_use(ISS, jti, now + 900, now + 300) is True
+        )  # the first token expired: a new one may reuse it
         assert store.first_use(ISS, jti, now + 900, now + 301) is False
 
 
@@ -129,15 +135,25 @@ def test_expired_pairs_are_deleted(new_store):
 
 # --- through the service ------------------------------------------------------------------------------------------
 
+
 def _post(client, tok: str):
     return client.post(PATH, json=hook_request("patient-view"), headers={"Authorization": f"Bearer {tok}"})
 
 
-@pytest.mark.parametrize("backend", [pytest.param("sqlite"), pytest.param("postgres", marks=pytest.mark.postgres),
-                                     pytest.param("redis", marks=pytest.mark.redis)])
+@pytest.mark.parametrize(
+    "backend",
+    [
+        pytest.param("sqlite"),
+        pytest.param("postgres", marks=pytest.mark.postgres),
+        pytest.param("redis", marks=pytest.mark.redis),
+    ],
+)
 def test_two_service_instances_sharing_a_store_accept_a_token_once(tmp_path, backend):
-    settings = {"database_url": f"sqlite:///{tmp_path}/feedback.sqlite3", "public_base_url": PUBLIC,
-                "trusted_clients": [{"iss": ISS, "jwks": JWKS}]}
+    settings = {
+        "database_url": f"sqlite:///{tmp_path}/feedback.sqlite3",
+        "public_base_url": PUBLIC,
+        "trusted_clients": [{"iss": ISS, "jwks": JWKS}],
+    }
     if backend == "postgres":
         settings["database_url"] = _postgres()
     if backend == "redis":
@@ -152,8 +168,13 @@ def test_two_service_instances_sharing_a_store_accept_a_token_once(tmp_path, bac
 def test_a_locked_sqlite_replay_cache_fails_closed_with_503(tmp_path, monkeypatch):
     monkeypatch.setattr(SQLiteReplayCache, "BUSY_TIMEOUT_MS", 100)
     path = tmp_path / "feedback.sqlite3"
-    client = create_app({"database_url": f"sqlite:///{path}", "public_base_url": PUBLIC,
-                         "trusted_clients": [{"iss": ISS, "jwks": JWKS}]}).test_client()
+    client = create_app(
+        {
+            "database_url": f"sqlite:///{path}",
+            "public_base_url": PUBLIC,
+            "trusted_clients": [{"iss": ISS, "jwks": JWKS}],
+        }
+    ).test_client()
     other = sqlite3.connect(path, isolation_level=None)
     other.execute("BEGIN IMMEDIATE")  # another writer holds the database
     try:
@@ -175,12 +196,19 @@ def test_gunicorn_workers_and_a_second_server_on_one_sqlite_file_accept_a_token_
     clients.write_text(json.dumps([{"iss": ISS, "jwks": JWKS}]))
     database = f"sqlite:///{tmp_path}/feedback.sqlite3"
     config = f'trusted_clients_file = "{clients}"\npublic_base_url = "{PUBLIC}"\n'
-    with ServerProcess(workers=2, database_url=database, extra_config=config) as a, \
-            ServerProcess(workers=1, database_url=database, extra_config=config) as b:
+    with (
+        ServerProcess(workers=2, database_url=database, extra_config=config) as a,
+        ServerProcess(workers=1, database_url=database, extra_config=config) as b,
+    ):
+
         def send(server: ServerProcess, tok: str) -> int:
             with requests.Session() as fresh:  # a new connection each time: any worker may take it
-                return fresh.post(f"{server.url}{PATH}", json=hook_request("patient-view"), timeout=10,
-                                  headers={"Authorization": f"Bearer {tok}"}).status_code
+                return fresh.post(
+                    f"{server.url}{PATH}",
+                    json=hook_request("patient-view"),
+                    timeout=10,
+                    headers={"Authorization": f"Bearer {tok}"},
+                ).status_code
 
         first, second = (token(jku=None, claims={"aud": f"{PUBLIC}{PATH}"}) for _ in range(2))
         assert send(a, first) == 200
@@ -192,28 +220,45 @@ def test_gunicorn_workers_and_a_second_server_on_one_sqlite_file_accept_a_token_
 
 # --- start-up -----------------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("change, message", [
-    ({"workers": 2, "replay_cache": "memory"}, "production with workers = 2 needs a replay cache the workers share"),
-    ({"workers": 2, "database_url": "sqlite:///:memory:"}, "production with workers = 2 needs a replay cache the workers share"),
-    ({"replicas": 3}, "production with replicas = 3 needs a replay cache every replica shares"),
-    ({"replicas": 2, "replay_cache": "memory", "redis_url": REDIS_URL}, "production with replicas = 2 needs"),
-    ({"replicas": 2, "replay_cache": "database", "redis_url": REDIS_URL}, "production with replicas = 2 needs"),
-    ({"replay_cache": "redis"}, "replay_cache 'redis' needs redis_url"),
-    ({"replay_cache": "disk"}, "replay_cache must be auto, database, redis or memory"),
-    ({"replicas": 0}, "workers and replicas must be at least 1"),
-])
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (
+            {"workers": 2, "replay_cache": "memory"},
+            "production with workers = 2 needs a replay cache the workers share",
+        ),
+        (
+            {"workers": 2, "database_url": "sqlite:///:memory:"},
+            "production with workers = 2 needs a replay cache the workers share",
+        ),
+        ({"replicas": 3}, "production with replicas = 3 needs a replay cache every replica shares"),
+        ({"replicas": 2, "replay_cache": "memory", "redis_url": REDIS_URL}, "production with replicas = 2 needs"),
+        ({"replicas": 2, "replay_cache": "database", "redis_url": REDIS_URL}, "production with replicas = 2 needs"),
+        ({"replay_cache": "redis"}, "replay_cache 'redis' needs redis_url"),
+        ({"replay_cache": "disk"}, "replay_cache must be auto, database, redis or memory"),
+        ({"replicas": 0}, "workers and replicas must be at least 1"),
+    ],
+)
 def test_production_refuses_a_replay_cache_its_workers_or_replicas_do_not_share(change, message):
     with pytest.raises(ValueError, match=message):
         load_settings(overrides={**PRODUCTION, "database_url": "sqlite:///var/f.sqlite3", **change})
 
 
-@pytest.mark.parametrize("change, backend, scope", [
-    ({"workers": 2}, "database", "host"),  # the default: SQLite shared by this host's workers
-    ({"workers": 1, "replay_cache": "memory"}, "memory", "process"),
-    ({"replicas": 3, "redis_url": REDIS_URL}, "redis", "replicas"),
-    ({"replicas": 3, "database_url": PG_URL}, "database", "replicas"),
-    ({"replicas": 3, "database_url": PG_URL, "redis_url": REDIS_URL}, "redis", "replicas"),  # Redis takes precedence
-])
+@pytest.mark.parametrize(
+    "change, backend, scope",
+    [
+        ({"workers": 2}, "database", "host"),  # the default: SQLite shared by this host's workers
+        ({"workers": 1, "replay_cache": "memory"}, "memory", "process"),
+        ({"replicas": 3, "redis_url": REDIS_URL}, "redis", "replicas"),
+        ({"replicas": 3, "database_url": PG_URL}, "database", "replicas"),
+        (
+            {"replicas": 3, "database_url": PG_URL, "redis_url": REDIS_URL},
+            "redis",
+            "replicas",
+        ),  # Redis takes precedence
+    ],
+)
 def test_production_starts_with_a_shared_replay_cache(change, backend, scope):
     settings = load_settings(overrides={**PRODUCTION, "database_url": "sqlite:///var/f.sqlite3", **change})
     assert (settings.replay_backend(), settings.replay_scope()) == (backend, scope)

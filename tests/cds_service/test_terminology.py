@@ -21,22 +21,31 @@ def terminology():
 RETENTION = ("267064002", "Retention of urine")
 
 
-_NEURO_FINDING = {"coding": [{"system": "http://snomed.info/sct", "code": "449813001", "display": "Numbness of saddle area"}]}
+_NEURO_FINDING = {
+    "coding": [{"system": "http://snomed.info/sct", "code": "449813001", "display": "Numbness of saddle area"}]
+}
 
 
 _V3 = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation"
 
 
-@pytest.mark.parametrize("concept, sets, ingredient, by", [
-    ({"coding": [{"system": RXNORM, "code": "834022"}]}, {"ketorolac"}, "ketorolac", "code"),  # SCD product
-    ({"coding": [{"system": RXNORM, "code": "35827"}]}, {"ketorolac"}, "ketorolac", "code"),  # ingredient
-    ({"coding": [{"system": "urn:oid:2.16.840.1.113883.6.88", "code": "198014"}]}, {"nsaids"}, "naproxen", "code"),
-    ({"text": "TORADOL 10mg tab"}, {"ketorolac"}, "ketorolac", "text"),  # brand, text only
-    ({"coding": [{"system": RXNORM, "code": "999999999", "display": "Prednisone 5 MG oral tablet"}]},
-     {"systemic-corticosteroids"}, "prednisone", "text"),  # unknown code, display fallback
-    ({"text": "ketorolacx"}, set(), None, ""),  # no partial-word match
-    ({"coding": {"system": RXNORM, "code": "834022"}}, {"ketorolac"}, "ketorolac", "code"),  # single Coding object
-])
+@pytest.mark.parametrize(
+    "concept, sets, ingredient, by",
+    [
+        ({"coding": [{"system": RXNORM, "code": "834022"}]}, {"ketorolac"}, "ketorolac", "code"),  # SCD product
+        ({"coding": [{"system": RXNORM, "code": "35827"}]}, {"ketorolac"}, "ketorolac", "code"),  # ingredient
+        ({"coding": [{"system": "urn:oid:2.16.840.1.113883.6.88", "code": "198014"}]}, {"nsaids"}, "naproxen", "code"),
+        ({"text": "TORADOL 10mg tab"}, {"ketorolac"}, "ketorolac", "text"),  # brand, text only
+        (
+            {"coding": [{"system": RXNORM, "code": "999999999", "display": "Prednisone 5 MG oral tablet"}]},
+            {"systemic-corticosteroids"},
+            "prednisone",
+            "text",
+        ),  # unknown code, display fallback
+        ({"text": "ketorolacx"}, set(), None, ""),  # no partial-word match
+        ({"coding": {"system": RXNORM, "code": "834022"}}, {"ketorolac"}, "ketorolac", "code"),  # single Coding object
+    ],
+)
 def test_medication_matching(terminology, concept, sets, ingredient, by):
     m = terminology.match(concept)
     assert set(m.valuesets) == sets
@@ -44,11 +53,19 @@ def test_medication_matching(terminology, concept, sets, ingredient, by):
     assert m.by == by
 
 
-@pytest.mark.parametrize("code, expected", [
-    ("M54.41", "lbp-radicular"), ("M54.50", "lbp-nonspecific"), ("M54.5", "lbp-nonspecific"),
-    ("C79.51", "rf-malignancy"), ("M46.26", "rf-spinal-infection"), ("G83.4", "rf-cauda-equina"),
-    ("J45.901", "steroid-other-indication"), ("C50.911", "steroid-other-indication"),
-])
+@pytest.mark.parametrize(
+    "code, expected",
+    [
+        ("M54.41", "lbp-radicular"),
+        ("M54.50", "lbp-nonspecific"),
+        ("M54.5", "lbp-nonspecific"),
+        ("C79.51", "rf-malignancy"),
+        ("M46.26", "rf-spinal-infection"),
+        ("G83.4", "rf-cauda-equina"),
+        ("J45.901", "steroid-other-indication"),
+        ("C50.911", "steroid-other-indication"),
+    ],
+)
 def test_icd10_descendants_match_by_prefix(terminology, code, expected):
     assert expected in terminology.match({"coding": [{"system": ICD10, "code": code}]}).valuesets
 

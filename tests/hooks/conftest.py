@@ -42,8 +42,9 @@ class InProcess:
     def evaluate(self, body: dict[str, Any]) -> Evaluated:
         call = validate_hook_request(HookBody(body, None, False), body["hook"], self.validators)
         resolved = resolve(list(PREFETCH), call.data, lambda: None)
-        snapshot = self.reader.read(context=call.context, prefetch=resolved.data, today=NOW.date(),
-                                    unavailable=frozenset(resolved.unavailable))
+        snapshot = self.reader.read(
+            context=call.context, prefetch=resolved.data, today=NOW.date(), unavailable=frozenset(resolved.unavailable)
+        )
         findings = self.engine.evaluate(RuleInput(snapshot, call.hook, call.focus(snapshot.draft_refs)))
         response = {"cards": render(findings, snapshot, self.renderer).cards}
         self.validators.response(response)  # strict in what is sent, as the service in tests

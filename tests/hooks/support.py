@@ -4,13 +4,7 @@ from __future__ import annotations
 
 from cds_service.terminology import RXNORM
 from tests.conftest import bundle, call, hook_request
-from tests.factories import (
-    ICD10,
-    LBP,
-    SNOMED,
-    condition,
-    med_request,
-)
+from tests.factories import ICD10, LBP, SNOMED, condition, med_request
 
 LBP_RECENT = condition("lbp", *LBP, onset="2026-11-02")  # 20 days ago
 
@@ -29,16 +23,22 @@ def card(resp, topic):
     return next(c for c in resp.get_json()["cards"] if c["source"]["topic"]["code"] == topic)
 
 
-SCIATICA_OLD = condition("sc", "M54.41", "Lumbago with sciatica, right side", system=ICD10, onset="2026-09-01")  # 82 days
+SCIATICA_OLD = condition(
+    "sc", "M54.41", "Lumbago with sciatica, right side", system=ICD10, onset="2026-09-01"
+)  # 82 days
 
 
-NAPROXEN = med_request("nap", "198014", "Naproxen 500 MG Oral Tablet", authored="2026-09-05", supply_days=30, status="completed")
+NAPROXEN = med_request(
+    "nap", "198014", "Naproxen 500 MG Oral Tablet", authored="2026-09-05", supply_days=30, status="completed"
+)
 
 
 LBP_10D = condition("lbp", *LBP, onset="2026-11-12")
 
 
-NAPROXEN_TRIED = med_request("nap", "198014", "Naproxen 500 MG Oral Tablet", authored="2026-11-13", supply_days=5, status="completed")
+NAPROXEN_TRIED = med_request(
+    "nap", "198014", "Naproxen 500 MG Oral Tablet", authored="2026-11-13", supply_days=5, status="completed"
+)
 
 
 OXY = ("1049621", "Oxycodone Hydrochloride 5 MG Oral Tablet")

@@ -13,15 +13,37 @@ from hooks.engine import Knowledge
 from hooks.findings import Finding, Suggestion
 from hooks.thresholds import Thresholds
 
-PATIENT_VIEW = ["ketorolac-duration", "systemic-steroid-back-pain", "imaging-red-flags", "referral-spine",
-                "imaging-persistent-radicular", "opioid-sedative"]
-ORDERS = ["ketorolac-contraindication", "ketorolac-duration", "ketorolac-dose", "ketorolac-oral-start",
-          "systemic-steroid-back-pain", "imaging-red-flags", "imaging-early", "imaging-repeat", "opioid-first-line",
-          "opioid-sedative", "nsaid-duplicate", "gabapentinoid-nonradicular", "gabapentinoid-renal-dose", "muscle-relaxant",
-          "benzodiazepine-back-pain", "drug-class-repeat"]
+PATIENT_VIEW = [
+    "ketorolac-duration",
+    "systemic-steroid-back-pain",
+    "imaging-red-flags",
+    "referral-spine",
+    "imaging-persistent-radicular",
+    "opioid-sedative",
+]
+ORDERS = [
+    "ketorolac-contraindication",
+    "ketorolac-duration",
+    "ketorolac-dose",
+    "ketorolac-oral-start",
+    "systemic-steroid-back-pain",
+    "imaging-red-flags",
+    "imaging-early",
+    "imaging-repeat",
+    "opioid-first-line",
+    "opioid-sedative",
+    "nsaid-duplicate",
+    "gabapentinoid-nonradicular",
+    "gabapentinoid-renal-dose",
+    "muscle-relaxant",
+    "benzodiazepine-back-pain",
+    "drug-class-repeat",
+]
 
 
-@pytest.mark.parametrize("hook, topics", [("patient-view", PATIENT_VIEW), ("order-select", ORDERS), ("order-sign", ORDERS)])
+@pytest.mark.parametrize(
+    "hook, topics", [("patient-view", PATIENT_VIEW), ("order-select", ORDERS), ("order-sign", ORDERS)]
+)
 def test_each_hook_runs_its_rules_in_catalogue_order_superseding_rules_first(hook, topics):
     assert [s.topic for s in catalogue.rules_for(hook)] == topics
 
@@ -61,11 +83,17 @@ class _Templates:
         return {k: v for k, v in self.r.suggestion_labels(topic).items() if (topic, k) != self.drop_label}
 
 
-@pytest.mark.parametrize("break_it, message", [
-    (lambda r, t: (_Templates(r, drop_topic="nsaid-duplicate"), t), "nsaid-duplicate: no card template"),
-    (lambda r, t: (_Templates(r, drop_label=("ketorolac-dose", "cap-dose")), t), "ketorolac-dose: suggestion 'cap-dose' has no label"),
-    (lambda r, t: (_Templates(r), t.without("opioids")), "opioid-first-line: unknown value set 'opioids'"),
-])
+@pytest.mark.parametrize(
+    "break_it, message",
+    [
+        (lambda r, t: (_Templates(r, drop_topic="nsaid-duplicate"), t), "nsaid-duplicate: no card template"),
+        (
+            lambda r, t: (_Templates(r, drop_label=("ketorolac-dose", "cap-dose")), t),
+            "ketorolac-dose: suggestion 'cap-dose' has no label",
+        ),
+        (lambda r, t: (_Templates(r), t.without("opioids")), "opioid-first-line: unknown value set 'opioids'"),
+    ],
+)
 def test_the_start_up_check_fails_loudly(break_it, message):
     terminology = Knowledge.load().terminology
     templates, terms = break_it(CardRenderer(), _Terms(terminology))

@@ -22,7 +22,10 @@ def test_every_value_set_and_concept_has_provenance():
         assert data["id"] == vs_id and data["title"] and data["source"], vs_id
         assert data["concepts"], vs_id
         for concept in data["concepts"]:
-            assert concept["system"].startswith("http") and concept["code"] and concept["source"] is not None, (vs_id, concept)
+            assert concept["system"].startswith("http") and concept["code"] and concept["source"] is not None, (
+                vs_id,
+                concept,
+            )
 
 
 def test_project_authored_sets_say_so():

@@ -25,8 +25,13 @@ def fhir_server():
     if not (SERVER_DIR / "node_modules" / "@medplum" / "fhir-router").is_dir():
         pytest.skip("sandbox/fhir-server dependencies not installed (make test runs npm ci there)")
     port = free_port()
-    proc = subprocess.Popen([node, "server.mjs", "--port", str(port), "--token", TOKEN], cwd=SERVER_DIR,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [node, "server.mjs", "--port", str(port), "--token", TOKEN],
+        cwd=SERVER_DIR,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     line = proc.stdout.readline()
     assert line.startswith("listening"), line
     yield f"http://127.0.0.1:{port}/fhir"
@@ -58,7 +63,14 @@ def test_every_patient_through_the_fallback_fetch_path(fhir_server):
 def test_patient_searches_by_bare_id_and_by_reference_give_the_same_records(fhir_server, method):
     import requests
 
-    loaded = _cli("load-patients", "--fhir", fhir_server, "--token", TOKEN, "sandbox/patients/06-ketorolac-iv-then-oral.bundle.json")
+    loaded = _cli(
+        "load-patients",
+        "--fhir",
+        fhir_server,
+        "--token",
+        TOKEN,
+        "sandbox/patients/06-ketorolac-iv-then-oral.bundle.json",
+    )
     assert loaded.returncode == 0, loaded.stdout + loaded.stderr
     auth = {"Authorization": f"Bearer {TOKEN}"}
 
@@ -66,7 +78,9 @@ def test_patient_searches_by_bare_id_and_by_reference_give_the_same_records(fhir
         if method == "GET":
             resp = requests.get(f"{fhir_server}/Condition", params={"patient": patient}, headers=auth, timeout=10)
         else:  # the CDS Hooks sandbox searches by POST first
-            resp = requests.post(f"{fhir_server}/Condition/_search", data={"patient": patient}, headers=auth, timeout=10)
+            resp = requests.post(
+                f"{fhir_server}/Condition/_search", data={"patient": patient}, headers=auth, timeout=10
+            )
         assert resp.status_code == 200
         return sorted(e["resource"]["id"] for e in resp.json().get("entry", []))
 

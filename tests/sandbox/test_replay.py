@@ -22,6 +22,7 @@ def send(client):
         for card in (resp.get_json() or {}).get("cards", []):
             assert_markdown_tables_whole(card.get("detail", ""))
         return resp.status_code, resp.get_json()
+
     return post
 
 
@@ -46,6 +47,7 @@ def _cards(client, send, name, label):
         status, data = send(service_id, body)
         captured[body["hookInstance"]] = data
         return status, data
+
     call = next(c for c in case.calls if c["label"] == label)
     case = type(case)(case.name, case.bundle_path, case.description, [call])
     run_cases([case], spy, services, now=NOW)
@@ -74,14 +76,22 @@ def test_seed4_names_both_red_flags_and_orders_mri_with_contrast(client, send):
 
 def test_seed5_persistent_radicular_lists_the_conservative_care(client, send):
     # one problem, one card: the referral card carries the MRI advice and the therapy tried, with one referral in it
-    cards = {c["source"]["topic"]["code"]: c for c in _cards(client, send, "05-seed-failed-conservative-care", "chart opened")}
+    cards = {
+        c["source"]["topic"]["code"]: c
+        for c in _cards(client, send, "05-seed-failed-conservative-care", "chart opened")
+    }
     assert list(cards) == ["referral-spine"]
     referral = cards["referral-spine"]
     assert "Naproxen 500 MG Oral Tablet (from 2026-08-24)" in referral["detail"]
     assert "Referral to physiotherapist (procedure)" in referral["detail"]
-    assert referral["summary"] == "Radicular pain for 14 weeks with no specialist referral: refer to an orthopaedic spine surgeon."
-    assert [s["label"] for s in referral["suggestions"]] == ["Refer to orthopaedic spine surgeon",
-                                                             "Order MRI lumbar spine and refer to orthopaedic spine surgeon"]
+    assert (
+        referral["summary"]
+        == "Radicular pain for 14 weeks with no specialist referral: refer to an orthopaedic spine surgeon."
+    )
+    assert [s["label"] for s in referral["suggestions"]] == [
+        "Refer to orthopaedic spine surgeon",
+        "Order MRI lumbar spine and refer to orthopaedic spine surgeon",
+    ]
 
 
 def test_bulk_data_ndjson_directory_reports_card_counts_per_topic(tmp_path):
@@ -91,23 +101,46 @@ def test_bulk_data_ndjson_directory_reports_card_counts_per_topic(tmp_path):
 
     from tests.factories import ICD10, LBP, condition, med_request
 
-    people = [{"resourceType": "Patient", "id": pid, "birthDate": "1970-01-01", "gender": "female"} for pid in ("n1", "n2", "n3")]
-    conditions = [condition("c1", *LBP, onset="2026-11-01", pid="n1"), condition("c2", "R33.9", "Retention of urine", system=ICD10, pid="n1"),
-                  condition("c3", *LBP, onset="2026-11-01", pid="n2"), condition("c4", "64859006", "Osteoporosis", pid="n2")]
+    people = [
+        {"resourceType": "Patient", "id": pid, "birthDate": "1970-01-01", "gender": "female"}
+        for pid in ("n1", "n2", "n3")
+    ]
+    conditions = [
+        condition("c1", *LBP, onset="2026-11-01", pid="n1"),
+        condition("c2", "R33.9", "Retention of urine", system=ICD10, pid="n1"),
+        condition("c3", *LBP, onset="2026-11-01", pid="n2"),
+        condition("c4", "64859006", "Osteoporosis", pid="n2"),
+    ]
     meds = [med_request("m1", "314076", "lisinopril 10 MG Oral Tablet", authored="2026-01-01", pid="n3")]
     for name, rows in (("Patient", people), ("Condition", conditions), ("MedicationRequest", meds)):
         (tmp_path / f"{name}.ndjson").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    out = subprocess.run([sys.executable, "-m", "hooks.cli", "replay", str(tmp_path), "--json"], capture_output=True, text=True,
-                         timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "hooks.cli", "replay", str(tmp_path), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
-    assert json.loads(out.stdout) == {"patients": 3, "errors": 0,
-                                      "cards": {"imaging-red-flags (critical)": 1, "imaging-red-flags (warning)": 1}}
+    assert json.loads(out.stdout) == {
+        "patients": 3,
+        "errors": 0,
+        "cards": {"imaging-red-flags (critical)": 1, "imaging-red-flags (warning)": 1},
+    }
 
 
-@pytest.mark.parametrize("value, expected", [
-    ("@today", "2028-03-31"), ("@today-1m", "2028-02-29"), ("@today-13m", "2027-02-28"), ("@today+1m", "2028-04-30"),
-    ("@today-52y", "1976-03-31"), ("@today-2w", "2028-03-17"), ("@now-36h", "2028-03-30T00:00:00Z"), ("@tomorrow", "@tomorrow"),
-])
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        ("@today", "2028-03-31"),
+        ("@today-1m", "2028-02-29"),
+        ("@today-13m", "2027-02-28"),
+        ("@today+1m", "2028-04-30"),
+        ("@today-52y", "1976-03-31"),
+        ("@today-2w", "2028-03-17"),
+        ("@now-36h", "2028-03-30T00:00:00Z"),
+        ("@tomorrow", "@tomorrow"),
+    ],
+)
 def test_relative_dates_clamp_to_month_end(value, expected):
     from datetime import UTC, datetime
 
@@ -118,13 +151,27 @@ def test_relative_dates_clamp_to_month_end(value, expected):
 
 # --- the replay command's output: rich on a terminal, plain text elsewhere -------------------------------------------
 
+
 def _outcomes():
     from sandbox.replay import CallOutcome
 
-    return [CallOutcome("01-seed-spondylosis-ketorolac", "order-select", "renew ketorolac 5 d", 200,
-                        [("ketorolac-duration", "critical", "s"), ("nsaid-duplicate", "warning", "[bold]s[/bold]")]),
-            CallOutcome("25-no-back-pain", "patient-view", "chart opened [x]", 200, [],
-                        ["missing imaging-red-flags (critical)", "extra card [b]x[/b] (info)"])]
+    return [
+        CallOutcome(
+            "01-seed-spondylosis-ketorolac",
+            "order-select",
+            "renew ketorolac 5 d",
+            200,
+            [("ketorolac-duration", "critical", "s"), ("nsaid-duplicate", "warning", "[bold]s[/bold]")],
+        ),
+        CallOutcome(
+            "25-no-back-pain",
+            "patient-view",
+            "chart opened [x]",
+            200,
+            [],
+            ["missing imaging-red-flags (critical)", "extra card [b]x[/b] (info)"],
+        ),
+    ]
 
 
 class _Terminal:  # what rich sees of a terminal: a stream that says it is a tty
@@ -156,14 +203,20 @@ def test_off_a_terminal_the_table_is_plain_text_one_line_per_row():
     render_table(_outcomes(), console(stream))
     assert "\x1b" not in stream.getvalue()
     rows = [re.split(r"\s{2,}", line.rstrip()) for line in stream.getvalue().splitlines()]  # columns: 2+ spaces apart
-    assert rows == [["patient", "call", "result", "cards"],
-                    ["01-seed-spondylosis-ketorolac", "renew ketorolac 5 d", "ok",
-                     "ketorolac-duration:critical, nsaid-duplicate:warning"],
-                    ["25-no-back-pain", "chart opened [x]", "MISMATCH", "—"],  # text is never read as markup
-                    ["", "↳ missing imaging-red-flags (critical)"],
-                    ["", "↳ extra card [b]x[/b] (info)"],
-                    [""],
-                    ["1 passed, 1 failed"]]
+    assert rows == [
+        ["patient", "call", "result", "cards"],
+        [
+            "01-seed-spondylosis-ketorolac",
+            "renew ketorolac 5 d",
+            "ok",
+            "ketorolac-duration:critical, nsaid-duplicate:warning",
+        ],
+        ["25-no-back-pain", "chart opened [x]", "MISMATCH", "—"],  # text is never read as markup
+        ["", "↳ missing imaging-red-flags (critical)"],
+        ["", "↳ extra card [b]x[/b] (info)"],
+        [""],
+        ["1 passed, 1 failed"],
+    ]
 
 
 def test_on_a_terminal_the_table_has_colour_unless_told_not_to(monkeypatch):
@@ -175,7 +228,9 @@ def test_on_a_terminal_the_table_has_colour_unless_told_not_to(monkeypatch):
     plain = _terminal(monkeypatch)
     render_table(_outcomes(), console(plain, colour=False))
     assert "MISMATCH" in plain.getvalue() and "1 passed, 1 failed" in plain.getvalue()
-    assert not [code for code in ("\x1b[31m", "\x1b[32m", "\x1b[33m", "\x1b[36m", "\x1b[1;31m") if code in plain.getvalue()]
+    assert not [
+        code for code in ("\x1b[31m", "\x1b[32m", "\x1b[33m", "\x1b[36m", "\x1b[1;31m") if code in plain.getvalue()
+    ]
 
 
 def test_the_progress_bar_shows_on_a_terminal_only(monkeypatch):
@@ -199,13 +254,26 @@ def test_the_replay_command_piped_prints_plain_parseable_text(tmp_path):
     import subprocess
     import sys
 
-    out = subprocess.run([sys.executable, "-m", "hooks.cli", "replay", "--today", "2026-11-22",
-                          str(PATIENTS / "01-seed-spondylosis-ketorolac.expected.json")], capture_output=True, text=True,
-                         timeout=120)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "hooks.cli",
+            "replay",
+            "--today",
+            "2026-11-22",
+            str(PATIENTS / "01-seed-spondylosis-ketorolac.expected.json"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stdout + out.stderr[-2000:]
     assert "\x1b" not in out.stdout + out.stderr  # not a terminal: no colour, no progress bar
     lines = [line.rstrip() for line in out.stdout.splitlines()]
     assert lines[0].split() == ["patient", "call", "result", "cards"]
-    assert lines[1:-3] and [line.split()[0] for line in lines[1:-3]] == ["01-seed-spondylosis-ketorolac"] * (len(lines) - 4)
+    assert lines[1:-3] and [line.split()[0] for line in lines[1:-3]] == ["01-seed-spondylosis-ketorolac"] * (
+        len(lines) - 4
+    )
     assert lines[-2] == f"{len(lines) - 4} passed, 0 failed"
     assert lines[-1].startswith("cards by topic: ketorolac-duration (critical): ")

@@ -21,33 +21,47 @@ def terminology():
 
 def _snap(terminology, resources, drafts=(), pid="p1"):
     ctx = {"patientId": pid, "draftOrders": {"resourceType": "Bundle", "entry": [{"resource": d} for d in drafts]}}
-    return build_snapshot(context=ctx, prefetch={"x": {"resourceType": "Bundle", "entry": [{"resource": r} for r in resources]}},
-                          terminology=terminology, today=TODAY)
+    return build_snapshot(
+        context=ctx,
+        prefetch={"x": {"resourceType": "Bundle", "entry": [{"resource": r} for r in resources]}},
+        terminology=terminology,
+        today=TODAY,
+    )
 
 
 RETENTION = ("267064002", "Retention of urine")
 
 
-_NEURO_FINDING = {"coding": [{"system": "http://snomed.info/sct", "code": "449813001", "display": "Numbness of saddle area"}]}
+_NEURO_FINDING = {
+    "coding": [{"system": "http://snomed.info/sct", "code": "449813001", "display": "Numbness of saddle area"}]
+}
 
 
 _V3 = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation"
 
 
 def test_snapshot_ignores_other_patients_and_skips_invalid_entries(terminology):
-    s = _snap(terminology, [
-        condition("c1", "23056005", "Sciatica", pid="p1"),
-        condition("c2", "23056005", "Sciatica", pid="someone-else"),
-        {"resourceType": "Condition", "id": "bad"},  # no code: skipped, counted
-        "not an object",
-        condition("c3", "23056005", "Sciatica", verification="refuted"),
-    ])
+    s = _snap(
+        terminology,
+        [
+            condition("c1", "23056005", "Sciatica", pid="p1"),
+            condition("c2", "23056005", "Sciatica", pid="someone-else"),
+            {"resourceType": "Condition", "id": "bad"},  # no code: skipped, counted
+            "not an object",
+            condition("c3", "23056005", "Sciatica", verification="refuted"),
+        ],
+    )
     assert [c.ref for c in s.conditions] == ["Condition/c1"]
     assert s.skipped == {"Condition": 1, "(not an object)": 1}
 
 
 def test_condition_codes_are_classified(terminology):
-    s = _snap(terminology, [condition("c", "M51.16", "Disc disorder with radiculopathy, lumbar", system=ICD10, onset="2026-10-01"),
-                            condition("d", "192970008", "Cauda equina syndrome", system=SNOMED)])
+    s = _snap(
+        terminology,
+        [
+            condition("c", "M51.16", "Disc disorder with radiculopathy, lumbar", system=ICD10, onset="2026-10-01"),
+            condition("d", "192970008", "Cauda equina syndrome", system=SNOMED),
+        ],
+    )
     assert {"lbp-radicular", "lbp-disc"} <= s.conditions[0].valuesets
     assert "rf-cauda-equina" in s.conditions[1].valuesets

@@ -1,26 +1,20 @@
 """Ketorolac rules (duration, oral start, dose, contraindications): inclusion, exclusions and boundaries. How the course
-is counted on the records EHRs really send (dose-free days, stopped orders, mg doses): tests/hooks/test_ketorolac_course.py."""
+is counted on the records EHRs really send (dose-free days, stopped orders, mg doses):
+tests/hooks/test_ketorolac_course.py."""
 
 from __future__ import annotations
 
 import pytest
 
 from tests.conftest import patient, topics
-from tests.factories import (
-    ICD10,
-    KETOROLAC_INJ,
-    KETOROLAC_ORAL,
-    condition,
-    draft,
-    med_admin,
-    med_request,
-    observation,
-)
+from tests.factories import ICD10, KETOROLAC_INJ, KETOROLAC_ORAL, condition, draft, med_admin, med_request, observation
 from tests.hooks.support import CKD4, WARFARIN, card, labels, offered_drugs, order, view
 
 
-@pytest.mark.parametrize("supply, unit, fires", [(5, "d", False), (6, "d", True), (120, "h", False), (121, "h", True),
-                                                 (1, "wk", True), (30, "d", True)])
+@pytest.mark.parametrize(
+    "supply, unit, fires",
+    [(5, "d", False), (6, "d", True), (120, "h", False), (121, "h", True), (1, "wk", True), (30, "d", True)],
+)
 def test_ketorolac_duration_boundaries(client, supply, unit, fires):
     resp = order(client, [draft("k", *KETOROLAC_ORAL, supply_days=supply, supply_unit=unit)])
     assert (("ketorolac-duration", "critical") in topics(resp)) is fires
@@ -32,7 +26,10 @@ def test_ketorolac_counts_parenteral_doses_already_given(client):
     assert topics(resp) == [("ketorolac-duration", "critical")]
     c = card(resp, "ketorolac-duration")
     assert c["summary"].startswith("Ketorolac would run 6 days (limit 5")
-    assert "| First ketorolac dose | 2026-11-21 (already given: 1 ML Ketorolac Tromethamine 30 MG/ML Injection) |" in c["detail"]
+    assert (
+        "| First ketorolac dose | 2026-11-21 (already given: 1 ML Ketorolac Tromethamine 30 MG/ML Injection) |"
+        in c["detail"]
+    )
     assert "| Routes | IM, oral |" in c["detail"]
     assert "| Days allowed from today | 4 |" in c["detail"]
     assert c["suggestions"][1]["label"] == "Shorten this order to 4 days (supply and duration)"
@@ -46,8 +43,16 @@ def test_ketorolac_exposure_weeks_ago_is_a_separate_course(client):
 
 
 def test_ophthalmic_ketorolac_is_not_counted(client):
-    eye = [med_request("eye", None, "ketorolac tromethamine 0.5 % Ophthalmic Solution", authored="2026-11-19", supply_days=10,
-                       text_only=True)]
+    eye = [
+        med_request(
+            "eye",
+            None,
+            "ketorolac tromethamine 0.5 % Ophthalmic Solution",
+            authored="2026-11-19",
+            supply_days=10,
+            text_only=True,
+        )
+    ]
     resp = order(client, [draft("k", *KETOROLAC_INJ, supply_days=5, route="iv")], medications=eye)
     assert topics(resp) == []
 
@@ -59,8 +64,10 @@ def test_open_ended_ketorolac_draft_gets_a_warning_not_critical(client):
 
 
 def test_two_ketorolac_orders_give_one_card_naming_both(client):
-    drafts = [draft("k1", *KETOROLAC_INJ, route="im", supply_days=3),
-              draft("k2", *KETOROLAC_ORAL, supply_days=5, authored="2026-11-24")]  # oral continuation: days 1–7
+    drafts = [
+        draft("k1", *KETOROLAC_INJ, route="im", supply_days=3),
+        draft("k2", *KETOROLAC_ORAL, supply_days=5, authored="2026-11-24"),
+    ]  # oral continuation: days 1–7
     resp = order(client, drafts, hook="order-sign")
     assert topics(resp) == [("ketorolac-duration", "critical")]
     detail = card(resp, "ketorolac-duration")["detail"]
@@ -74,7 +81,10 @@ def test_brand_text_only_ketorolac_is_recognised(client):
 
 
 def test_ketorolac_not_in_selections_gets_no_card(client):
-    drafts = [draft("k", *KETOROLAC_ORAL, supply_days=10), draft("n", "198014", "Naproxen 500 MG Oral Tablet", supply_days=10)]
+    drafts = [
+        draft("k", *KETOROLAC_ORAL, supply_days=10),
+        draft("n", "198014", "Naproxen 500 MG Oral Tablet", supply_days=10),
+    ]
     assert topics(order(client, drafts, selections=["MedicationRequest/n"])) == []
 
 
@@ -86,7 +96,9 @@ def test_patient_view_active_ketorolac_past_day_5(client, authored, fires):
     if fires:
         c = card(resp, "ketorolac-duration")
         action = c["suggestions"][0]["actions"][0]
-        assert action["type"] == "update" and action["resource"]["status"] == "stopped" and action["resource"]["id"] == "k"
+        assert (
+            action["type"] == "update" and action["resource"]["status"] == "stopped" and action["resource"]["id"] == "k"
+        )
 
 
 def test_oral_ketorolac_without_parenteral_gets_oral_start_warning(client):
@@ -97,8 +109,11 @@ def test_oral_ketorolac_without_parenteral_gets_oral_start_warning(client):
 
 
 def test_oral_ketorolac_dose_above_40mg_per_day(client):
-    resp = order(client, [draft("k", *KETOROLAC_ORAL, supply_days=3, dose_mg=20, per_day=4)],
-                 medicationAdministrations=[med_admin("a", *KETOROLAC_INJ, "2026-11-22T06:00:00Z", route="iv")])
+    resp = order(
+        client,
+        [draft("k", *KETOROLAC_ORAL, supply_days=3, dose_mg=20, per_day=4)],
+        medicationAdministrations=[med_admin("a", *KETOROLAC_INJ, "2026-11-22T06:00:00Z", route="iv")],
+    )
     assert topics(resp) == [("ketorolac-dose", "warning")]
     c = card(resp, "ketorolac-dose")
     assert "80 mg/day oral (cap 40 mg/day)" in c["summary"]
@@ -118,8 +133,10 @@ def test_reduced_dose_group_single_iv_cap(client):
 def test_both_parenteral_caps_exceeded_are_both_named(client):
     old = patient("p1", birth="1946-01-01")  # 80: 60 mg/day and 15 mg per IV dose
     resp = order(client, [draft("k", *KETOROLAC_INJ, route="iv", supply_days=2, dose_mg=30, per_day=4)], patient=old)
-    assert card(resp, "ketorolac-dose")["summary"] == ("Ketorolac dose above the label cap: 120 mg/day IV (cap 60 mg/day); "
-                                                       "single IV dose 30 mg (cap 15 mg). Reduce the dose.")
+    assert card(resp, "ketorolac-dose")["summary"] == (
+        "Ketorolac dose above the label cap: 120 mg/day IV (cap 60 mg/day); "
+        "single IV dose 30 mg (cap 15 mg). Reduce the dose."
+    )
 
 
 def test_uncomputable_dose_gives_no_dose_card(client):
@@ -127,12 +144,32 @@ def test_uncomputable_dose_gives_no_dose_card(client):
     assert topics(resp) == []
 
 
-@pytest.mark.parametrize("prefetch, indicator", [
-    ({"conditions": [condition("gi", "K25.4", "Chronic gastric ulcer with hemorrhage", system=ICD10, status="resolved")]}, "critical"),
-    ({"labs": [observation("e", "98979-8", "eGFR", 25, "mL/min/{1.73_m2}", "2026-10-01")]}, "critical"),
-    ({"medications": [med_request("ibu", "197806", "Ibuprofen 600 MG Oral Tablet", authored="2026-11-20")]}, "critical"),
-    ({"medications": [med_request("w", "855290", "Warfarin Sodium 1 MG Oral Tablet [Coumadin]", authored="2026-01-01")]}, "warning"),
-])
+@pytest.mark.parametrize(
+    "prefetch, indicator",
+    [
+        (
+            {
+                "conditions": [
+                    condition("gi", "K25.4", "Chronic gastric ulcer with hemorrhage", system=ICD10, status="resolved")
+                ]
+            },
+            "critical",
+        ),
+        ({"labs": [observation("e", "98979-8", "eGFR", 25, "mL/min/{1.73_m2}", "2026-10-01")]}, "critical"),
+        (
+            {"medications": [med_request("ibu", "197806", "Ibuprofen 600 MG Oral Tablet", authored="2026-11-20")]},
+            "critical",
+        ),
+        (
+            {
+                "medications": [
+                    med_request("w", "855290", "Warfarin Sodium 1 MG Oral Tablet [Coumadin]", authored="2026-01-01")
+                ]
+            },
+            "warning",
+        ),
+    ],
+)
 def test_ketorolac_contraindications(client, prefetch, indicator):
     drafts = [draft("k", *KETOROLAC_INJ, route="im", supply_days=2)]
     resp = order(client, drafts, **prefetch)
@@ -141,12 +178,18 @@ def test_ketorolac_contraindications(client, prefetch, indicator):
     (replace,) = c["suggestions"][0]["actions"]  # the draft itself becomes acetaminophen (same id)
     assert (replace["type"], replace["resource"]["id"]) == ("update", "k")
     assert replace["resource"]["medicationCodeableConcept"]["coding"][0]["code"] == "198440"
-    assert "route" in replace["resource"]["dosageInstruction"][0] and replace["resource"]["dosageInstruction"][0]["route"]["coding"][0]["code"] == "26643006"
+    assert (
+        "route" in replace["resource"]["dosageInstruction"][0]
+        and replace["resource"]["dosageInstruction"][0]["route"]["coding"][0]["code"] == "26643006"
+    )
 
 
 def test_egfr_older_than_12_months_is_not_used(client):
-    resp = order(client, [draft("k", *KETOROLAC_INJ, route="im", supply_days=2)],
-                 labs=[observation("e", "98979-8", "eGFR", 25, "mL/min/{1.73_m2}", "2025-06-01")])
+    resp = order(
+        client,
+        [draft("k", *KETOROLAC_INJ, route="im", supply_days=2)],
+        labs=[observation("e", "98979-8", "eGFR", 25, "mL/min/{1.73_m2}", "2025-06-01")],
+    )
     assert topics(resp) == []
 
 
@@ -170,31 +213,46 @@ def test_anticoagulant_caution_with_a_long_course_is_critical(client):
     resp = order(client, [draft("k", *KETOROLAC_ORAL, supply_days=8, route="oral")], medications=[WARFARIN])
     assert topics(resp) == [("ketorolac-contraindication", "critical")]
     c = card(resp, "ketorolac-contraindication")
-    assert c["summary"] == ("Ketorolac with concurrent anticoagulant, and it would run 8 days (limit 5). Use acetaminophen "
-                            "instead.")
+    assert c["summary"] == (
+        "Ketorolac with concurrent anticoagulant, and it would run 8 days (limit 5). Use acetaminophen instead."
+    )
     assert "Keep ketorolac" not in " ".join(labels(resp))
 
 
 def test_anticoagulant_caution_alone_is_a_warning(client):
     resp = order(client, [draft("k", *KETOROLAC_INJ, supply_days=2, route="im")], medications=[WARFARIN])
     assert topics(resp) == [("ketorolac-contraindication", "warning")]
-    assert "**Planned ketorolac exposure: 2 days** (within the 5-day limit" in card(resp, "ketorolac-contraindication")["detail"]
+    assert (
+        "**Planned ketorolac exposure: 2 days** (within the 5-day limit"
+        in card(resp, "ketorolac-contraindication")["detail"]
+    )
 
 
 def test_a_caution_card_names_only_the_cautions_the_record_has(client):
-    warfarin = card(order(client, [draft("k", *KETOROLAC_INJ, supply_days=2, route="im")], medications=[WARFARIN]),
-                    "ketorolac-contraindication")
-    assert warfarin["summary"] == "Caution: ketorolac with concurrent anticoagulant (bleeding risk). Consider acetaminophen."
+    warfarin = card(
+        order(client, [draft("k", *KETOROLAC_INJ, supply_days=2, route="im")], medications=[WARFARIN]),
+        "ketorolac-contraindication",
+    )
+    assert (
+        warfarin["summary"]
+        == "Caution: ketorolac with concurrent anticoagulant (bleeding risk). Consider acetaminophen."
+    )
     assert warfarin["detail"].startswith("**Ketorolac with a bleeding caution**")
     assert "pregnan" not in warfarin["detail"].lower()
     assert warfarin["detail"].endswith("*Evidence: FDA ketorolac tromethamine label, Warnings (hemorrhage).*")
     early = condition("g", "Z3A.12", "12 weeks gestation of pregnancy", system=ICD10, recorded="2026-11-15")
-    pregnant = card(order(client, [draft("k", *KETOROLAC_INJ, supply_days=2, route="im")], conditions=[early]),
-                    "ketorolac-contraindication")
+    pregnant = card(
+        order(client, [draft("k", *KETOROLAC_INJ, supply_days=2, route="im")], conditions=[early]),
+        "ketorolac-contraindication",
+    )
     assert pregnant["indicator"] == "warning" and "(pregnancy risk)" in pregnant["summary"]
     assert "anticoagulant" not in pregnant["detail"] and "20 weeks of pregnancy" in pregnant["detail"]
-    both = card(order(client, [draft("k", *KETOROLAC_INJ, supply_days=2, route="im")], conditions=[early], medications=[WARFARIN]),
-                "ketorolac-contraindication")
+    both = card(
+        order(
+            client, [draft("k", *KETOROLAC_INJ, supply_days=2, route="im")], conditions=[early], medications=[WARFARIN]
+        ),
+        "ketorolac-contraindication",
+    )
     assert both["detail"].startswith("**Ketorolac with a bleeding and pregnancy caution**")
 
 
@@ -206,28 +264,41 @@ def test_patient_view_ketorolac_card_does_not_advise_naproxen_when_contraindicat
 
 
 def test_the_contraindication_summary_says_how_many_more_reasons_the_detail_lists(client):
-    gi = condition("gi", "K25.4", "Chronic or unspecified gastric ulcer with hemorrhage", system=ICD10, status="resolved")
+    gi = condition(
+        "gi", "K25.4", "Chronic or unspecified gastric ulcer with hemorrhage", system=ICD10, status="resolved"
+    )
     resp = order(client, [draft("k", *KETOROLAC_INJ, supply_days=2, route="im")], conditions=[CKD4, gi])
     c = card(resp, "ketorolac-contraindication")
-    assert c["summary"] == "Ketorolac is contraindicated (advanced renal impairment, and 1 more). Remove it; consider acetaminophen."
-    assert "- history of peptic ulcer / GI bleeding: Chronic or unspecified gastric ulcer with hemorrhage" in c["detail"]
+    assert (
+        c["summary"]
+        == "Ketorolac is contraindicated (advanced renal impairment, and 1 more). Remove it; consider acetaminophen."
+    )
+    assert (
+        "- history of peptic ulcer / GI bleeding: Chronic or unspecified gastric ulcer with hemorrhage" in c["detail"]
+    )
 
 
 def test_a_renewal_beside_a_current_course_names_the_alternative_it_offers(client):
     """Seed 01: oral ketorolac since 11-13, still current today, renewed for 5 days. The card offers acetaminophen
     (a current ketorolac course counts as a concurrent NSAID for the alternative), so its advice names acetaminophen."""
     current = med_request("k0", *KETOROLAC_ORAL, authored="2026-11-13", supply_days=10, route="oral")
-    resp = order(client, [draft("k", *KETOROLAC_ORAL, supply_days=5, route="oral")], hook="order-sign", medications=[current])
+    resp = order(
+        client, [draft("k", *KETOROLAC_ORAL, supply_days=5, route="oral")], hook="order-sign", medications=[current]
+    )
     c = card(resp, "ketorolac-duration")
-    assert c["summary"] == ("Ketorolac would run 14 days (limit 5, all routes combined). Keep the total to 5 days or switch to "
-                            "acetaminophen.")
+    assert c["summary"] == (
+        "Ketorolac would run 14 days (limit 5, all routes combined). Keep the total to 5 days or switch to "
+        "acetaminophen."
+    )
     assert "acetaminophen 1 g every 8 hours (max 3 g/day) is the alternative" in c["detail"]
     assert "naproxen 500 mg twice daily with food has no fixed duration limit" not in c["detail"]
     assert labels(resp) == ["Replace with acetaminophen 1 g every 8 hours"]
 
 
 def test_patient_view_shows_the_days_allowed_and_quotes_the_boxed_warning(client):
-    resp = view(client, medications=[med_request("k", *KETOROLAC_ORAL, authored="2026-11-13", supply_days=10, route="oral")])
+    resp = view(
+        client, medications=[med_request("k", *KETOROLAC_ORAL, authored="2026-11-13", supply_days=10, route="oral")]
+    )
     c = card(resp, "ketorolac-duration")
     assert c["summary"].startswith("Ketorolac is on day 10 (limit 5")
     assert "| Days allowed from today | 0 (day 5 was 2026-11-17) |" in c["detail"]
