@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 BROWSER := $(VENV)/.browser
 FHIRSRV := sandbox/fhir-server/node_modules/.installed
 
-.PHONY: serve test check lint format bench load-test clean
+.PHONY: serve test check lint format bench bench-wrk load-test clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,10 @@ test: $(STAMP) $(BROWSER) $(FHIRSRV)  ## set up and run every test
 
 bench: $(STAMP)  ## full benchmark (minutes); figures in bench/results/latest.json
 	$(VENV)/bin/backpain-cds bench
+
+bench-wrk: $(STAMP)  ## floor vs service under wrk (Debian's C load generator): latency, CPU per call, RSS, spread
+	@command -v wrk >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null)
+	$(VENV)/bin/backpain-cds bench-wrk --admission 1
 
 load-test: $(STAMP)  ## bounded load + kill -9 durability run against the production server
 	$(VENV)/bin/backpain-cds load-test

@@ -83,6 +83,11 @@ class ChartCache(Recent):
 
     ``entries`` charts at most (0: nothing kept), none older than ``seconds``; a chart over ``max_resources`` resources
     or ``max_bytes`` of prefetch JSON is never kept. Both per-worker caches (parses, facts) share these settings.
+
+    ``admit_on_sight``: a chart is kept from its n-th sighting within ``seconds`` (a doorkeeper: only a small
+    fingerprint is remembered before that). Most calls are first looks at charts that never come back; keeping each
+    of them evicts another, and building and later freeing a kept chart costs more than the cache saves (bench/).
+    A keystroke stream, which re-sends its chart, is kept from its second call (``snapshot_cache_admission``).
     """
 
     def __init__(
@@ -92,9 +97,14 @@ class ChartCache(Recent):
         max_resources: int = 2_000,
         max_bytes: int = 2 * 1024 * 1024,
         clock: Callable[[], float] = time.monotonic,
+        admit_on_sight: int = 1,
     ) -> None:
         super().__init__(entries, seconds, clock)
         self.max_resources, self.max_bytes = max_resources, max_bytes
+        self.admit_on_sight = admit_on_sight
+        self._sightings: cachetools.TTLCache[int, int] = cachetools.TTLCache(
+            maxsize=max(entries, 1) * 16, ttl=seconds, timer=clock
+        )
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Self:
@@ -103,7 +113,18 @@ class ChartCache(Recent):
             settings.snapshot_cache_seconds,
             settings.snapshot_cache_max_resources,
             settings.snapshot_cache_max_bytes,
+            admit_on_sight=settings.snapshot_cache_admission,
         )
+
+    def admits(self, fingerprint: Hashable) -> bool:
+        """Count a sighting of the chart ``fingerprint`` stands for; whether it is now to be kept."""
+        if self.admit_on_sight <= 1:
+            return True
+        key = hash(fingerprint)
+        with self._lock:
+            seen = self._sightings.get(key, 0) + 1
+            self._sightings[key] = seen
+        return seen >= self.admit_on_sight
 
     def keeps(self, prefetch: Mapping[str, Any], size: int | None = None) -> bool:
         """Whether a chart with this prefetch (of ``size`` JSON bytes, when known) may be kept at all."""
@@ -124,13 +145,15 @@ class PrefetchParses(ChartCache):
     def remember(self, body: HookBody) -> None:
         """Keep a request's parsed prefetch for the next request that ends with the same bytes."""
         value = body.data.get("prefetch") if isinstance(body.data, dict) else None
+        key = body.prefetch_key
         if (
             not body.reused
-            and body.prefetch_key is not None
+            and key is not None
             and isinstance(value, dict)
-            and self.keeps(value, len(body.prefetch_key))
+            and self.keeps(value, len(key))
+            and self.admits((len(key), key[:512], key[-512:]))  # a cheap fingerprint: a false match only keeps it
         ):
-            self.put(body.prefetch_key, value)
+            self.put(key, value)
 
 
 class SnapshotCache(ChartCache, Generic[T]):
@@ -180,6 +203,8 @@ class SnapshotCache(ChartCache, Generic[T]):
             if cached is not None:
                 return cached, True, None
         reading = read()
+        if not self.admits(scope):  # a first look at this patient and day: nothing kept yet (``admit_on_sight``)
+            return reading, False, None
         return reading, False, lambda: self._store(scope, content, prefetch, reading)
 
     def _store(self, scope: tuple[Any, ...], content: bytes | None, prefetch: Mapping[str, Any], reading: T) -> None:

@@ -95,6 +95,12 @@ class Settings:
         "charts whose prefetch JSON is larger are read every call (a few large "
         "resources can be as heavy as many small ones; typical ≈ 0.3 MB)",
     )
+    snapshot_cache_admission: int = _setting(
+        2,
+        "a chart is kept from its n-th sighting in snapshot_cache_seconds (1 = its first): first looks at charts that "
+        "never come back are most traffic, and keeping each (then freeing the one it evicts) costs more than the "
+        "cache saves; a keystroke stream is kept from its second call (README 'Performance')",
+    )
 
     # --- CORS --------------------------------------------------------------------------------
     cors_origins: list[str] = _setting(

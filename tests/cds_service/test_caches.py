@@ -49,12 +49,14 @@ def _chart() -> dict:
     }
 
 
-def _stream_app(tmp_path, entries: int):
+def _stream_app(tmp_path, entries: int, admission: int = 1):
+    """The mechanism tests keep a chart from its first sighting; the default (2) is tested on its own below."""
     return create_app(
         {
-            "database_url": f"sqlite:///{tmp_path}/fb-{entries}.sqlite3",
+            "database_url": f"sqlite:///{tmp_path}/fb-{entries}-{admission}.sqlite3",
             "validate_responses": True,
             "snapshot_cache_entries": entries,
+            "snapshot_cache_admission": admission,
         },
         clock=lambda: NOW,
         resolver=fake_resolver,
@@ -218,3 +220,36 @@ def test_bodies_with_escapes_reuse_their_prefetch_and_other_orders_are_keyed_by_
     # what the calls read was never changed by them: the kept parse is still the chart as sent
     kept = app.extensions["backpain"]["parses"].get(b'"prefetch":' + chart + b"}")
     assert kept is not None and orjson.dumps(kept) == chart
+
+
+def test_by_default_a_chart_is_kept_from_its_second_sighting(tmp_path, caplog):
+    """snapshot_cache_admission = 2: a first look keeps nothing (neither the parse nor the facts), a keystroke stream
+    is kept from its second call and read from the cache from its third — with the same cards as without a cache."""
+    app, uncached = _stream_app(tmp_path, 16, admission=2), _stream_app(tmp_path, 0)
+    caplog.set_level(logging.INFO, logger="backpain_cds.request")
+    with_cache = [call(app.test_client(), body).get_json() for body in _keystrokes()]
+    logged = [r for r in caplog.records if getattr(r, "msg", "") == "hook call"]
+    assert [r.prefetch_reused for r in logged] == [False, False, True, True, False]
+    assert [r.prefetch_cached for r in logged] == [False, False, True, True, False]
+    assert with_cache == [call(uncached.test_client(), body).get_json() for body in _keystrokes()]
+
+
+def test_first_looks_at_distinct_charts_keep_nothing():
+    clock = Clock()
+    parses = PrefetchParses(entries=4, seconds=60, clock=clock, admit_on_sight=2)
+    cache = SnapshotCache(entries=4, seconds=60, clock=clock, admit_on_sight=2)
+    for pid in "abcdefgh":
+        body = read_hook_body(
+            b'{"hook":"a","prefetch":{"p":{"resourceType":"Patient","id":"%s"}}}' % pid.encode(), parses
+        )
+        parses.remember(body)
+        _, cached, store = cache.get_or_read((pid,), body.data["prefetch"], lambda: pid)
+        assert not cached and store is None
+    assert len(parses) == 0 and len(cache) == 0
+    again = read_hook_body(b'{"hook":"b","prefetch":{"p":{"resourceType":"Patient","id":"h"}}}', parses)
+    parses.remember(again)  # its second sighting: kept now
+    assert read_hook_body(b'{"hook":"c","prefetch":{"p":{"resourceType":"Patient","id":"h"}}}', parses).reused
+    clock.now = 61  # a sighting older than snapshot_cache_seconds is forgotten
+    late = read_hook_body(b'{"hook":"a","prefetch":{"p":{"resourceType":"Patient","id":"a"}}}', parses)
+    parses.remember(late)
+    assert not read_hook_body(b'{"hook":"a","prefetch":{"p":{"resourceType":"Patient","id":"a"}}}', parses).reused
