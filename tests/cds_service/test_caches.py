@@ -243,7 +243,7 @@ def test_first_looks_at_distinct_charts_keep_nothing():
             b'{"hook":"a","prefetch":{"p":{"resourceType":"Patient","id":"%s"}}}' % pid.encode(), parses
         )
         parses.remember(body)
-        _, cached, store = cache.get_or_read((pid,), body.data["prefetch"], lambda: pid)
+        _, cached, store = cache.get_or_read((pid,), body.data["prefetch"], lambda pid=pid: pid)
         assert not cached and store is None
     assert len(parses) == 0 and len(cache) == 0
     again = read_hook_body(b'{"hook":"b","prefetch":{"p":{"resourceType":"Patient","id":"h"}}}', parses)
