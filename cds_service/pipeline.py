@@ -28,7 +28,7 @@ from .errors import FHIRAccessError, PrefetchUnavailable
 from .fhir_client import Outbound, Resolver
 from .hook_request import HookRequest, validate_hook_request
 from .ledger import CardLedger
-from .prefetch import ResolvedPrefetch, resolve
+from .prefetch import ResolvedPrefetch, resolve, resource_count
 from .registry import Registry, RuleInput, ServiceDefinition
 from .render import Rendered, render
 from .schemas import Validators
@@ -111,7 +111,8 @@ def respond(
             "fetched": resolved.fetched,
             "unavailable": sorted(resolved.unavailable),
             "prefetch_reused": call.body.reused,
-            "resources": snapshot.resource_count,
+            "prefetch_resources": resource_count(resolved.data),  # as sent or fetched (a Bundle: its entries)
+            "fact_resources": snapshot.resource_count,  # the records facts were read from, and the drafts
             "skipped": sum(snapshot.skipped.values()),
             "prefetch_cached": snapshot.from_cache,
             "unread_types": sorted(snapshot.unsupported),

@@ -253,3 +253,14 @@ def test_first_looks_at_distinct_charts_keep_nothing():
     late = read_hook_body(b'{"hook":"a","prefetch":{"p":{"resourceType":"Patient","id":"a"}}}', parses)
     parses.remember(late)
     assert not read_hook_body(b'{"hook":"a","prefetch":{"p":{"resourceType":"Patient","id":"a"}}}', parses).reused
+
+
+def test_the_request_log_counts_prefetch_resources_and_fact_resources_apart(tmp_path, caplog):
+    # a server that ignored the search's type: an Immunization among the conditions (not read, but sent)
+    conditions = bundle(condition("lbp", *LBP, onset="2026-11-12"), {"resourceType": "Immunization", "id": "i1"})
+    request = hook_request("patient-view", prefetch={"conditions": conditions})
+    caplog.set_level(logging.INFO, logger="backpain_cds.request")
+    call(_stream_app(tmp_path, 0).test_client(), request)
+    (logged,) = [r for r in caplog.records if getattr(r, "msg", "") == "hook call"]
+    assert logged.prefetch_resources == 3  # as sent: the Patient and every entry of the Bundle
+    assert logged.fact_resources == 1  # the one record a fact was read from (the Immunization is not read)
