@@ -28,7 +28,7 @@ from cds_service.cli import add_server_options, run_server, server_settings
 from cds_service.prefetch import resource_count
 
 from .charts import hook_body, synthetic_prefetch
-from .loadgen import LoadResult, ServerProcess, run_load
+from .loadgen import LoadResult, ServerProcess, group_pids, rss_kb, run_load
 
 SERVICES = {
     "patient-view": "backpain-patient-view",
@@ -212,19 +212,7 @@ def _row(r: dict[str, Any]) -> str:
 
 
 def _rss_kb(pgid: int) -> int:
-    total = 0
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            if os.getpgid(int(pid)) != pgid:
-                continue
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-        except (OSError, ProcessLookupError):
-            continue
-    return total
+    return sum(rss_kb(pid) for pid in group_pids(pgid))
 
 
 def _soak(server: ServerProcess, seconds: float) -> dict[str, Any]:

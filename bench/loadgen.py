@@ -24,6 +24,30 @@ from typing import Any
 import requests
 
 
+def group_pids(pgid: int) -> list[int]:
+    """The live processes of a process group (a server and its workers), from /proc."""
+    pids = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                if os.getpgid(int(name)) == pgid:
+                    pids.append(int(name))
+            except (OSError, ProcessLookupError):
+                continue
+    return pids
+
+
+def rss_kb(pid: int) -> int:
+    """A process's resident memory (``VmRSS``), 0 once it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .charts import hook_body, synthetic_prefetch
-from .loadgen import ServerProcess
+from .loadgen import ServerProcess, group_pids, rss_kb
 
 PLACEHOLDER = "WRKPID"  # the patient id in the body as generated; the Lua script replaces every occurrence
 SERVICES = {"patient-view": "backpain-patient-view", "order-select": "backpain-order-select"}
@@ -57,36 +57,19 @@ end
 
 def cpu_seconds(pgid: int) -> float:
     """User + system CPU time of every live process in the group (``/proc/<pid>/stat`` fields 14 and 15)."""
-    tick = os.sysconf("SC_CLK_TCK")
     total = 0
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
+    for pid in group_pids(pgid):
         try:
-            if os.getpgid(int(pid)) != pgid:
-                continue
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
             total += int(fields[11]) + int(fields[12])
-        except (OSError, ProcessLookupError, IndexError, ValueError):
+        except (OSError, IndexError, ValueError):
             continue
-    return total / tick
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def worker_rss_kb(pgid: int) -> list[int]:
     """Resident memory of each worker of the group (every process but the group leader, the gunicorn master)."""
-    sizes = []
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit() or int(pid) == pgid:
-            continue
-        try:
-            if os.getpgid(int(pid)) != pgid:
-                continue
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    sizes.append(int(line.split()[1]))
-        except (OSError, ProcessLookupError):
-            continue
-    return sizes
+    return [rss_kb(pid) for pid in group_pids(pgid) if pid != pgid]
 
 
 def run_wrk(url: str, body_file: Path, script: Path, mode: str, connections: int, seconds: float) -> dict[str, Any]:
