@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from cds_service.durations import span_days
+from cds_service.snapshot import MedicationCourse
 
 from .. import suggestions as sx
 from ..alternatives import alternative_analgesic, replace_with
@@ -21,6 +22,17 @@ from ..contraindications import (
 from ..findings import Finding, Suggestion
 from ..ketorolac_course import Plan, exposures, parenteral_within, planned_exposure, stop_note
 
+DOSE_THRESHOLDS = (  # the label's dose caps and who gets the reduced ones (``dose_problem``)
+    "ketorolac_oral_max_mg_day",
+    "ketorolac_parenteral_max_mg_day",
+    "ketorolac_parenteral_reduced_max_mg_day",
+    "ketorolac_reduced_single_im_mg",
+    "ketorolac_reduced_single_iv_mg",
+    "ketorolac_reduced_dose_age",
+    "ketorolac_reduced_dose_weight_kg",
+    "ketorolac_reduced_dose_egfr",
+)
+
 
 @rule(
     "ketorolac-contraindication",
@@ -31,10 +43,11 @@ from ..ketorolac_course import Plan, exposures, parenteral_within, planned_expos
         "ketorolac_max_days",
         "ketorolac_lookback_days",
         "ketorolac_course_gap_days",
+        *DOSE_THRESHOLDS,
         *NSAID_CONTRAINDICATION_THRESHOLDS,
     ),
-    lookback=("ketorolac_lookback_days", *NSAID_CONTRAINDICATION_LOOKBACK),
-    valuesets=NSAID_CONTRAINDICATION_SETS,
+    lookback=("ketorolac_lookback_days", "weight_lookback_days", *NSAID_CONTRAINDICATION_LOOKBACK),
+    valuesets=(*NSAID_CONTRAINDICATION_SETS, "body-weight"),
     suggestions=("replace-acetaminophen", "remove"),
     describes=(
         "ketorolac contraindications (GI bleeding, renal, bleeding, pregnancy from 20 weeks, other NSAIDs, "
@@ -68,7 +81,7 @@ def ketorolac_contraindication(ctx: RuleContext) -> list[Finding]:
         "orders": "; ".join(d.display for d in drafts),
         "reasons": "\n".join(f"- {c.text}" for c in found),
         "first_reason": _first_problem(found),
-        "duration": _duration_text(plan, limit),
+        "duration": _duration_text(plan, limit) + _dose_text(ctx, drafts),
         "days": plan.values.get("days", "") if plan else "",
     }
     if not critical:  # name only the cautions this record has (a man on warfarin has no pregnancy caution)
@@ -84,7 +97,9 @@ def ketorolac_contraindication(ctx: RuleContext) -> list[Finding]:
     )
     sources = tuple(d.ref for d in drafts) + tuple(c.ref for c in found)
     variant = "" if critical else "caution-over-limit" if over else "caution"
-    covers = ("ketorolac-duration",) if plan is not None and (over or plan.open_ended) else ()
+    covers: tuple[str, ...] = ("ketorolac-duration",) if plan is not None and (over or plan.open_ended) else ()
+    if "label maximum" in values["duration"]:
+        covers += ("ketorolac-dose",)  # its detail states the dose over the cap
     return [
         Finding(
             "ketorolac-contraindication",
@@ -250,19 +265,37 @@ def reduced_dose_reasons(ctx: RuleContext) -> list[str]:
     return reasons
 
 
+def dose_problem(ctx: RuleContext, c: MedicationCourse, reduced: list[str]) -> tuple[str, int, int] | None:
+    """What a ketorolac order's computable dose exceeds — oral > 40 mg/day; IV/IM > 120 mg/day, or > 60 mg/day and a
+    single IM dose > 30 mg or IV > 15 mg in the reduced-dose group (both named when both are exceeded) — with the
+    label regimen within the caps (mg per dose, doses a day); None when within them or not computable."""
+    t = ctx.thresholds
+    if c.daily_dose_mg is None and c.single_dose_mg is None:
+        return None  # dose not computable
+    problems = []
+    if c.route == "oral":
+        cap, per_dose, per_day = t.ketorolac_oral_max_mg_day, 10, 4
+        if c.daily_dose_mg is not None and c.daily_dose_mg > cap:
+            problems.append(f"{c.daily_dose_mg:g} mg/day oral (cap {cap:g} mg/day)")
+    elif c.route in PARENTERAL_ROUTES:
+        cap = t.ketorolac_parenteral_reduced_max_mg_day if reduced else t.ketorolac_parenteral_max_mg_day
+        per_dose, per_day = (15, 4) if reduced else (30, 4)
+        single_cap = (
+            (t.ketorolac_reduced_single_iv_mg if c.route == "iv" else t.ketorolac_reduced_single_im_mg)
+            if reduced
+            else None
+        )
+        if c.daily_dose_mg is not None and c.daily_dose_mg > cap:
+            problems.append(f"{c.daily_dose_mg:g} mg/day {c.route_text} (cap {cap:g} mg/day)")
+        if single_cap is not None and c.single_dose_mg is not None and c.single_dose_mg > single_cap:
+            problems.append(f"single {c.route_text} dose {c.single_dose_mg:g} mg (cap {single_cap:g} mg)")
+    return ("; ".join(problems), per_dose, per_day) if problems else None
+
+
 @rule(
     "ketorolac-dose",
     hooks=ORDER_HOOKS,
-    thresholds=(
-        "ketorolac_oral_max_mg_day",
-        "ketorolac_parenteral_max_mg_day",
-        "ketorolac_parenteral_reduced_max_mg_day",
-        "ketorolac_reduced_single_im_mg",
-        "ketorolac_reduced_single_iv_mg",
-        "ketorolac_reduced_dose_age",
-        "ketorolac_reduced_dose_weight_kg",
-        "ketorolac_reduced_dose_egfr",
-    ),
+    thresholds=DOSE_THRESHOLDS,
     lookback=("lab_lookback_days", "weight_lookback_days"),
     valuesets=("ketorolac", "egfr", "body-weight"),
     suggestions=("cap-dose",),
@@ -273,35 +306,13 @@ def ketorolac_dose(ctx: RuleContext) -> list[Finding]:
     120 mg/day, or > 60 mg/day (single IM > 30 mg, IV > 15 mg) at age ≥ 65, weight < 50 kg or eGFR < 60.
     Then: warning with the computed dose and the cap; suggest updating the order to the capped label regimen.
     """
-    t = ctx.thresholds
     reduced = reduced_dose_reasons(ctx)
     findings = []
     for c in ctx.focused_drafts("ketorolac"):
-        if c.daily_dose_mg is None and c.single_dose_mg is None:
-            continue  # dose not computable: no card
-        problem = ""
-        if c.route == "oral":
-            cap, per_dose, per_day = t.ketorolac_oral_max_mg_day, 10, 4
-            if c.daily_dose_mg is not None and c.daily_dose_mg > cap:
-                problem = f"{c.daily_dose_mg:g} mg/day oral (cap {cap:g} mg/day)"
-        elif c.route in PARENTERAL_ROUTES:
-            cap = t.ketorolac_parenteral_reduced_max_mg_day if reduced else t.ketorolac_parenteral_max_mg_day
-            per_dose, per_day = (15, 4) if reduced else (30, 4)
-            single_cap = (
-                (t.ketorolac_reduced_single_iv_mg if c.route == "iv" else t.ketorolac_reduced_single_im_mg)
-                if reduced
-                else None
-            )
-            problems = []  # both caps, when both are exceeded (30 mg IV every 6 h at 80: the dose and the day)
-            if c.daily_dose_mg is not None and c.daily_dose_mg > cap:
-                problems.append(f"{c.daily_dose_mg:g} mg/day {c.route_text} (cap {cap:g} mg/day)")
-            if single_cap is not None and c.single_dose_mg is not None and c.single_dose_mg > single_cap:
-                problems.append(f"single {c.route_text} dose {c.single_dose_mg:g} mg (cap {single_cap:g} mg)")
-            problem = "; ".join(problems)
-        else:
+        checked = dose_problem(ctx, c, reduced)
+        if checked is None:
             continue
-        if not problem:
-            continue
+        problem, per_dose, per_day = checked
         values = {
             "order": c.display,
             "problem": problem,
@@ -355,6 +366,13 @@ def ketorolac_oral_start(ctx: RuleContext) -> list[Finding]:
         "hours": f"{ctx.thresholds.ketorolac_oral_after_parenteral_hours:g}",
     }
     return [Finding("ketorolac-oral-start", "warning", values, tuple(c.ref for c in oral), tuple(options))]
+
+
+def _dose_text(ctx: RuleContext, drafts: list[MedicationCourse]) -> str:
+    """The dose facts the contraindication card carries in place of a dose card of its own (one problem, one card)."""
+    reduced = reduced_dose_reasons(ctx)
+    found = [(d, p[0]) for d in drafts if (p := dose_problem(ctx, d, reduced))]
+    return "".join(f"\n\nThe dose is also above the label maximum: {problem} ({d.display})." for d, problem in found)
 
 
 def _duration_text(plan: Plan | None, limit: int) -> str:

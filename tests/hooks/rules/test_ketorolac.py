@@ -303,3 +303,15 @@ def test_patient_view_shows_the_days_allowed_and_quotes_the_boxed_warning(client
     assert c["summary"].startswith("Ketorolac is on day 10 (limit 5")
     assert "| Days allowed from today | 0 (day 5 was 2026-11-17) |" in c["detail"]
     assert c["detail"].endswith('should not exceed 5 days."*')
+
+
+def test_the_contraindication_card_carries_the_dose_over_the_cap(client):
+    """One problem, one card: a contraindicated order whose dose is also above the cap says so in the one card."""
+    old = patient("p1", birth="1954-01-01")  # 72: 60 mg/day
+    rx = draft("k", *KETOROLAC_INJ, route="im", supply_days=2, dose_mg=30, per_day=4)
+    resp = order(client, [rx], conditions=[CKD4], patient=old)
+    assert topics(resp) == [("ketorolac-contraindication", "critical")]
+    assert (
+        "The dose is also above the label maximum: 120 mg/day IM (cap 60 mg/day)"
+        in card(resp, "ketorolac-contraindication")["detail"]
+    )
