@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -18,21 +19,32 @@ from zoneinfo import ZoneInfo
 
 import orjson
 import requests
-from flask import Flask, Response, request
+from flask import Flask, Response, g, request
 from flask_cors import CORS
 from werkzeug.exceptions import HTTPException
 
-from .auth import Authenticator, TrustedClient
+from .auth import Authenticator, TrustedClient, auth_failure_code
 from .caches import PrefetchParses
 from .cards import CardRenderer
 from .config import Settings, load_settings
 from .cors import compile_origins
-from .errors import BadRequest, CDSError, MethodNotAllowed, NotFound, PayloadTooLarge, Unauthorized
-from .feedback import open_store
+from .errors import (
+    BadRequest,
+    CDSError,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    PrefetchUnavailable,
+    ReplayCacheUnavailable,
+    Unauthorized,
+)
+from .feedback import FeedbackStore, open_store
 from .fhir_client import Resolver, system_resolver
 from .ledger import CardLedger
 from .logs import configure_logging
+from .metrics import Metrics
 from .pipeline import Components
+from .readiness import Check, redis_check, require
 from .registry import Registry, ServiceDefinition
 from .routes import routes
 from .schemas import Validators
@@ -78,17 +90,20 @@ def create_app(
     auth = Authenticator(
         settings, [TrustedClient.from_config(c) for c in settings.load_trusted_clients()], session=auth_session
     )
+    renderer = renderer or CardRenderer(uuid_factory=uuid_factory)
+    metrics = Metrics(services=[s.id for s in services], topics=renderer.topics())
     components = Components(
         settings=settings,
         registry=Registry(services),
         validators=Validators(),
         auth=auth,
         parses=PrefetchParses.from_settings(settings),
-        renderer=renderer or CardRenderer(uuid_factory=uuid_factory),
+        renderer=renderer,
         ledger=ledger,
         now=clock or (lambda: datetime.now(tz)),
         resolver=resolver,
         fhir_session=fhir_session,
+        metrics=metrics,
     )
 
     app = Flask("backpain_cds")
@@ -100,6 +115,9 @@ def create_app(
         "ledger": ledger,
         "auth": auth,
         "parses": components.parses,
+        "metrics": metrics,
+        "metrics_token": settings.load_metrics_token() if settings.metrics_enabled else None,
+        "ready_checks": ready_checks(settings, components, store),
     }
     origins = compile_origins(settings.cors_origins)  # anchored patterns (cors.py), never flask-cors's regex guessing
     CORS(
@@ -113,8 +131,60 @@ def create_app(
     if not auth.enabled:
         log.warning("client JWT authentication is OFF (no trusted clients configured); development only")
     _register_error_handlers(app)
+    _register_request_metrics(app, metrics)
     app.register_blueprint(routes)
     return app
+
+
+def ready_checks(settings: Settings, components: Components, store: FeedbackStore) -> dict[str, Check]:
+    """What ``GET /ready`` asks (readiness.run_checks): the content loaded, the feedback store and, when the replay
+    cache is Redis, Redis."""
+    services = list(components.registry)
+
+    def content(_: float) -> None:
+        require(bool(services), "no services registered")
+        require(bool(components.renderer.templates), "no card templates loaded")
+        require(all(s.reader.terminology.valuesets for s in services), "value sets not loaded")
+
+    checks: dict[str, Check] = {"content": content, "feedback_store": store.ping}
+    if settings.replay_backend() == "redis" and settings.redis_url:
+        checks["redis"] = redis_check(settings.redis_url)
+    return checks
+
+
+# The endpoints counted in backpain_cds_requests_total (Flask endpoint name → label); health, readiness and the
+# metrics themselves are not.
+COUNTED_ENDPOINTS = {
+    "cds_hooks.discovery": "discovery",
+    "cds_hooks.call": "hook",
+    "cds_hooks.feedback": "feedback",
+    "cds_hooks.feedback_summary": "feedback_summary",
+}
+
+
+def _register_request_metrics(app: Flask, metrics: Metrics) -> None:
+    @app.before_request
+    def started() -> None:
+        g.backpain_started = time.perf_counter()
+
+    @app.after_request
+    def counted(response: Response) -> Response:
+        endpoint = COUNTED_ENDPOINTS.get(request.endpoint or "")
+        if endpoint is not None:
+            service = (request.view_args or {}).get("service_id")
+            elapsed = time.perf_counter() - g.get("backpain_started", time.perf_counter())
+            metrics.request(endpoint, service, response.status_code, elapsed)
+        return response
+
+
+def _count_error(metrics: Metrics, err: CDSError) -> None:
+    """The refusals the metrics count by reason: client authentication (a fixed code) and 412s (the key)."""
+    if isinstance(err, Unauthorized):
+        metrics.auth_failure(auth_failure_code(err.reason))
+    elif isinstance(err, ReplayCacheUnavailable):
+        metrics.auth_failure("replay_cache_unavailable")
+    elif isinstance(err, PrefetchUnavailable):
+        metrics.unavailable((request.view_args or {}).get("service_id") or "", err.key)
 
 
 def _register_error_handlers(app: Flask) -> None:
@@ -122,6 +192,7 @@ def _register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(CDSError)
     def handle_cds_error(err: CDSError) -> Response:
+        _count_error(app.extensions["backpain"]["metrics"], err)
         if not isinstance(err, Unauthorized):  # auth failures are logged where they happen, with iss/jti
             log.info(
                 "request rejected",

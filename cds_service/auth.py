@@ -289,6 +289,45 @@ def _parse_jwks(data: Any) -> dict[str, Any]:
     return keys
 
 
+# Why a client JWT was refused, as a fixed code (metrics labels): the reasons ``Authenticator`` gives, by their words.
+# A reason is the service's own text, but some quote the token's header (``alg``): the label is never the text itself.
+AUTH_FAILURE_CODES = (
+    ("algorithm ", "algorithm"),  # first: the rest of that reason is the token's own alg, whatever it says
+    ("missing bearer token", "missing_token"),
+    ("malformed token", "malformed"),
+    ("is not a NumericDate", "claim_type"),
+    ("is not a string", "claim_type"),
+    ("jti is empty or too long", "claim_type"),
+    ("aud is not a string", "claim_type"),
+    ("is not a key for", "algorithm"),
+    ("no kid", "header"),
+    ("typ is not JWT", "header"),
+    ("issuer not trusted", "untrusted_issuer"),
+    ("jku is not the one registered", "jku_mismatch"),
+    ("unknown kid", "unknown_kid"),
+    ("JWKS", "jwks_unavailable"),
+    ("(ExpiredSignatureError)", "expired"),
+    ("(InvalidAudienceError)", "audience"),
+    ("(InvalidSignatureError)", "signature"),
+    ("(MissingRequiredClaimError)", "missing_claim"),
+    ("(ImmatureSignatureError)", "not_yet_valid"),
+    ("invalid token", "invalid_token"),
+    ("iat in the future", "iat_in_future"),
+    ("token lifetime too long", "lifetime"),
+    ("tenant not allowed", "tenant"),
+    ("jti replayed", "replayed"),
+)
+AUTH_FAILURE_REASONS = frozenset(code for _, code in AUTH_FAILURE_CODES) | {"replay_cache_unavailable", "other"}
+
+
+def auth_failure_code(reason: str) -> str:
+    """One of ``AUTH_FAILURE_REASONS`` for an ``Unauthorized`` reason (``other`` for one this table does not know)."""
+    for words, code in AUTH_FAILURE_CODES:
+        if words in reason:
+            return code
+    return "other"
+
+
 def authenticate(
     authenticator: Authenticator, request: Request, public_base_url: str, required: bool = True
 ) -> dict[str, Any] | None:

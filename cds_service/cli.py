@@ -7,12 +7,17 @@ product's entry point (``hooks.cli``) does, registering the testing and benchmar
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import ipaddress
 import json
 import logging
+import os
+import shutil
 import sys
-from collections.abc import Callable, Sequence
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 from .config import load_settings, reference
@@ -56,8 +61,9 @@ GC_THRESHOLDS = (50_000, 20, 20)
 
 
 def gunicorn_options(settings: Any) -> dict[str, Any]:
-    """The gunicorn configuration ``serve`` runs with."""
-    return {
+    """The gunicorn configuration ``serve`` runs with: with metrics on, the master marks a dead worker's metrics
+    (``child_exit``) and, with ``metrics_port``, serves every worker's metrics on that port itself (``when_ready``)."""
+    options: dict[str, Any] = {
         "bind": f"{settings.host}:{settings.port}",
         "workers": settings.workers,
         "preload_app": True,
@@ -67,6 +73,59 @@ def gunicorn_options(settings: Any) -> dict[str, Any]:
         # gunicorn's own default believes X-Forwarded-Proto from 127.0.0.1: only the configured proxies now
         "forwarded_allow_ips": ",".join(settings.forwarded_allow_ips),
     }
+    if settings.metrics_enabled:
+        options["child_exit"] = _child_exit
+        if settings.metrics_port:
+            options["when_ready"] = lambda server: start_metrics_listener(settings)
+    return options
+
+
+def _child_exit(server: Any, worker: Any) -> None:
+    from .metrics import mark_process_dead
+
+    mark_process_dead(worker.pid)
+
+
+def start_metrics_listener(settings: Any) -> None:
+    """In the gunicorn master, once it is ready: prometheus_client's own HTTP server on metrics_host:metrics_port (a
+    thread), answering with every worker's values from the multiprocess directory."""
+    from prometheus_client import start_http_server
+
+    from .metrics import multiprocess_registry
+
+    start_http_server(settings.metrics_port, addr=settings.metrics_host, registry=multiprocess_registry())
+    print(f"backpain-cds metrics on http://{settings.metrics_host}:{settings.metrics_port}/metrics", file=sys.stderr)
+
+
+@contextlib.contextmanager
+def metrics_directory(settings: Any) -> Iterator[None]:
+    """The workers' shared metrics directory (PROMETHEUS_MULTIPROC_DIR) for the life of the server: ``metrics_dir``
+    emptied of an earlier run's files (they would be summed in), or a new directory under the system temp dir. At exit
+    the master removes what it made; a worker (forked inside this block, leaving through it too) touches nothing."""
+    if not settings.metrics_enabled:
+        yield
+        return
+    from .metrics import enable_multiprocess
+
+    master = os.getpid()
+    made = not settings.metrics_dir
+    path = Path(tempfile.mkdtemp(prefix="backpain-cds-metrics-") if made else settings.metrics_dir)
+    path.mkdir(parents=True, exist_ok=True)
+    _remove_metric_files(path)
+    enable_multiprocess(str(path))
+    try:
+        yield
+    finally:
+        if os.getpid() == master:
+            if made:
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                _remove_metric_files(path)
+
+
+def _remove_metric_files(path: Path) -> None:
+    for db in path.glob("*.db"):
+        db.unlink(missing_ok=True)
 
 
 AppFactory = Callable[[Any], Any]  # Settings → WSGI app
@@ -130,7 +189,8 @@ def serve(args: argparse.Namespace, app_factory: AppFactory) -> int:
             "(development only; production refuses this)",
             file=sys.stderr,
         )
-    return run_server(settings, lambda: app_factory(settings))
+    with metrics_directory(settings):  # before the app is built: its metrics then count in the shared directory
+        return run_server(settings, lambda: app_factory(settings))
 
 
 def feedback_summary(args: argparse.Namespace) -> int:

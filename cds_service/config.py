@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import functools
 import json
 import os
 import tomllib
@@ -23,8 +22,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from pydantic import TypeAdapter, ValidationError
-
+from .config_env import from_env
 from .cors import compile_origins
 
 ENV_PREFIX = "BPCDS_"
@@ -174,6 +172,36 @@ class Settings:
         "its topic, and most cards never get any (the ledger grew 24 MB per ~90k calls)",
     )
 
+    # --- health and metrics ------------------------------------------------------------------
+    ready_timeout: float = _setting(
+        1.0,
+        "seconds each /ready check (feedback store query, Redis PING) may take; the checks run at once, so a probe "
+        "is answered in about this time whatever a dependency does",
+    )
+    metrics_enabled: bool = _setting(
+        True, "serve Prometheus metrics (GET /metrics, or on metrics_port); false = no metrics endpoint"
+    )
+    metrics_port: int = _setting(
+        0,
+        "0 = /metrics on the main port; N = a separate listener on metrics_host:N serving only the metrics (started "
+        "in the gunicorn master, summing every worker), and none on the main port",
+    )
+    metrics_host: str = _setting(
+        "127.0.0.1",
+        "address of the separate metrics listener (metrics_port): loopback by default; 0.0.0.0 for a Prometheus "
+        "scraping the pod's address (reachable by whoever reaches that port: restrict it on the network)",
+    )
+    metrics_bearer_token_file: str = _setting(
+        "",
+        "file holding a bearer token that /metrics on the main port requires (Authorization: Bearer …, compared in "
+        "constant time); production requires this or metrics_port, so metrics are not public on the hook port",
+    )
+    metrics_dir: str = _setting(
+        "",
+        "PROMETHEUS_MULTIPROC_DIR for the gunicorn workers' metrics (serve empties it at start); empty = a new "
+        "directory under the system temp dir, removed at exit",
+    )
+
     # --- clinical thresholds (see hooks.thresholds for defaults and sources) ------------------
     thresholds: dict[str, Any] = _setting(
         {}, "site overrides of clinical thresholds; defaults and sources in hooks/thresholds.py"
@@ -214,6 +242,29 @@ class Settings:
             raise ValueError("fhir_read_timeout must not exceed fhir_call_deadline")
         if any(a.upper().startswith(("HS", "NONE")) for a in self.jwt_algorithms):
             raise ValueError("jwt_algorithms may not contain 'none' or HMAC algorithms")
+        self._validate_metrics()
+
+    def _validate_metrics(self) -> None:
+        if not 0 < self.ready_timeout <= 10:
+            raise ValueError("ready_timeout must be more than 0 and at most 10 seconds")
+        if not 0 <= self.metrics_port <= 65535:
+            raise ValueError("metrics_port must be 0 (the main port) or a TCP port")
+        if self.metrics_port and self.metrics_port == self.port:
+            raise ValueError("metrics_port must differ from port (0 serves /metrics on the main port)")
+        if self.is_production and self.metrics_enabled and not (self.metrics_port or self.metrics_bearer_token_file):
+            raise ValueError(
+                "production does not serve /metrics openly on the hook port: set metrics_port (a separate listener), "
+                "metrics_bearer_token_file (a token /metrics requires), or metrics_enabled = false"
+            )
+
+    def load_metrics_token(self) -> bytes | None:
+        """The bearer token /metrics on the main port requires (None: none configured). An empty file is refused."""
+        if not self.metrics_bearer_token_file:
+            return None
+        token = Path(self.metrics_bearer_token_file).read_bytes().strip()
+        if not token:
+            raise ValueError("metrics_bearer_token_file is empty")
+        return token
 
     def replay_backend(self) -> str:
         """redis | database | memory: what ``replay_cache`` resolves to."""
@@ -287,39 +338,6 @@ def sqlite_path(database_url: str) -> str:
         database_url[len("sqlite:///") :] if database_url.startswith("sqlite:///") else database_url[len("sqlite://") :]
     )
     return path or ":memory:"
-
-
-@functools.cache
-def _adapter(annotation: Any) -> TypeAdapter[Any]:
-    return TypeAdapter(annotation)
-
-
-def _problem(exc: ValidationError) -> str:
-    return "; ".join(
-        f"item {'.'.join(map(str, e['loc']))}: {e['msg']}" if e["loc"] else e["msg"]
-        for e in exc.errors(include_url=False)
-    )
-
-
-def from_env(key: str, raw: str, annotation: Any) -> Any:
-    """One environment variable's string as a value of its setting's type (pydantic): a scalar as pydantic reads
-    strings (booleans true/false, on/off, yes/no, 1/0, any case; integers; floats), a list or table as JSON, a list
-    of strings also comma-separated. A value that does not convert is refused naming the variable."""
-    adapter = _adapter(annotation)
-    origin = typing.get_origin(annotation)
-    container = origin in (list, dict)
-    text = raw.strip()
-    try:
-        if not container:
-            return adapter.validate_strings(raw if annotation is str else text)
-        if text.startswith(("[", "{")):
-            return adapter.validate_json(text)
-        if annotation == list[str]:
-            return adapter.validate_python([v.strip() for v in text.split(",") if v.strip()])
-    except ValidationError as exc:
-        shown = f" {raw!r}" if not container else ""  # a list or table may carry keys: not echoed
-        raise ValueError(f"environment variable {key}{shown}: {_problem(exc)}") from None
-    raise ValueError(f"environment variable {key}: expected a JSON {'list' if origin is list else 'object'}")
 
 
 def load_settings(

@@ -79,12 +79,13 @@ class UnsupportedMediaType(CDSError):
 class PrefetchUnavailable(CDSError):
     status, code, error_id = 412, "incomplete", "prefetch-unavailable"
 
-    def __init__(self, key: str, reason: str, fhir_status: int | None = None) -> None:
+    def __init__(self, key: str, reason: str, fhir_status: int | None = None, reason_code: str = "other") -> None:
         super().__init__(
             f"prefetch '{key}' is missing and could not be fetched: {reason}", expression=f"prefetch.{key}"
         )
         self.key = key
         self.fhir_status = fhir_status  # the FHIR server's answer; not this response's status
+        self.reason_code = reason_code  # fetch_failure_reason: for metrics
 
 
 class ReplayCacheUnavailable(CDSError):
@@ -106,3 +107,40 @@ class FHIRAccessError(Exception):
 
 class FHIRTargetRefused(FHIRAccessError):
     """The target URL is not allowed (allowlist, address range, origin of a next link, redirect)."""
+
+
+# Why an outbound fetch failed, as a fixed code (metrics labels): the first entry whose words the message contains. The
+# messages are the FHIR client's own (fhir_client.py, fhir_transport.py, prefetch.py), never a server's text.
+FETCH_FAILURE_REASONS = (
+    ("redirect", "redirect"),
+    ("deadline", "deadline"),
+    ("timed out", "timeout"),
+    ("larger than the configured cap", "size_cap"),
+    ("page/entry cap", "page_cap"),
+    ("answered HTTP", "status"),
+    ("unreachable", "unreachable"),
+    ("cannot resolve host", "dns"),
+    ("has no address", "dns"),
+    ("non-JSON", "invalid_response"),
+    ("not a resource", "invalid_response"),
+    ("not a Bundle", "invalid_response"),
+    ("OperationOutcome", "operation_outcome"),
+    ("no fhirServer", "no_fhir_server"),
+    ("template token", "context_token"),
+    # the target checks (an error met while making the client is re-raised as a plain FHIRAccessError: prefetch.py)
+    ("allowlist", "refused_target"),
+    ("address", "refused_target"),
+    ("URL", "refused_target"),
+    ("invalid port", "refused_target"),
+)
+
+
+def fetch_failure_reason(exc: FHIRAccessError) -> str:
+    """``exc`` as one of a fixed set of codes: ``refused_target`` (allowlist, SSRF ranges, origin), ``redirect``,
+    ``deadline``, ``timeout``, ``size_cap``, ``page_cap``, ``status``, ``unreachable``, ``dns``, ``invalid_response``,
+    ``operation_outcome``, ``no_fhir_server``, ``context_token``, else ``other``."""
+    message = str(exc)
+    for words, code in FETCH_FAILURE_REASONS:
+        if words in message:
+            return code
+    return "refused_target" if isinstance(exc, FHIRTargetRefused) else "other"

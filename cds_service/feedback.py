@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import abc
 import json
+import math
 import os
 import sqlite3
 import threading
@@ -166,6 +167,15 @@ class FeedbackStore(abc.ABC):
         ]
         return out
 
+    def topics(self, card_uuids: list[str]) -> dict[str, str]:
+        """The topic each of these issued cards was recorded with (cards the ledger has not recorded are absent)."""
+        unique = sorted(set(card_uuids))[:500]  # one feedback POST: a handful of cards
+        if not unique:
+            return {}
+        marks = ",".join([self.placeholder] * len(unique))
+        rows = self._query(f"SELECT card_uuid, topic FROM issued_cards WHERE card_uuid IN ({marks})", tuple(unique))
+        return {str(uuid): str(topic) for uuid, topic in rows}
+
     def count(self) -> int:
         return int(self._query("SELECT COUNT(*) FROM feedback", ())[0][0])
 
@@ -222,6 +232,11 @@ class FeedbackStore(abc.ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook: backends with connections override it
         """Release connections held by this store."""
+
+    @abc.abstractmethod
+    def ping(self, timeout: float) -> None:
+        """A trivial query on a new connection to the database, within about ``timeout`` seconds; raises when the
+        database cannot answer (readiness: a connection this process already holds would hide a database gone)."""
 
 
 class SQLiteFeedbackStore(FeedbackStore):
@@ -294,6 +309,16 @@ class SQLiteFeedbackStore(FeedbackStore):
             conn.close()
             self._local.conn = None
 
+    def ping(self, timeout: float) -> None:
+        if self._uri:  # this process's own memory: there is nothing to lose but the process
+            self._conn().execute("SELECT 1 FROM feedback LIMIT 1").fetchall()
+            return
+        conn = sqlite3.connect(f"file:{self.path}?mode=rw", uri=True, timeout=timeout)  # never creates the file
+        try:
+            conn.execute("SELECT 1 FROM feedback LIMIT 1").fetchall()
+        finally:
+            conn.close()
+
 
 class PostgresFeedbackStore(FeedbackStore):
     placeholder = "%s"
@@ -339,6 +364,15 @@ class PostgresFeedbackStore(FeedbackStore):
         conn = getattr(self._local, "conn", None)
         if conn is not None:
             conn.close()
+
+    def ping(self, timeout: float) -> None:
+        # libpq waits at least 2 s to connect whatever it is told; the readiness thread is not waited for beyond
+        # ``timeout`` (readiness.run_checks)
+        ms = max(1, int(timeout * 1000))
+        with self._psycopg.connect(
+            self.url, connect_timeout=max(2, math.ceil(timeout)), options=f"-c statement_timeout={ms}"
+        ) as conn:
+            conn.execute("SELECT 1").fetchall()
 
 
 def open_store(database_url: str, clock: Callable[[], datetime] | None = None) -> FeedbackStore:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -28,6 +28,7 @@ from .errors import FHIRAccessError, PrefetchUnavailable
 from .fhir_client import Outbound, Resolver
 from .hook_request import HookRequest, validate_hook_request
 from .ledger import CardLedger
+from .metrics import Metrics
 from .prefetch import ResolvedPrefetch, resolve, resource_count
 from .registry import Registry, RuleInput, ServiceDefinition
 from .render import Rendered, render
@@ -52,6 +53,7 @@ class Components:
     now: Callable[[], datetime]  # the clinical clock ("today"; pinned in replays and tests)
     resolver: Resolver
     fhir_session: requests.Session | None = None
+    metrics: Metrics = field(default_factory=Metrics)  # create_app's: every service and topic it serves
 
 
 def hook_call(env: Components, service: ServiceDefinition, request: Request) -> Response:
@@ -64,7 +66,7 @@ def hook_call(env: Components, service: ServiceDefinition, request: Request) -> 
         call.fhir_server, call.access_token, env.settings, session=env.fhir_session, resolver=env.resolver
     ) as outbound:
         try:
-            resolved = resolve(list(service.prefetch), call.data, outbound.client)
+            resolved = resolve(list(service.prefetch), call.data, outbound.client, env.metrics.fetched)
         except PrefetchUnavailable as exc:
             return _unsupported_fhir_version(env, service, call, exc, outbound)
     snapshot = _snapshot(service, call, resolved, env.now())
@@ -101,6 +103,7 @@ def respond(
     if env.settings.validate_responses:
         env.validators.response(response)
     env.ledger.record(service.id, rendered.cards, rendered.covers)
+    env.metrics.issued(service.id, rendered.cards)
     log.info(
         "hook call",
         extra={
@@ -160,6 +163,7 @@ def _unsupported_fhir_version(
             card = None
     if card is None:
         raise exc
+    env.metrics.issued(service.id, [card])
     log.info(
         "hook call",
         extra={

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-from .errors import FHIRAccessError, PrefetchUnavailable
+from .errors import FHIRAccessError, PrefetchUnavailable, fetch_failure_reason
 from .fhir_client import FHIRClient
 
 _TOKEN = re.compile(r"\{\{\s*([^{}]+?)\s*\}\}")
@@ -76,9 +76,17 @@ class ResolvedPrefetch:
     fetched: int = 0  # outbound requests made
 
 
+FetchObserver = Callable[[str, "str | None"], None]  # (key, None when fetched | failure reason code)
+
+
 def resolve(
-    templates: list[PrefetchTemplate], request: dict[str, Any], client_factory: Callable[[], FHIRClient | None]
+    templates: list[PrefetchTemplate],
+    request: dict[str, Any],
+    client_factory: Callable[[], FHIRClient | None],
+    observe: FetchObserver = lambda key, reason: None,
 ) -> ResolvedPrefetch:
+    """Every template's data (the table above); ``observe`` is told of each key the service had to fetch itself (an
+    absent key, an OperationOutcome, a searchset with a ``next`` link) and whether that fetch failed, and why."""
     given = request.get("prefetch") or {}
     context = request.get("context") or {}
     result = ResolvedPrefetch()
@@ -101,16 +109,50 @@ def resolve(
     try:
         for template in templates:
             try:
-                result.data[template.key] = _resolve_one(template, given, context, get_client)
+                result.data[template.key] = _observed(template, given, context, get_client, observe)
             except FHIRAccessError as exc:
                 if template.required:
-                    raise PrefetchUnavailable(template.key, str(exc), exc.fhir_status) from None
+                    raise PrefetchUnavailable(
+                        template.key, str(exc), exc.fhir_status, fetch_failure_reason(exc)
+                    ) from None
                 result.unavailable[template.key] = str(exc)
                 result.data[template.key] = None
     finally:
         if client is not None:
             result.fetched = client.requests_made
     return result
+
+
+def _observed(
+    template: PrefetchTemplate,
+    given: dict[str, Any],
+    context: dict[str, Any],
+    get_client: Callable[[], FHIRClient],
+    observe: FetchObserver,
+) -> dict[str, Any] | None:
+    """``_resolve_one``, telling ``observe`` of a fetch the service made itself and how it ended."""
+    fetches = _fetches(template.key, given)
+    try:
+        data = _resolve_one(template, given, context, get_client)
+    except FHIRAccessError as exc:
+        observe(template.key, fetch_failure_reason(exc))
+        raise
+    if fetches:
+        observe(template.key, None)
+    return data
+
+
+def _fetches(key: str, given: dict[str, Any]) -> bool:
+    """The service fetches this key itself (absent, an OperationOutcome, or a searchset to complete)."""
+    if key not in given:
+        return True
+    value = given[key]
+    if value is None:
+        return False
+    return value.get("resourceType") == "OperationOutcome" or (
+        value.get("resourceType") == "Bundle"
+        and any(isinstance(link, dict) and link.get("relation") == "next" for link in value.get("link") or [])
+    )
 
 
 def _resolve_one(

@@ -40,6 +40,7 @@ PRODUCTION: dict[str, Any] = {
     "fhir_allowed_origins": ["https://*"],
     "cors_origins": ["https://sandbox.cds-hooks.org"],
     "trusted_clients": [{"iss": "https://ehr.example.org", "jku": "https://ehr.example.org/.well-known/jwks.json"}],
+    "metrics_port": 9464,  # metrics on their own listener, not openly on the hook port
 }
 
 

@@ -208,6 +208,44 @@ def test_production_refuses_to_start_when_it_would_be_unsafe(change, message):
         load_settings(overrides={**PRODUCTION, **change})
 
 
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"metrics_port": 9464},
+        {"metrics_port": 0, "metrics_bearer_token_file": "/run/secrets/metrics-token"},
+        {"metrics_port": 0, "metrics_enabled": False},
+    ],
+)
+def test_production_metrics_are_on_their_own_port_or_behind_a_token(change):
+    load_settings(overrides={**PRODUCTION, **change})  # each of these starts
+
+
+def test_production_refuses_metrics_open_on_the_hook_port():
+    with pytest.raises(ValueError, match="production does not serve /metrics openly on the hook port"):
+        load_settings(overrides={**PRODUCTION, "metrics_port": 0})
+    load_settings(overrides={"metrics_port": 0})  # development: on the main port, open (loopback by default)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"metrics_port": 8080, "port": 8080}, "metrics_port must differ from port"),
+        ({"metrics_port": 70000}, "metrics_port must be 0"),
+        ({"ready_timeout": 0}, "ready_timeout must be more than 0"),
+    ],
+)
+def test_metrics_and_readiness_settings_are_checked(change, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        load_settings(overrides=change)
+
+
+def test_gunicorn_hooks_for_metrics():
+    options = gunicorn_options(load_settings(overrides={"metrics_port": 9464}))
+    assert callable(options["child_exit"]) and callable(options["when_ready"])
+    assert "when_ready" not in gunicorn_options(load_settings())  # metrics on the main port: the workers answer
+    assert "child_exit" not in gunicorn_options(load_settings(overrides={"metrics_enabled": False}))
+
+
 @pytest.mark.parametrize("host", ["127.0.0.1", "::1", "localhost", "0.0.0.0"])
 def test_production_requires_authentication_even_on_loopback(tmp_path, host):
     empty = tmp_path / "clients.json"
@@ -327,6 +365,7 @@ def test_the_dockerfile_environment_starts_in_production_only_once_configured(tm
             "BPCDS_TRUSTED_CLIENTS_FILE": str(_clients_file(tmp_path)),
             "BPCDS_FHIR_ALLOWED_ORIGINS": '["https://fhir.hospital.example"]',
             "BPCDS_CORS_ORIGINS": "[]",
+            "BPCDS_METRICS_PORT": str(free_port()),
         }
     )
     with ServerProcess(workers=1, env=env) as server:  # its config file names a database in its own directory
