@@ -7,13 +7,21 @@ STAMP  := $(VENV)/.installed
 BROWSER := $(VENV)/.browser
 FHIRSRV := sandbox/fhir-server/node_modules/.installed
 
-.PHONY: serve test check lint format bench bench-wrk load-test clean
+.PHONY: serve test check lint format bench bench-wrk load-test constraints clean
 
-$(STAMP): pyproject.toml
+# The service's dependencies at the versions the image installs (requirements/constraints.txt); the test tools float.
+$(STAMP): pyproject.toml requirements/constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]' --config-settings editable_mode=compat  # the checkout on sys.path: its tools too
+	$(PY) -m pip install --quiet -e '.[test]' -c requirements/constraints.txt -c requirements/build.txt --config-settings editable_mode=compat  # the checkout on sys.path: its tools too
 	touch $(STAMP)
+
+# Re-resolve the image's pinned versions: the package with its postgres and redis extras in a fresh virtualenv.
+constraints:
+	rm -rf $(VENV)-freeze && $(PYTHON) -m venv $(VENV)-freeze
+	$(VENV)-freeze/bin/pip install --quiet '.[postgres,redis]'
+	{ sed -n '/^#/p' requirements/constraints.txt; $(VENV)-freeze/bin/pip freeze --exclude backpain-cds; } > requirements/constraints.txt.new
+	mv requirements/constraints.txt.new requirements/constraints.txt && rm -rf $(VENV)-freeze
 
 # Debian's Chromium for the review-page browser test (Playwright drives it; no browser download).
 $(BROWSER): $(STAMP)
@@ -34,10 +42,11 @@ serve: $(STAMP)  ## set up and run the service on 127.0.0.1:8080 (embedded defau
 
 SOURCES := cds_service hooks tests scripts sandbox bench
 
-lint: $(STAMP)  ## ruff (lint rules incl. line length and complexity), the formatter's check, mypy
+lint: $(STAMP)  ## ruff (lint rules incl. line length and complexity), the formatter's check, mypy, hadolint
 	$(VENV)/bin/ruff check $(SOURCES)
 	$(VENV)/bin/ruff format --check $(SOURCES)
 	$(VENV)/bin/mypy
+	$(VENV)/bin/hadolint Dockerfile
 
 check: lint  ## lint, then the unit and integration tests (no browser or FHIR-server set-up; those tests skip with a reason)
 	$(PY) -m pytest -q

@@ -189,10 +189,13 @@ def run_load(
     count: int,
     max_seconds: float,
     stop_event: threading.Event | None = None,
+    headers: Callable[[str], dict[str, str]] | None = None,
 ) -> LoadResult:
     """POST ``count`` requests (bounded by ``max_seconds``) from ``concurrency`` threads.
 
-    ``make_request(i)`` returns (path, JSON body bytes, an id recorded when the answer is 200).
+    ``make_request(i)`` returns (path, JSON body bytes, an id recorded when the answer is 200); ``url`` may be empty
+    and each path a whole URL (requests spread over several servers). ``headers(path)``: more headers for a request
+    (a client JWT of its own, say), made just before it is sent.
     """
     result = LoadResult()
     lock = threading.Lock()
@@ -210,7 +213,8 @@ def run_load(
             path, body, ident = make_request(i)
             started = time.perf_counter()
             try:
-                resp = session.post(url + path, data=body, headers={"Content-Type": "application/json"}, timeout=30)
+                sent = {"Content-Type": "application/json", **(headers(path) if headers else {})}
+                resp = session.post(url + path, data=body, headers=sent, timeout=30)
                 status = resp.status_code
             except requests.RequestException:
                 status = 0
