@@ -3,7 +3,7 @@
 # It refuses to start until trusted JWT clients and public_base_url are configured (mount a config file and set
 # BPCDS_CONFIG, or set BPCDS_TRUSTED_CLIENTS_FILE and BPCDS_PUBLIC_BASE_URL). Configuration comes only from the
 # environment and mounted files. It runs with a read-only root filesystem; the only paths it writes are
-#   /tmp                    TMPDIR: gunicorn's worker heartbeat files; put PROMETHEUS_MULTIPROC_DIR under it (/tmp/metrics)
+#   /tmp                    TMPDIR: gunicorn's worker heartbeat files; put BPCDS_METRICS_DIR under it (/tmp/metrics)
 #   /var/lib/backpain-cds   the working directory: the default SQLite feedback store var/feedback.sqlite3
 #                           (BPCDS_DATABASE_URL=postgresql://… writes nothing here)
 # both declared as volumes (README "Scaling out"; deploy/kubernetes mounts emptyDirs there).

@@ -300,6 +300,8 @@ def test_the_image_start_command_and_healthcheck_as_the_fixed_non_root_user(whee
         "BPCDS_FHIR_ALLOWED_ORIGINS": "https://fhir.hospital.example",
         "BPCDS_CORS_ORIGINS": "https://ehr.hospital.example",
         "BPCDS_LOG_LEVEL": "WARNING",
+        "BPCDS_METRICS_PORT": str(free_port()),  # as the Kubernetes ConfigMap does: metrics never on the hook port
+        "BPCDS_METRICS_DIR": str(tmp / "metrics"),
     }
     port = free_port()
     argv = [str(env_dir / "bin" / command[0]), *command[1:]]

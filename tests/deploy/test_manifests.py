@@ -26,7 +26,6 @@ KUBERNETES_VERSION = "1.33.0"  # the oldest release a site is likely to run; its
 OTHER_ENV = {
     "PGPASSWORD": "libpq: the password of BPCDS_DATABASE_URL's user",
     "TMPDIR": "Python's tempfile (gunicorn's worker heartbeat files)",
-    "PROMETHEUS_MULTIPROC_DIR": "prometheus_client's multiprocess directory",
 }
 
 
@@ -118,7 +117,7 @@ def test_every_writable_path_is_an_emptydir_and_the_rest_is_mounted_read_only():
     writable = {path for path, m in mounts.items() if "emptyDir" in volumes[m["name"]]}
     # TMPDIR, the metrics directory and the image's working directory (Dockerfile VOLUME), nothing else
     volumes_declared = json.loads(re.search(r"^VOLUME (.+)$", (ROOT / "Dockerfile").read_text(), re.M).group(1))
-    assert writable == {env["TMPDIR"], env["PROMETHEUS_MULTIPROC_DIR"], *volumes_declared}
+    assert writable == {env["TMPDIR"], env["BPCDS_METRICS_DIR"], *volumes_declared}
     for path, mount in mounts.items():
         assert path in writable or mount.get("readOnly") is True, path
         if path in writable:
@@ -130,7 +129,9 @@ def test_probes_resources_and_replicas():
     container = _container()
     assert deployment["spec"]["replicas"] == 2
     port = {p["name"]: p["containerPort"] for p in container["ports"]}
-    assert port == {"http": 8080}
+    assert port == {"http": 8080, "metrics": 9464}
+    config = _by_kind()["ConfigMap"]["data"]
+    assert int(config["BPCDS_METRICS_PORT"]) == port["metrics"]  # Prometheus scrapes its own port, not the hook port
     assert container["livenessProbe"]["httpGet"] == {"path": "/health", "port": "http"}
     assert container["readinessProbe"]["httpGet"] == {"path": "/ready", "port": "http"}
     assert container["startupProbe"]["httpGet"] == {"path": "/health", "port": "http"}

@@ -20,7 +20,7 @@ import orjson
 import pytest
 import requests
 
-from bench.loadgen import ServerProcess, run_load
+from bench.loadgen import ServerProcess, free_port, run_load
 from tests.cds_service.auth_support import JWKS, token
 from tests.conftest import bundle, hook_request
 from tests.factories import LBP, condition
@@ -84,8 +84,13 @@ def replicas(database, redis_client, tmp_path_factory) -> Iterator[tuple[ServerP
         'cors_origins = ["https://ehr.hospital.example"]\n'
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("BPCDS_")}  # only this configuration
-    a = ServerProcess(workers=2, database_url=database, extra_config=config, env=env)
-    b = ServerProcess(workers=1, database_url=database, extra_config=config, env=env)
+    # each pod has its metrics port (production never serves them on the hook port)
+    a = ServerProcess(
+        workers=2, database_url=database, extra_config=config + f"metrics_port = {free_port()}\n", env=env
+    )
+    b = ServerProcess(
+        workers=1, database_url=database, extra_config=config + f"metrics_port = {free_port()}\n", env=env
+    )
     try:
         a.wait_ready()
         b.wait_ready()
