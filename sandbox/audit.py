@@ -65,7 +65,8 @@ class AuditRun:
     workers: int
     scheduler: str
     now: datetime
-    elapsed_s: float
+    elapsed_s: float  # the whole run: index, cluster start (a LocalCluster), tasks, cluster stop
+    phases: dict[str, float]  # seconds: index (the first pass), cluster (start and connect), tasks (submit → last)
 
     def counts(self) -> dict[str, Any]:
         return {
@@ -76,6 +77,7 @@ class AuditRun:
             "workers": self.workers,
             "scheduler": self.scheduler,
             "elapsed_s": round(self.elapsed_s, 2),
+            "phases_s": {k: round(v, 2) for k, v in self.phases.items()},
             **self.tally.summary(),
         }
 
@@ -95,18 +97,22 @@ def run_audit(
     now = today_start(today)
     index = index_export(directory)
     chunks = partitions(index, partition_size)
+    phases = {"index": time.perf_counter() - started}
     cluster = None
     if scheduler is None:
         cluster = LocalCluster(
             n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=40
         )
     client = Client(scheduler or cluster)
+    phases["cluster"] = time.perf_counter() - started - phases["index"]
     try:
+        mark = time.perf_counter()
         total = Tally()
         futures = [client.submit(audit_partition, index.files, chunk, now.isoformat(), pure=False) for chunk in chunks]
         for future in as_completed(futures):
             total.merge(future.result())
             future.release()  # the tally is added up: let the cluster forget it
+        phases["tasks"] = time.perf_counter() - mark
         workers_seen = len(client.scheduler_info().get("workers", {}))
         address = str(client.scheduler.address) if client.scheduler else str(scheduler)
     finally:
@@ -122,6 +128,7 @@ def run_audit(
         address if scheduler else "LocalCluster",
         now,
         time.perf_counter() - started,
+        phases,
     )
 
 
