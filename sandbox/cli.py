@@ -1,4 +1,5 @@
-"""CLI commands for testing the service as it is used: ``replay`` and ``load-patients``."""
+"""CLI commands for testing the service as it is used: ``replay``, ``load-patients``, and the population audit
+(``audit``, ``make-population``)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 
 import requests
 
+from . import audit, make_population
 from .replay import (
     Send,
     console,
@@ -250,6 +252,8 @@ def register(sub: Any) -> None:
     p.add_argument("--token", help="bearer token for the FHIR server")
     p.add_argument("paths", nargs="*")
     p.set_defaults(func=load_patients)
+    audit.register(sub)
+    make_population.register(sub)
 
 
 __all__ = ["as_transaction", "local_sender", "register"]

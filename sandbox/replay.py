@@ -244,8 +244,19 @@ def topic_counts(outcomes: Iterable[CallOutcome]) -> Counter[str]:
 # --- NDJSON (Bulk Data export) --------------------------------------------------------------------------------------
 
 
+def patient_of(resource: dict[str, Any]) -> str | None:
+    """The patient a Bulk Data resource belongs to: its own id for a Patient, else its subject's or patient's."""
+    if resource.get("resourceType") == "Patient":
+        pid = resource.get("id")
+        return pid if isinstance(pid, str) and pid else None
+    ref = resource.get("subject") or resource.get("patient") or {}
+    text = ref.get("reference", "") if isinstance(ref, dict) else ""
+    return text.rsplit("Patient/", 1)[-1] if isinstance(text, str) and "Patient/" in text else None
+
+
 def ndjson_patients(directory: Path) -> dict[str, list[dict[str, Any]]]:
-    """Group the resources of a Bulk Data export directory by patient id."""
+    """Group the resources of a Bulk Data export directory by patient id (all in memory: small exports; the
+    population audit, sandbox/audit.py, streams a partition at a time instead)."""
     by_patient: dict[str, list[dict[str, Any]]] = {}
     for path in sorted(directory.glob("*.ndjson")):
         with path.open() as fh:
@@ -254,12 +265,7 @@ def ndjson_patients(directory: Path) -> dict[str, list[dict[str, Any]]]:
                 if not line:
                     continue
                 r = json.loads(line)
-                if r.get("resourceType") == "Patient":
-                    pid = r.get("id")
-                else:
-                    ref = (r.get("subject") or r.get("patient") or {}).get("reference", "")
-                    pid = ref.rsplit("Patient/", 1)[-1] if "Patient/" in ref else None
-                if pid:
+                if pid := patient_of(r):
                     by_patient.setdefault(pid, []).append(r)
     return by_patient
 
