@@ -28,6 +28,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .config import sqlite_path
+from .pg import create_schema
 
 _SCHEMA = [
     """CREATE TABLE IF NOT EXISTS feedback (
@@ -330,8 +331,7 @@ class PostgresFeedbackStore(FeedbackStore):
         self.url = url
         self._local = threading.local()
         with self._connect() as conn:
-            for stmt in _SCHEMA:
-                conn.execute(stmt.format(pk="BIGSERIAL PRIMARY KEY"))
+            create_schema(conn, [stmt.format(pk="BIGSERIAL PRIMARY KEY") for stmt in _SCHEMA])
 
     def _connect(self) -> Any:
         return self._psycopg.connect(self.url, connect_timeout=5)

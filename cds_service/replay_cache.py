@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 
 from .config import Settings, sqlite_path
 from .errors import ReplayCacheUnavailable
+from .pg import create_schema
 
 PRUNE_INTERVAL = 60.0  # seconds between deletions of expired pairs, per process
 _TABLE = (
@@ -173,7 +174,7 @@ class PostgresReplayCache(_SQLReplayCache):
         self._psycopg = psycopg
         self.url = url
         with self._connect() as conn:  # not kept: the process that creates the table may fork workers next
-            conn.execute(_TABLE.format(real="DOUBLE PRECISION"))
+            create_schema(conn, [_TABLE.format(real="DOUBLE PRECISION")])
 
     def _connect(self) -> Any:
         # autocommit: each statement is its own transaction; a hook call waits 2 s at most for the database

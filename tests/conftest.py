@@ -6,6 +6,7 @@ import copy
 import itertools
 import json
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -198,3 +199,24 @@ def no_secrets_in_logs():
         line for line in capture.lines if '"resourceType"' in line
     ]  # FHIR content: records are logged as Type/id only
     assert not bodies, f"request bodies in logs: {bodies[:1]}"
+
+
+POSTGRES_SERVER = "postgresql://postgres@127.0.0.1:5432"
+
+
+@pytest.fixture(scope="module")
+def own_database() -> Iterator[str]:
+    """A PostgreSQL database of the module's own, dropped afterwards: other suites use `test` and drop its tables."""
+    try:
+        import psycopg
+
+        admin = psycopg.connect(f"{POSTGRES_SERVER}/postgres", connect_timeout=3, autocommit=True)
+    except Exception as exc:
+        pytest.skip(f"PostgreSQL not reachable at 127.0.0.1:5432 ({type(exc).__name__}: {exc})")
+    name = f"bpcds_{uuid.uuid4().hex[:12]}"
+    admin.execute(f"CREATE DATABASE {name}")
+    try:
+        yield f"{POSTGRES_SERVER}/{name}"
+    finally:
+        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")  # a killed server's connections too
+        admin.close()

@@ -35,24 +35,6 @@ ISS = f"https://ehr-{uuid.uuid4().hex[:12]}.replicas.example"  # this run's keys
 
 
 @pytest.fixture(scope="module")
-def database() -> Iterator[str]:
-    """A PostgreSQL database of this module's own: other suites use `test` and drop its tables."""
-    try:
-        import psycopg
-
-        admin = psycopg.connect(f"{SERVER}/postgres", connect_timeout=3, autocommit=True)
-    except Exception as exc:
-        pytest.skip(f"PostgreSQL not reachable at 127.0.0.1:5432 ({type(exc).__name__}: {exc})")
-    name = f"bpcds_replicas_{uuid.uuid4().hex[:12]}"
-    admin.execute(f"CREATE DATABASE {name}")
-    try:
-        yield f"{SERVER}/{name}"
-    finally:
-        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")  # a killed server's connections too
-        admin.close()
-
-
-@pytest.fixture(scope="module")
 def redis_client() -> Iterator[Any]:
     try:
         import redis
@@ -70,7 +52,7 @@ def redis_client() -> Iterator[Any]:
 
 
 @pytest.fixture(scope="module")
-def replicas(database, redis_client, tmp_path_factory) -> Iterator[tuple[ServerProcess, ServerProcess]]:
+def replicas(own_database, redis_client, tmp_path_factory) -> Iterator[tuple[ServerProcess, ServerProcess]]:
     """Two production servers configured alike (as two pods from one Deployment), stopped by their pids."""
     clients = tmp_path_factory.mktemp("replicas") / "trusted-clients.json"
     clients.write_text(json.dumps([{"iss": ISS, "jwks": JWKS}]))
@@ -86,10 +68,10 @@ def replicas(database, redis_client, tmp_path_factory) -> Iterator[tuple[ServerP
     env = {k: v for k, v in os.environ.items() if not k.startswith("BPCDS_")}  # only this configuration
     # each pod has its metrics port (production never serves them on the hook port)
     a = ServerProcess(
-        workers=2, database_url=database, extra_config=config + f"metrics_port = {free_port()}\n", env=env
+        workers=2, database_url=own_database, extra_config=config + f"metrics_port = {free_port()}\n", env=env
     )
     b = ServerProcess(
-        workers=1, database_url=database, extra_config=config + f"metrics_port = {free_port()}\n", env=env
+        workers=1, database_url=own_database, extra_config=config + f"metrics_port = {free_port()}\n", env=env
     )
     try:
         a.wait_ready()
@@ -168,7 +150,7 @@ def test_feedback_posted_to_one_replica_is_in_the_other_replicas_summary(replica
     assert wanted in seen, seen
 
 
-def test_killing_a_replica_mid_load_loses_no_acknowledged_feedback(replicas, database):
+def test_killing_a_replica_mid_load_loses_no_acknowledged_feedback(replicas, own_database):
     import psycopg
 
     a, b = replicas
@@ -193,7 +175,7 @@ def test_killing_a_replica_mid_load_loses_no_acknowledged_feedback(replicas, dat
     by_replica = {r: {c for c in acknowledged if c.startswith(f"kill-{r}-")} for r in "ab"}
     assert by_replica["a"] and by_replica["b"], result.statuses  # both took feedback before the kill
     assert set(result.statuses) <= {200, 0}, result.statuses  # refused connections to A after it died, no 5xx or 401
-    with psycopg.connect(database, connect_timeout=3) as conn:
+    with psycopg.connect(own_database, connect_timeout=3) as conn:
         stored = {row[0] for row in conn.execute("SELECT card_uuid FROM feedback WHERE card_uuid LIKE 'kill-%'")}
     assert acknowledged - stored == set()
     # and the survivor's summary counts them all (cards it never issued: topic unknown)
