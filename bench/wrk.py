@@ -136,7 +136,7 @@ def bench_wrk(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "rows": rows}, indent=1))
-    print(f"written: {out}")
+    print(f"written: {out}\n\n{markdown_table(rows)}")
     return 0
 
 
@@ -144,7 +144,7 @@ def _row(
     size: str, hook: str, mode: str, connections: int, body_bytes: int, rounds: dict[str, list[dict[str, Any]]]
 ) -> dict[str, Any]:
     def med(name: str, key: str) -> float:
-        return float(statistics.median(r[key] for r in rounds[name]))
+        return round(float(statistics.median(r[key] for r in rounds[name])), 2)
 
     floor_p50, floor_cpu = med("floor", "p50_ms"), med("floor", "cpu_ms_per_call")
     variants = {}
@@ -182,6 +182,24 @@ def _line(row: dict[str, Any]) -> str:
             f"{v['req_per_s']} req/s, errors {v['errors']}"
         )
     return head + "\n  " + "\n  ".join(parts)
+
+
+def markdown_table(rows: list[dict[str, Any]]) -> str:
+    """The README's table: per row and variant, p50 (spread over rounds), CPU per call and worker RSS, and ratios."""
+    lines = [
+        "| payload | charts | clients | variant | p50 ms [spread] | ×floor p50 | CPU ms/call | ×floor CPU "
+        "| worker RSS MB |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        for name, v in r["variants"].items():
+            lo, hi = v["p50_spread_ms"]
+            lines.append(
+                f"| {r['size']} ({r['body_kb']} KB) | {r['payloads']} | {r['connections']} | {name} | "
+                f"{v['p50_ms']:.2f} [{lo:.2f}–{hi:.2f}] | {v['x_floor_p50']} | {v['cpu_ms_per_call']:.2f} | "
+                f"{v['x_floor_cpu']} | {v['worker_rss_mb']:.0f} |"
+            )
+    return "\n".join(lines)
 
 
 def register(sub: Any) -> None:
