@@ -172,6 +172,45 @@ CASES: list[tuple[str, Any, dict[str, Any]]] = [
         },
     ),
     (
+        "steroid ordered with an NSAID contraindication",
+        lambda c: _order(
+            c,
+            [draft("s", *PREDNISONE, supply_days=5, route="oral")],
+            conditions=[LBP_10D, condition("ckd", "N18.4", "Chronic kidney disease, stage 4 (severe)", system=ICD10)],
+        ),
+        {
+            "systemic-steroid-back-pain": [
+                ("Replace with acetaminophen 1 g every 8 hours", [("update", "MedicationRequest/s", ACETAMINOPHEN)]),
+                (
+                    "Replace with physiotherapy referral",
+                    [("create", "ServiceRequest", "308447003"), ("delete", "MedicationRequest/s")],
+                ),
+                ("Remove the steroid order", [("delete", "MedicationRequest/s")]),
+            ]
+        },
+    ),
+    (
+        "patient-reported steroid for back pain",
+        lambda c: _view(
+            c,
+            conditions=[LBP_10D],
+            medications=[
+                {
+                    "resourceType": "MedicationStatement",
+                    "id": "ms",
+                    "status": "active",
+                    "subject": {"reference": "Patient/p1"},
+                    "medicationCodeableConcept": {
+                        "coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": PREDNISONE[0]}]
+                    },
+                    "effectivePeriod": {"start": "2026-11-20"},
+                    "dosage": [{"route": {"coding": [{"system": "http://snomed.info/sct", "code": "26643006"}]}}],
+                }
+            ],
+        ),
+        {"systemic-steroid-back-pain": [("Refer to physiotherapy", [("create", "ServiceRequest", "308447003")])]},
+    ),
+    (
         "active steroid for back pain",
         lambda c: _view(
             c,
@@ -430,6 +469,7 @@ DRUGS = {"naproxen": NAPROXEN, "ibuprofen": IBUPROFEN, "acetaminophen": ACETAMIN
             "ketorolac contraindicated",
             "ketorolac dose above the cap",
             "steroid ordered for back pain",
+            "steroid ordered with an NSAID contraindication",
             "opioid with a long supply",
             "gabapentin without radicular pain",
             "gabapentin above the renal band",
