@@ -287,10 +287,11 @@ def bounded_duration(
         dispense["expectedSupplyDuration"] = fhir_quantity_days(days)
         quantity = dispense.get("quantity")
         if isinstance(quantity, dict):
-            if units_per_day:
-                total = days * units_per_day
+            total = days * units_per_day if units_per_day else None
+            before = quantity.get("value")
+            if total is not None and not (isinstance(before, (int, float)) and total > before):
                 quantity["value"] = int(total) if float(total).is_integer() else math.ceil(total * 10) / 10
-            else:
+            else:  # no conversion, or one that would dispense more than the longer order did: the pharmacist sets it
                 recomputed = False
                 dispense.pop("quantity")
         for dosage in r.get("dosageInstruction") or []:

@@ -72,6 +72,7 @@ COUNT_UNITS = {
     "{dose}",
     "dose",
 }
+WEIGHED = {"mg": 1.0, "g": 1000.0, "ug": 0.001, "mcg": 0.001, "µg": 0.001, "μg": 0.001}  # unit → mg (UCUM and text)
 
 
 class Strength(NamedTuple):
@@ -92,8 +93,8 @@ class Dose(NamedTuple):
 
     @property
     def count_unit(self) -> str | None:
-        """The unit when the dose is counted (tablets, capsules…) rather than weighed."""
-        return None if self.unit in ("mg", "g") or not self.unit else self.unit
+        """The unit when the dose is counted (tablets, capsules, doses…), not weighed (mg, µg) or measured (mL)."""
+        return self.unit if self.unit in COUNT_UNITS else None
 
     def units_per_dose(self, quantity_unit: str) -> float | None:
         """How many of a dispensed quantity's units one dose uses: the dose as written when it counts the same units
@@ -105,8 +106,10 @@ class Dose(NamedTuple):
             if quantity_unit in COUNT_UNITS or quantity_unit in (self.count_unit, ""):
                 return self.amount
             return None
+        if self.mg is None and self.unit == quantity_unit:  # measured in the quantity's own unit (5 mL of mL)
+            return self.amount
         if self.mg is None or self.strength is None or self.strength.mg <= 0:
-            return None
+            return None  # a µg or mL dose is never a count of tablets or "each"
         if not self.strength.per and (quantity_unit in COUNT_UNITS or quantity_unit == ""):
             return self.mg / self.strength.mg
         if self.strength.per == "ML" and quantity_unit == "ml":

@@ -12,7 +12,17 @@ from typing import Any
 from ..durations import MAX_DAYS, doses_per_day, duration_days, exact_date, last_day
 from ..terminology import SNOMED, Match
 from .base import ReaderBase
-from .doses import COUNT_UNITS, ROUTE_LABELS, ROUTE_WORDS, Dose, Strength, name_strength, ratio_strength, units_per_day
+from .doses import (
+    COUNT_UNITS,
+    ROUTE_LABELS,
+    ROUTE_WORDS,
+    WEIGHED,
+    Dose,
+    Strength,
+    name_strength,
+    ratio_strength,
+    units_per_day,
+)
 from .facts import MedicationCourse
 from .fields import _as_list, _codes_of, _concept_text, _first, _local_reference, _obj, _refs, _str, log
 
@@ -103,8 +113,8 @@ class MedicationReader(ReaderBase):
         amount = float(value)
         unit = _str(dose.get("code") or dose.get("unit")).strip().lower()
         mg = None
-        if unit in ("mg", "g"):
-            mg = amount * (1000 if unit == "g" else 1)
+        if unit in WEIGHED:
+            mg = amount * WEIGHED[unit]
         elif strength is not None:
             if unit in COUNT_UNITS and not strength.per:
                 mg = amount * strength.mg

@@ -7,7 +7,7 @@ import pytest
 
 from tests.conftest import topics
 from tests.factories import KETOROLAC_ORAL, draft, med_admin, med_request
-from tests.hooks.support import KETOROLAC_IV, card, order, view
+from tests.hooks.support import KETOROLAC_IV, LBP_10D, NAPROXEN_TRIED, OXY, card, order, view
 
 
 def test_active_open_ended_ketorolac_counts_until_today(client):
@@ -275,3 +275,34 @@ def test_strength_from_the_medication_resource_converts_a_mg_dose(client):
     c = card(resp, "ketorolac-duration")  # 11-21 IM + 11-22..11-26
     assert c["indicator"] == "critical" and c["summary"].startswith("Ketorolac would run 6 days")
     assert "(5-day supply (20 ÷ 2 per dose × 2 doses a day))" in c["detail"]
+
+
+FENTANYL_BUCCAL = ("668363", "Fentanyl 0.1 MG Buccal Tablet")
+
+
+def test_a_microgram_dose_is_weighed_not_counted(client):
+    """100 µg every 6 hours of a 0.1 mg buccal tablet, 40 tablets: shortened to 3 days is 12 tablets, never 1200 (the
+    µg amount read as a count of tablets)."""
+    rx = draft(
+        "o", *FENTANYL_BUCCAL, route="oral", supply_days=10, quantity=40, per_day=4, dose_value=100, dose_unit="ug"
+    )
+    resp = order(client, [rx], conditions=[LBP_10D], medications=[NAPROXEN_TRIED])
+    (action,) = _shorten(resp)["actions"]
+    assert action["resource"]["dispenseRequest"]["quantity"]["value"] == 12
+    assert action["resource"]["dispenseRequest"]["expectedSupplyDuration"]["value"] == 3
+
+
+def test_a_measured_dose_against_a_count_of_items_is_not_converted(client):
+    """5 mL every 6 hours against a quantity of 20 "each": no conversion is known, so the quantity is removed (never
+    5 × 4 × 3 = 60 items), and a shortened order never dispenses more than the longer one did."""
+    rx = draft("o", *OXY, route="oral", supply_days=10, quantity=20, per_day=4, dose_value=5, dose_unit="mL")
+    rx["dispenseRequest"]["quantity"] = {
+        "value": 20,
+        "unit": "each",
+        "code": "{each}",
+        "system": "http://unitsofmeasure.org",
+    }
+    resp = order(client, [rx], conditions=[LBP_10D], medications=[NAPROXEN_TRIED])
+    (action,) = _shorten(resp)["actions"]
+    assert "quantity" not in action["resource"]["dispenseRequest"]
+    assert action["description"].endswith("(quantity removed: set it for the shorter supply)")
