@@ -12,6 +12,7 @@ from ..clinical import (
     RED_FLAG_KINDS,
     RISK,
     SPINE_REFERRAL,
+    Episode,
     RedFlag,
     back_pain_context,
     draft_orders,
@@ -96,8 +97,8 @@ def imaging_red_flags(ctx: RuleContext) -> list[Finding]:
     ep = ctx.episode
     if not back_pain_context(s, ep, s.draft_refs):
         return []
-    flags = ctx.red_flags
-    if not flags or _addressed(ctx, flags):
+    flags = _unaddressed(ctx, ep, ctx.red_flags)
+    if not flags:
         return []
     listed = "\n".join(
         f"- **{f.label}** — {f.display} ({f.record}{_when(f)})"
@@ -145,13 +146,20 @@ def imaging_red_flags(ctx: RuleContext) -> list[Finding]:
     ]
 
 
-def _addressed(ctx: RuleContext, flags: list[RedFlag]) -> bool:
-    """Imaging or a spine referral is already under way (drafted now, or on record since the first flag)."""
+def _unaddressed(ctx: RuleContext, ep: Episode | None, flags: list[RedFlag]) -> list[RedFlag]:
+    """The flags no imaging or spine referral answers yet. On order hooks, one being drafted now answers them all (the
+    clinician is acting). Otherwise each flag is judged on its own: answered by such an order on record on or after the
+    flag's own date — a study done months before a new cauda equina sign does not answer it; an undated flag by one
+    since the episode began, and by none when the episode's start is unknown too."""
     s = ctx.snapshot
     if ctx.ordering and draft_orders(s, LUMBAR_IMAGING | SPINE_REFERRAL):
-        return True
-    since = min((f.since for f in flags if f.since), default=None)
-    return bool(prior_orders(s, LUMBAR_IMAGING | SPINE_REFERRAL, since))
+        return []
+    start = ep.earliest_start if ep is not None else None
+    return [
+        f
+        for f in flags
+        if (since := f.since or start) is None or not prior_orders(s, LUMBAR_IMAGING | SPINE_REFERRAL, since)
+    ]
 
 
 def _when(flag: RedFlag) -> str:

@@ -80,6 +80,30 @@ def test_red_flag_already_addressed_is_silent(client):
     assert topics(view(client, conditions=conditions)) == [("imaging-red-flags", "warning")]
 
 
+def test_a_new_flag_is_not_answered_by_a_study_done_for_an_older_one(client):
+    """Cancer since June, its MRI in July, then cauda equina syndrome yesterday: the July MRI answers the cancer flag,
+    not the new emergency — the card fires for cauda equina alone."""
+    cancer = condition("ca", "363346000", "Malignant neoplastic disease", onset="2026-06-01")
+    cauda = condition("ce", "192970008", "Cauda equina syndrome", onset="2026-11-21")
+    history = [service_request("old", *MRI_LUMBAR, status="completed", authored="2026-07-01")]
+    resp = view(client, conditions=[LBP_RECENT, cancer, cauda], serviceRequests=history)
+    assert topics(resp) == [("imaging-red-flags", "critical")]
+    c = card(resp, "imaging-red-flags")
+    assert "Cauda equina syndrome (Condition/ce" in c["detail"] and "Condition/ca" not in c["detail"]
+    later = [service_request("new", *MRI_LUMBAR, status="completed", authored="2026-11-21")]
+    assert topics(view(client, conditions=[LBP_RECENT, cancer, cauda], serviceRequests=history + later)) == []
+
+
+def test_an_undated_flag_is_answered_only_by_a_study_in_this_episode(client):
+    cauda = condition("ce", "192970008", "Cauda equina syndrome")  # no onset, no recorded date
+    old = [service_request("old", *MRI_LUMBAR, status="completed", authored="2026-07-01")]  # before the episode
+    assert topics(view(client, conditions=[LBP_RECENT, cauda], serviceRequests=old)) == [
+        ("imaging-red-flags", "critical")
+    ]
+    recent = [service_request("new", *MRI_LUMBAR, status="completed", authored="2026-11-10")]  # episode began 11-02
+    assert topics(view(client, conditions=[LBP_RECENT, cauda], serviceRequests=recent)) == []
+
+
 def test_red_flag_fires_when_something_else_is_ordered(client):
     conditions = [LBP_RECENT, condition("ce", "M21.372", "Foot drop, left foot", system=ICD10)]
     resp = order(
