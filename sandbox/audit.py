@@ -24,7 +24,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from .population import Entry, Services, Tally, index_export, partitions, read_partition
+from .population import Entry, Services, Tally, index_export, iter_partitions, read_partition
 from .replay import Send, today_start
 
 
@@ -52,7 +52,10 @@ def audit_partition(files: list[str], patients: list[tuple[str, list[Entry]]], n
     now = datetime.fromisoformat(now_iso)
     tally = Tally()
     for pid, resources in read_partition(files, patients):
-        tally.add_patient(pid, resources, send, services, now)
+        try:
+            tally.add_patient(pid, resources, send, services, now)
+        except Exception:  # one patient's surprising record: counted, the partition goes on (no text kept)
+            tally.errors += 1
     return tally
 
 
@@ -67,6 +70,7 @@ class AuditRun:
     now: datetime
     elapsed_s: float  # the whole run: index, cluster start (a LocalCluster), tasks, cluster stop
     phases: dict[str, float]  # seconds: index (the first pass), cluster (start and connect), tasks (submit → last)
+    unreadable_lines: int = 0  # export lines that are not JSON (skipped)
 
     def counts(self) -> dict[str, Any]:
         return {
@@ -78,6 +82,7 @@ class AuditRun:
             "scheduler": self.scheduler,
             "elapsed_s": round(self.elapsed_s, 2),
             "phases_s": {k: round(v, 2) for k, v in self.phases.items()},
+            "unreadable_lines": self.unreadable_lines,
             **self.tally.summary(),
         }
 
@@ -96,7 +101,6 @@ def run_audit(
     started = time.perf_counter()
     now = today_start(today)
     index = index_export(directory)
-    chunks = partitions(index, partition_size)
     phases = {"index": time.perf_counter() - started}
     cluster = None
     if scheduler is None:
@@ -108,10 +112,26 @@ def run_audit(
     try:
         mark = time.perf_counter()
         total = Tally()
-        futures = [client.submit(audit_partition, index.files, chunk, now.isoformat(), pure=False) for chunk in chunks]
-        for future in as_completed(futures):
+        chunks = iter_partitions(index, partition_size)
+        tasks = largest = 0
+
+        def submit() -> Any:
+            nonlocal tasks, largest
+            chunk = next(chunks, None)
+            if chunk is None:
+                return None
+            tasks, largest = tasks + 1, max(largest, len(chunk))
+            return client.submit(audit_partition, index.files, chunk, now.isoformat(), pure=False)
+
+        # a few partitions in flight per worker, the next one submitted as each completes: the driver and the
+        # scheduler hold a bounded number of partitions' entry lists, whatever the population
+        pending = as_completed([f for f in (submit() for _ in range(max(2 * workers, 4))) if f is not None])
+        for future in pending:
             total.merge(future.result())
             future.release()  # the tally is added up: let the cluster forget it
+            following = submit()
+            if following is not None:
+                pending.add(following)
         phases["tasks"] = time.perf_counter() - mark
         workers_seen = len(client.scheduler_info().get("workers", {}))
         address = str(client.scheduler.address) if client.scheduler else str(scheduler)
@@ -121,14 +141,15 @@ def run_audit(
             cluster.close()
     return AuditRun(
         total,
-        len(futures),
-        max((len(c) for c in chunks), default=0),
+        tasks,
+        largest,
         partition_size,
         workers_seen,
         address if scheduler else "LocalCluster",
         now,
         time.perf_counter() - started,
         phases,
+        index.unreadable,
     )
 
 

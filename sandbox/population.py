@@ -39,6 +39,7 @@ UNKNOWN = "unknown"
 class ExportIndex:
     files: list[str]  # the export's *.ndjson files, sorted
     lines: dict[str, array[int]] = field(default_factory=dict)  # patient id → flat (file, offset, length) triples
+    unreadable: int = 0  # lines that are not JSON: skipped and counted, never the end of the audit
 
     @property
     def patients(self) -> int:
@@ -58,7 +59,11 @@ def index_export(directory: Path) -> ExportIndex:
             for line in fh:
                 length = len(line)
                 if line.strip():
-                    pid = patient_of(orjson.loads(line))
+                    try:
+                        pid = patient_of(orjson.loads(line))
+                    except orjson.JSONDecodeError:
+                        index.unreadable += 1
+                        pid = None
                     if pid:
                         index.lines.setdefault(pid, array("q")).extend((number, offset, length))
                 offset += length
@@ -67,10 +72,16 @@ def index_export(directory: Path) -> ExportIndex:
 
 def partitions(index: ExportIndex, size: int) -> list[list[tuple[str, list[Entry]]]]:
     """The patients (sorted by id) in groups of ``size``, each patient with the places of its lines."""
+    return list(iter_partitions(index, size))
+
+
+def iter_partitions(index: ExportIndex, size: int) -> Iterator[list[tuple[str, list[Entry]]]]:
+    """``partitions`` one at a time: a partition's entry lists are built only when it is handed out."""
     if size < 1:
         raise ValueError("partition size must be at least 1")
     ids = sorted(index.lines)
-    return [[(pid, index.entries(pid)) for pid in ids[i : i + size]] for i in range(0, len(ids), size)]
+    for i in range(0, len(ids), size):
+        yield [(pid, index.entries(pid)) for pid in ids[i : i + size]]
 
 
 def read_partition(files: list[str], patients: list[tuple[str, list[Entry]]]) -> Iterator[tuple[str, list[Any]]]:

@@ -211,3 +211,28 @@ def _references(value: Any) -> list[str]:
         own = [value["reference"]] if isinstance(value.get("reference"), str) else []
         return own + [r for v in value.values() for r in _references(v)]
     return []
+
+
+def test_an_unreadable_line_or_a_failing_patient_is_counted_and_the_audit_goes_on(tmp_path: Path, monkeypatch) -> None:
+    """A line that is not JSON is skipped at indexing (counted); a patient whose evaluation raises is one error in its
+    partition's tally, and the other patients of the partition are still counted."""
+    from sandbox import audit
+    from sandbox.population import Tally
+
+    write_population(tmp_path, 6, seed=1, today=TODAY)
+    with open(tmp_path / "Condition.ndjson", "ab") as fh:
+        fh.write(b'{"resourceType": "Condition", "subject": \n')  # a truncated line
+    index = index_export(tmp_path)
+    assert index.unreadable == 1 and index.patients == 6
+    (chunk,) = partitions(index, 10)
+    broken = chunk[2][0]
+    real = Tally.add_patient
+
+    def add_patient(self: Tally, pid: str, *args: Any) -> None:
+        if pid == broken:
+            raise KeyError("surprising record")
+        real(self, pid, *args)
+
+    monkeypatch.setattr(Tally, "add_patient", add_patient)
+    tally = audit.audit_partition(index.files, chunk, today_start(TODAY).isoformat())
+    assert tally.errors == 1 and tally.patients == 5
