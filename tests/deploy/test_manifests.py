@@ -60,6 +60,7 @@ def test_the_kustomization_lists_every_manifest_and_nothing_else():
         "Service",
         "HorizontalPodAutoscaler",
         "PodDisruptionBudget",
+        "NetworkPolicy",
     }
 
 
@@ -132,6 +133,9 @@ def test_probes_resources_and_replicas():
     assert port == {"http": 8080, "metrics": 9464}
     config = _by_kind()["ConfigMap"]["data"]
     assert int(config["BPCDS_METRICS_PORT"]) == port["metrics"]  # Prometheus scrapes its own port, not the hook port
+    ingress = _by_kind()["NetworkPolicy"]["spec"]["ingress"]
+    open_ports = {p["port"] for rule in ingress if "from" not in rule for p in rule["ports"]}
+    assert open_ports == {"http"}  # the metrics port only from the monitoring namespace
     assert container["livenessProbe"]["httpGet"] == {"path": "/health", "port": "http"}
     assert container["readinessProbe"]["httpGet"] == {"path": "/ready", "port": "http"}
     assert container["startupProbe"]["httpGet"] == {"path": "/health", "port": "http"}
