@@ -84,10 +84,10 @@ class ChartCache(Recent):
     ``entries`` charts at most (0: nothing kept), none older than ``seconds``; a chart over ``max_resources`` resources
     or ``max_bytes`` of prefetch JSON is never kept. Both per-worker caches (parses, facts) share these settings.
 
-    ``admit_on_sight``: a chart is kept from its n-th sighting, each within ``seconds`` of the last (a doorkeeper: a small
-    fingerprint is remembered before that). Most calls are first looks at charts that never come back; keeping each
-    of them evicts another, and building and later freeing a kept chart costs more than the cache saves (bench/).
-    A keystroke stream, which re-sends its chart, is kept from its second call (``snapshot_cache_admission``).
+    ``admit_on_sight``: a chart is kept from its n-th sighting, each within ``seconds`` of the last (a doorkeeper: a
+    small fingerprint is remembered before that). Most calls are first looks at charts that never come back; keeping
+    each of them evicts another, and building and later freeing a kept chart costs more than the cache saves (bench/). A
+    keystroke stream, which re-sends its chart, is kept from its second call (``snapshot_cache_admission``).
     """
 
     def __init__(

@@ -95,7 +95,8 @@ class Settings:
     )
     snapshot_cache_admission: int = _setting(
         2,
-        "a chart is kept from its n-th sighting, each within snapshot_cache_seconds of the last (1 = its first): first looks at charts that "
+        "a chart is kept from its n-th sighting, each within snapshot_cache_seconds of the last (1 = its first): "
+        "first looks at charts that "
         "never come back are most traffic, and keeping each (then freeing the one it evicts) costs more than the "
         "cache saves; a keystroke stream is kept from its second call (README 'Performance')",
     )
