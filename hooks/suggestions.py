@@ -313,11 +313,17 @@ def stop(resource: dict[str, Any], description: str) -> dict[str, Any] | None:
     return update(resource, description, apply)
 
 
-def set_dose(resource: dict[str, Any], mg: float, per_day: int, description: str) -> dict[str, Any] | None:
+def set_dose(resource: dict[str, Any], mg: float, per_day: int | None, description: str) -> dict[str, Any] | None:
+    """The order with its dose set to ``mg``, ``per_day`` times a day — or, with ``per_day`` None, once: the dose
+    changed and the timing left as ordered."""
+
     def apply(r: dict[str, Any]) -> None:
         dosages = r.setdefault("dosageInstruction", [{}])
         dosage = dosages[0]
         dosage["doseAndRate"] = [{"doseQuantity": {"value": mg, "unit": "mg", "system": UCUM, "code": "mg"}}]
+        if per_day is None:
+            dosage["text"] = f"{mg:g} mg once"
+            return
         timing = dosage.setdefault("timing", {})
         repeat = timing.setdefault("repeat", {})
         repeat.update({"frequency": per_day, "period": 1, "periodUnit": "d"})

@@ -36,6 +36,8 @@ class Thresholds:
     ketorolac_parenteral_reduced_max_mg_day: float = _t(
         60.0, "FDA label: 60 mg/day for age ≥ 65, weight < 50 kg or raised creatinine"
     )
+    ketorolac_single_im_mg: float = _t(60.0, "FDA label, single-dose treatment: one 60 mg IM dose (patients < 65)")
+    ketorolac_single_iv_mg: float = _t(30.0, "FDA label, single-dose treatment: one 30 mg IV dose (patients < 65)")
     ketorolac_reduced_single_im_mg: float = _t(30.0, "FDA label: single IM dose 30 mg in the reduced-dose group")
     ketorolac_reduced_single_iv_mg: float = _t(15.0, "FDA label: single IV dose 15 mg in the reduced-dose group")
     ketorolac_reduced_dose_age: float = _t(65.0, "FDA label: patients ≥ 65 years")

@@ -24,6 +24,8 @@ from ..ketorolac_course import Plan, exposures, parenteral_within, planned_expos
 
 DOSE_THRESHOLDS = (  # the label's dose caps and who gets the reduced ones (``dose_problem``)
     "ketorolac_oral_max_mg_day",
+    "ketorolac_single_im_mg",
+    "ketorolac_single_iv_mg",
     "ketorolac_parenteral_max_mg_day",
     "ketorolac_parenteral_reduced_max_mg_day",
     "ketorolac_reduced_single_im_mg",
@@ -265,13 +267,24 @@ def reduced_dose_reasons(ctx: RuleContext) -> list[str]:
     return reasons
 
 
-def dose_problem(ctx: RuleContext, c: MedicationCourse, reduced: list[str]) -> tuple[str, int, int] | None:
+def dose_problem(ctx: RuleContext, c: MedicationCourse, reduced: list[str]) -> tuple[str, float, int | None] | None:
     """What a ketorolac order's computable dose exceeds — oral > 40 mg/day; IV/IM > 120 mg/day, or > 60 mg/day and a
-    single IM dose > 30 mg or IV > 15 mg in the reduced-dose group (both named when both are exceeded) — with the
-    label regimen within the caps (mg per dose, doses a day); None when within them or not computable."""
+    single IM dose > 30 mg or IV > 15 mg in the reduced-dose group (both named when both are exceeded); a one-time
+    parenteral order (no frequency) over the label's single dose (IM 60 mg, IV 30 mg; 30 and 15 in the reduced-dose
+    group) — with the label regimen within the caps (mg per dose, doses a day, None: once, as ordered); None when
+    within them or not computable."""
     t = ctx.thresholds
     if c.daily_dose_mg is None and c.single_dose_mg is None:
         return None  # dose not computable
+    if c.route in PARENTERAL_ROUTES and c.per_day is None and c.single_dose_mg is not None and not c.is_administration:
+        iv = c.route == "iv"
+        if reduced:
+            once = t.ketorolac_reduced_single_iv_mg if iv else t.ketorolac_reduced_single_im_mg
+        else:
+            once = t.ketorolac_single_iv_mg if iv else t.ketorolac_single_im_mg
+        if c.single_dose_mg <= once:
+            return None
+        return f"single {c.route_text} dose {c.single_dose_mg:g} mg (cap {once:g} mg)", once, None
     problems = []
     if c.route == "oral":
         cap, per_dose, per_day = t.ketorolac_oral_max_mg_day, 10, 4
@@ -313,18 +326,15 @@ def ketorolac_dose(ctx: RuleContext) -> list[Finding]:
         if checked is None:
             continue
         problem, per_dose, per_day = checked
+        regimen = f"{per_dose:g} mg once" if per_day is None else f"{per_dose:g} mg every {24 // per_day} hours"
         values = {
             "order": c.display,
             "problem": problem,
             "reduced": ("Reduced-dose group: " + ", ".join(reduced) + ".") if reduced and c.route != "oral" else "",
-            "dose": f"{per_dose} mg every {24 // per_day} hours",
+            "dose": regimen,
         }
-        action = sx.set_dose(
-            ctx.snapshot.resources[c.ref],
-            per_dose,
-            per_day,
-            f"Set the ketorolac dose to {per_dose} mg every {24 // per_day} hours",
-        )
+        # a one-time order keeps its timing: only the dose changes (never a standing regimen it did not ask for)
+        action = sx.set_dose(ctx.snapshot.resources[c.ref], per_dose, per_day, f"Set the ketorolac dose to {regimen}")
         findings.append(
             Finding(
                 "ketorolac-dose",

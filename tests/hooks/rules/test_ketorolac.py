@@ -315,3 +315,16 @@ def test_the_contraindication_card_carries_the_dose_over_the_cap(client):
         "The dose is also above the label maximum: 120 mg/day IM (cap 60 mg/day)"
         in card(resp, "ketorolac-contraindication")["detail"]
     )
+
+
+def test_a_one_time_dose_over_the_single_dose_cap_keeps_its_timing(client):
+    """60 mg IV once at 40 (label single dose: 30 mg IV) gets a card; the update sets 30 mg and adds no regimen."""
+    rx = draft("k", *KETOROLAC_INJ, route="iv", supply_days=1, dose_mg=60)  # no frequency: one dose
+    c = card(order(client, [rx], patient=patient("p1", birth="1986-01-01")), "ketorolac-dose")
+    assert c["summary"] == "Ketorolac dose above the label cap: single IV dose 60 mg (cap 30 mg). Reduce the dose."
+    (suggestion,) = c["suggestions"]
+    assert suggestion["label"] == "Change to 30 mg once"
+    dosage = suggestion["actions"][0]["resource"]["dosageInstruction"][0]
+    assert dosage["doseAndRate"][0]["doseQuantity"]["value"] == 30 and "timing" not in dosage
+    im = draft("k", *KETOROLAC_INJ, route="im", supply_days=1, dose_mg=60)  # 60 mg IM once is the label's dose
+    assert ("ketorolac-dose", "warning") not in topics(order(client, [im], patient=patient("p1", birth="1986-01-01")))
