@@ -10,7 +10,7 @@ from cds_service.snapshot import MedicationCourse
 from .. import suggestions as sx
 from ..alternatives import alternative_analgesic, replace_with
 from ..catalogue import ALL_HOOKS, ORDER_HOOKS, rule
-from ..clinical import PARENTERAL_ROUTES, fmt_date, is_current, latest_weight_kg
+from ..clinical import fmt_date, is_current
 from ..context import RuleContext
 from ..contraindications import (
     NSAID_CONTRAINDICATION_LOOKBACK,
@@ -20,19 +20,15 @@ from ..contraindications import (
     nsaid_contraindications,
 )
 from ..findings import Finding, Suggestion
-from ..ketorolac_course import Plan, exposures, parenteral_within, planned_exposure, stop_note
-
-DOSE_THRESHOLDS = (  # the label's dose caps and who gets the reduced ones (``dose_problem``)
-    "ketorolac_oral_max_mg_day",
-    "ketorolac_single_im_mg",
-    "ketorolac_single_iv_mg",
-    "ketorolac_parenteral_max_mg_day",
-    "ketorolac_parenteral_reduced_max_mg_day",
-    "ketorolac_reduced_single_im_mg",
-    "ketorolac_reduced_single_iv_mg",
-    "ketorolac_reduced_dose_age",
-    "ketorolac_reduced_dose_weight_kg",
-    "ketorolac_reduced_dose_egfr",
+from ..ketorolac_course import (
+    DOSE_THRESHOLDS,
+    Plan,
+    dose_problem,
+    exposures,
+    parenteral_within,
+    planned_exposure,
+    reduced_dose_reasons,
+    stop_note,
 )
 
 
@@ -251,58 +247,6 @@ def _ketorolac_duration_active(ctx: RuleContext, limit: int) -> list[Finding]:
             )
         ]
     return []
-
-
-def reduced_dose_reasons(ctx: RuleContext) -> list[str]:
-    s, t = ctx.snapshot, ctx.thresholds
-    reasons = []
-    if s.age is not None and s.age >= t.ketorolac_reduced_dose_age:
-        reasons.append(f"age {s.age}")
-    weight = latest_weight_kg(s, t)
-    if weight is not None and weight < t.ketorolac_reduced_dose_weight_kg:
-        reasons.append(f"weight {weight:.0f} kg")
-    egfr = ctx.egfr
-    if egfr is not None and egfr.value is not None and egfr.value < t.ketorolac_reduced_dose_egfr:
-        reasons.append(f"eGFR {egfr.value:g} ({egfr.effective})")
-    return reasons
-
-
-def dose_problem(ctx: RuleContext, c: MedicationCourse, reduced: list[str]) -> tuple[str, float, int | None] | None:
-    """What a ketorolac order's computable dose exceeds — oral > 40 mg/day; IV/IM > 120 mg/day, or > 60 mg/day and a
-    single IM dose > 30 mg or IV > 15 mg in the reduced-dose group (both named when both are exceeded); a one-time
-    parenteral order (no frequency) over the label's single dose (IM 60 mg, IV 30 mg; 30 and 15 in the reduced-dose
-    group) — with the label regimen within the caps (mg per dose, doses a day, None: once, as ordered); None when
-    within them or not computable."""
-    t = ctx.thresholds
-    if c.daily_dose_mg is None and c.single_dose_mg is None:
-        return None  # dose not computable
-    if c.route in PARENTERAL_ROUTES and c.per_day is None and c.single_dose_mg is not None and not c.is_administration:
-        iv = c.route == "iv"
-        if reduced:
-            once = t.ketorolac_reduced_single_iv_mg if iv else t.ketorolac_reduced_single_im_mg
-        else:
-            once = t.ketorolac_single_iv_mg if iv else t.ketorolac_single_im_mg
-        if c.single_dose_mg <= once:
-            return None
-        return f"single {c.route_text} dose {c.single_dose_mg:g} mg (cap {once:g} mg)", once, None
-    problems = []
-    if c.route == "oral":
-        cap, per_dose, per_day = t.ketorolac_oral_max_mg_day, 10, 4
-        if c.daily_dose_mg is not None and c.daily_dose_mg > cap:
-            problems.append(f"{c.daily_dose_mg:g} mg/day oral (cap {cap:g} mg/day)")
-    elif c.route in PARENTERAL_ROUTES:
-        cap = t.ketorolac_parenteral_reduced_max_mg_day if reduced else t.ketorolac_parenteral_max_mg_day
-        per_dose, per_day = (15, 4) if reduced else (30, 4)
-        single_cap = (
-            (t.ketorolac_reduced_single_iv_mg if c.route == "iv" else t.ketorolac_reduced_single_im_mg)
-            if reduced
-            else None
-        )
-        if c.daily_dose_mg is not None and c.daily_dose_mg > cap:
-            problems.append(f"{c.daily_dose_mg:g} mg/day {c.route_text} (cap {cap:g} mg/day)")
-        if single_cap is not None and c.single_dose_mg is not None and c.single_dose_mg > single_cap:
-            problems.append(f"single {c.route_text} dose {c.single_dose_mg:g} mg (cap {single_cap:g} mg)")
-    return ("; ".join(problems), per_dose, per_day) if problems else None
 
 
 @rule(
