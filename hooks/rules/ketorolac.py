@@ -176,7 +176,14 @@ def ketorolac_duration(ctx: RuleContext) -> list[Finding]:
                 label_values={"days": plan.allowed},
             ),
         )
-    alternative = alternative_analgesic(ctx, list(plan.drafts), "ketorolac")
+    # replacing the ketorolac replaces all of it: a current order of the same course is stopped too (a renewal beside
+    # an order still running would otherwise leave it running, and count it as a second NSAID against the alternative)
+    running = [
+        c
+        for c in plan.exposure.courses
+        if not c.in_draft_orders and c.ref.startswith("MedicationRequest/") and is_current(c, s.today)
+    ]
+    alternative = alternative_analgesic(ctx, [*plan.drafts, *running], "ketorolac")
     covers = ("ketorolac-oral-start",) if plan.values["oral_note"] else ()  # its detail states the oral-start fact
     if plan.open_ended:
         return [

@@ -278,9 +278,9 @@ def test_the_contraindication_summary_says_how_many_more_reasons_the_detail_list
     )
 
 
-def test_a_renewal_beside_a_current_course_names_the_alternative_it_offers(client):
-    """Seed 01: oral ketorolac since 11-13, still current today, renewed for 5 days. The card offers acetaminophen
-    (a current ketorolac course counts as a concurrent NSAID for the alternative), so its advice names acetaminophen."""
+def test_a_renewal_beside_a_current_course_replaces_all_of_it(client):
+    """Seed 01: oral ketorolac since 11-13, still current today, renewed for 5 days. Replacing the ketorolac replaces
+    all of it: the draft becomes naproxen and the running order is stopped (so it is no second NSAID beside it)."""
     current = med_request("k0", *KETOROLAC_ORAL, authored="2026-11-13", supply_days=10, route="oral")
     resp = order(
         client, [draft("k", *KETOROLAC_ORAL, supply_days=5, route="oral")], hook="order-sign", medications=[current]
@@ -288,11 +288,14 @@ def test_a_renewal_beside_a_current_course_names_the_alternative_it_offers(clien
     c = card(resp, "ketorolac-duration")
     assert c["summary"] == (
         "Ketorolac would run 14 days (limit 5, all routes combined). Keep the total to 5 days or switch to "
-        "acetaminophen."
+        "another NSAID."
     )
-    assert "acetaminophen 1 g every 8 hours (max 3 g/day) is the alternative" in c["detail"]
-    assert "naproxen 500 mg twice daily with food has no fixed duration limit" not in c["detail"]
-    assert labels(resp) == ["Replace with acetaminophen 1 g every 8 hours"]
+    (replace,) = c["suggestions"]
+    assert replace["label"] == "Replace with naproxen 500 mg twice daily"
+    first, stop = replace["actions"]
+    assert (first["type"], first["resource"]["id"]) == ("update", "k")
+    assert first["resource"]["medicationCodeableConcept"]["coding"][0]["code"] == "198014"
+    assert (stop["type"], stop["resource"]["id"], stop["resource"]["status"]) == ("update", "k0", "stopped")
 
 
 def test_patient_view_shows_the_days_allowed_and_quotes_the_boxed_warning(client):
