@@ -18,6 +18,7 @@ accepted, and the outage shows in the service's own 5xx monitoring.
 
 from __future__ import annotations
 
+import abc
 import math
 import os
 import sqlite3
@@ -79,7 +80,7 @@ class RedisReplayCache(ReplayCache):
             raise ReplayCacheUnavailable(f"Redis: {type(exc).__name__}") from None
 
 
-class _SQLReplayCache(ReplayCache):
+class _SQLReplayCache(ReplayCache, abc.ABC):
     """The ``jti_seen`` table of the service's database; one connection per thread and process (never across fork)."""
 
     placeholder = "?"
@@ -89,11 +90,13 @@ class _SQLReplayCache(ReplayCache):
         self._prune_lock = threading.Lock()
         self._next_prune = 0.0
 
+    @abc.abstractmethod
     def _connect(self) -> Any:
-        raise NotImplementedError
+        """A new connection to the store (SQLite file or PostgreSQL)."""
 
+    @abc.abstractmethod
     def _errors(self) -> tuple[type[BaseException], ...]:
-        raise NotImplementedError
+        """The driver's exceptions that mean the store could not answer."""
 
     def _conn(self) -> Any:
         conn = getattr(self._local, "conn", None)

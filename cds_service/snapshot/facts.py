@@ -61,7 +61,7 @@ class MedicationCourse(NamedTuple):
     stop_reason: str = ""  # statusReason text of a stopped course ("not effective", …)
     end_known: bool = True  # False: a stopped course whose stop date was not recorded (end = earlier of plan and today)
     request: str = ""  # the order an administration carried out (``MedicationAdministration.request``), "Type/id"
-    units_per_day: float | None = None  # of the dispensed quantity's unit (tablets, mL…), when the dose converts to it
+    units_per_day: float | None = None  # a draft's dispensed unit (tablets, mL…) a day of doses uses, when it converts
     unit_mg: float | None = None  # what one tablet/capsule of the product holds, when known (None for solutions)
 
     @property

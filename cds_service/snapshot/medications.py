@@ -186,7 +186,7 @@ class MedicationReader(ReaderBase):
                 stop_reason=_concept_text(resource.get("statusReason")),
                 end_known=end_known,
                 request=_local_reference(_str(_obj(resource, "request").get("reference"))) if administration else "",
-                units_per_day=units_per_day(resource, dose),
+                units_per_day=units_per_day(resource, dose) if in_draft else None,  # what a shortened draft dispenses
                 unit_mg=dose.strength.mg if dose.strength and not dose.strength.per else None,
             )
         )

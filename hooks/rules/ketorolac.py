@@ -79,7 +79,7 @@ def ketorolac_contraindication(ctx: RuleContext) -> list[Finding]:
         "orders": "; ".join(d.display for d in drafts),
         "reasons": "\n".join(f"- {c.text}" for c in found),
         "first_reason": _first_problem(found),
-        "duration": _duration_text(plan, limit) + _dose_text(ctx, drafts),
+        "duration": _duration_text(plan, limit) + (dose_facts := _dose_text(ctx, drafts)),
         "days": plan.values.get("days", "") if plan else "",
     }
     if not critical:  # name only the cautions this record has (a man on warfarin has no pregnancy caution)
@@ -96,7 +96,7 @@ def ketorolac_contraindication(ctx: RuleContext) -> list[Finding]:
     sources = tuple(d.ref for d in drafts) + tuple(c.ref for c in found)
     variant = "" if critical else "caution-over-limit" if over else "caution"
     covers: tuple[str, ...] = ("ketorolac-duration",) if plan is not None and (over or plan.open_ended) else ()
-    if "label maximum" in values["duration"]:
+    if dose_facts:
         covers += ("ketorolac-dose",)  # its detail states the dose over the cap
     return [
         Finding(
@@ -266,9 +266,11 @@ def _ketorolac_duration_active(ctx: RuleContext, limit: int) -> list[Finding]:
     describes="ketorolac doses above the label cap",
 )
 def ketorolac_dose(ctx: RuleContext) -> list[Finding]:
-    """When: a ketorolac draft whose daily dose is computable exceeds the label cap — oral > 40 mg/day; IV/IM >
-    120 mg/day, or > 60 mg/day (single IM > 30 mg, IV > 15 mg) at age ≥ 65, weight < 50 kg or eGFR < 60.
-    Then: warning with the computed dose and the cap; suggest updating the order to the capped label regimen.
+    """When: a ketorolac draft whose dose is computable exceeds the label cap (``dose_problem``) — oral > 40 mg/day;
+    IV/IM > 120 mg/day, or > 60 mg/day (single IM > 30 mg, IV > 15 mg) at age ≥ 65, weight < 50 kg or eGFR < 60; a
+    one-time injection (no frequency) over the single-dose treatment (IM 60 mg, IV 30 mg; 30/15 in that group).
+    Then: warning with the computed dose and the cap; suggest updating the order to the capped label regimen — for a
+    one-time order the dose only, its timing as ordered.
     """
     reduced = reduced_dose_reasons(ctx)
     findings = []

@@ -31,5 +31,7 @@ def test_stores_created_at_once_by_many_processes_create_the_schema_once(own_dat
     for t in threads:
         t.join(30)
     assert errors == []
-    store = PostgresFeedbackStore(own_database)
-    assert store.summary() is not None
+    assert PostgresFeedbackStore(own_database).summary() == []  # the tables exist, empty
+    cache = PostgresReplayCache(own_database)
+    assert cache.first_use("https://ehr.example", "j1", 2e9, 1e9) is True
+    assert cache.first_use("https://ehr.example", "j1", 2e9, 1e9) is False

@@ -48,6 +48,20 @@ def cors_client(tmp_path):
     return create_app({"database_url": f"sqlite:///{tmp_path}/f.db", "cors_origins": CORS_ORIGINS}).test_client()
 
 
+def _cors_request(client, origin, method):
+    """A browser's preflight of a hook call, or a plain GET of discovery, from ``origin``."""
+    if method == "preflight":
+        return client.options(
+            "/cds-services/backpain-order-select",
+            headers={
+                "Origin": origin,
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "content-type",
+            },
+        )
+    return client.get("/cds-services", headers={"Origin": origin})
+
+
 @pytest.mark.parametrize(
     "origin",
     [
@@ -65,17 +79,7 @@ def cors_client(tmp_path):
 )
 @pytest.mark.parametrize("method", ["preflight", "get"])
 def test_cors_reflects_an_allowed_origin(cors_client, origin, method):
-    if method == "preflight":
-        resp = cors_client.options(
-            "/cds-services/backpain-order-select",
-            headers={
-                "Origin": origin,
-                "Access-Control-Request-Method": "POST",
-                "Access-Control-Request-Headers": "content-type",
-            },
-        )
-    else:
-        resp = cors_client.get("/cds-services", headers={"Origin": origin})
+    resp = _cors_request(cors_client, origin, method)
     assert resp.status_code == 200
     assert resp.headers["Access-Control-Allow-Origin"] == origin
     assert "Origin" in resp.headers["Vary"]
@@ -118,17 +122,7 @@ def test_cors_reflects_an_allowed_origin(cors_client, origin, method):
 )
 @pytest.mark.parametrize("method", ["preflight", "get"])
 def test_cors_refuses_an_origin_not_listed(cors_client, origin, method):
-    if method == "preflight":
-        resp = cors_client.options(
-            "/cds-services/backpain-order-select",
-            headers={
-                "Origin": origin,
-                "Access-Control-Request-Method": "POST",
-                "Access-Control-Request-Headers": "content-type",
-            },
-        )
-    else:
-        resp = cors_client.get("/cds-services", headers={"Origin": origin})
+    resp = _cors_request(cors_client, origin, method)
     assert "Access-Control-Allow-Origin" not in resp.headers
 
 
