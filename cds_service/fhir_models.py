@@ -1,9 +1,11 @@
-"""fhir.resources (R4B) where it adds value: validating the resources that drive a finding.
+"""fhir.resources (R4B) where it adds value: validating the resources the service sends (suggestions).
 
 Real clients send imperfect FHIR (the public sandbox sends ``category`` and ``reasonCode`` of a draft
 MedicationRequest as single objects instead of arrays). :func:`normalised` fixes what is unambiguous —
 a single value where the model has a list — guided by the model's own field definitions, then
-:func:`is_valid` asks the model. Results are cached by a digest of the resource's content.
+:func:`is_valid_r4` asks the model (an update suggestion carries the whole record it changes). Results are cached by a
+digest of the resource's content. Whether a record behind a card is readable is ``snapshot.shapes.readable`` (compiled
+shapes of the fields the snapshot reads), not these models.
 """
 
 from __future__ import annotations
@@ -76,31 +78,6 @@ def normalised(resource: dict[str, Any]) -> dict[str, Any]:
     return _normalise(resource, cls) if cls is not None else resource
 
 
-LEGACY_TYPES = frozenset({"MedicationOrder"})  # DSTU2
-
-
-def is_legacy(resource: dict[str, Any]) -> bool:
-    """A DSTU2/STU3 shape (older servers, the public sandbox's default server): read by the snapshot, not
-    R4-validated."""
-    if resource.get("resourceType") in LEGACY_TYPES:
-        return True
-    if resource.get("resourceType") == "Condition":
-        return (
-            isinstance(resource.get("clinicalStatus"), str)
-            or isinstance(resource.get("verificationStatus"), str)
-            or ("patient" in resource and "subject" not in resource)
-        )
-    dosages = resource.get("dosageInstruction")
-    return isinstance(dosages, list) and any(isinstance(d, dict) and "doseQuantity" in d for d in dosages)
-
-
-def is_valid(resource: dict[str, Any]) -> bool:
-    """R4-valid after normalisation; recognised DSTU2/STU3 shapes count as readable (no R4 model applies)."""
-    if is_legacy(resource):
-        return bool(resource.get("id"))
-    return is_valid_r4(resource)
-
-
 def is_valid_r4(resource: dict[str, Any]) -> bool:
     """Valid against its R4 (R4B) model after normalisation.
 
@@ -155,22 +132,11 @@ _BASE = {
     "meta": {"versionId": "1", "lastUpdated": "2026-01-01T00:00:00Z"},
     "identifier": [{"system": "urn:x", "value": "1"}],
 }
-_COMMON = {**_BASE, "note": [{"text": "x"}]}  # DiagnosticReport alone has no note
-# One record per type the service validates, using the elements real records carry, so that building the models'
-# validators (about 0.1 s in all) happens at start-up instead of in the first hook call that meets each type.
+_COMMON = {**_BASE, "note": [{"text": "x"}]}
+# One record per type the service sends (suggestions create and update MedicationRequests and create ServiceRequests),
+# using the elements real records carry, so that building the models' validators happens at start-up instead of in the
+# first hook call that meets each type.
 WARM_UP_RECORDS: tuple[dict[str, Any], ...] = (
-    {
-        "resourceType": "Condition",
-        **_COMMON,
-        "clinicalStatus": _CC,
-        "verificationStatus": _CC,
-        "category": [_CC],
-        "code": _CC,
-        "subject": _REF,
-        "onsetDateTime": "2026-01-01",
-        "abatementDateTime": "2026-01-02",
-        "recordedDate": "2026-01-01",
-    },
     {
         "resourceType": "MedicationRequest",
         **_COMMON,
@@ -193,38 +159,6 @@ WARM_UP_RECORDS: tuple[dict[str, Any], ...] = (
         },
     },
     {
-        "resourceType": "MedicationStatement",
-        **_COMMON,
-        "status": "active",
-        "medicationReference": _REF,
-        "subject": _REF,
-        "effectivePeriod": _PERIOD,
-        "dateAsserted": "2026-01-01",
-        "reasonCode": [_CC],
-        "dosage": [_DOSAGE],
-    },
-    {
-        "resourceType": "MedicationAdministration",
-        **_COMMON,
-        "status": "completed",
-        "medicationCodeableConcept": _CC,
-        "subject": _REF,
-        "effectiveDateTime": "2026-01-01T00:00:00Z",
-        "dosage": {"route": _CC, "dose": _QTY, "rateQuantity": _QTY},
-    },
-    {
-        "resourceType": "Observation",
-        **_COMMON,
-        "status": "final",
-        "category": [_CC],
-        "code": _CC,
-        "subject": _REF,
-        "effectiveDateTime": "2026-01-01",
-        "issued": "2026-01-01T00:00:00Z",
-        "valueQuantity": _QTY,
-        "interpretation": [_CC],
-    },
-    {
         "resourceType": "ServiceRequest",
         **_COMMON,
         "status": "active",
@@ -240,44 +174,10 @@ WARM_UP_RECORDS: tuple[dict[str, Any], ...] = (
         "performerType": _CC,
         "requester": _REF,
     },
-    {
-        "resourceType": "Procedure",
-        **_COMMON,
-        "status": "completed",
-        "code": _CC,
-        "subject": _REF,
-        "performedPeriod": _PERIOD,
-    },
-    {
-        "resourceType": "ImagingStudy",
-        **_COMMON,
-        "status": "available",
-        "subject": _REF,
-        "started": "2026-01-01T00:00:00Z",
-        "procedureCode": [_CC],
-    },
-    {
-        "resourceType": "DiagnosticReport",
-        **_BASE,
-        "status": "final",
-        "code": _CC,
-        "subject": _REF,
-        "effectiveDateTime": "2026-01-01",
-        "issued": "2026-01-01T00:00:00Z",
-    },
-    {
-        "resourceType": "AllergyIntolerance",
-        **_COMMON,
-        "clinicalStatus": _CC,
-        "verificationStatus": _CC,
-        "code": _CC,
-        "patient": _REF,
-        "reaction": [{"manifestation": [_CC]}],
-    },
 )
 
 
 def warm_up() -> None:
-    """Build the models of every type the service validates now (start-up), not on the first call that needs one."""
+    """Build the models of every type the service sends now (start-up), not in the first call that needs one."""
     for record in WARM_UP_RECORDS:
         _validate(record)

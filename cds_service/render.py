@@ -1,6 +1,6 @@
-"""Rendering a service's findings as cards: findings resting on a record that is not valid FHIR are dropped (never for
-a draft order: what is being ordered now is evaluated whatever else it lacks), the rest sorted by severity and
-rendered from their templates."""
+"""Rendering a service's findings as cards: findings resting on a record whose read fields are not in a shape FHIR
+allows are dropped (``snapshot.shapes.readable``; never for a draft order: what is being ordered now is evaluated
+whatever else it lacks), the rest sorted by severity and rendered from their templates."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .cards import CardRenderer, DrivenFindingLike
-from .fhir_models import is_valid
 from .snapshot import PatientSnapshot
+from .snapshot.shapes import readable
 
 log = logging.getLogger("backpain_cds.engine")
 SEVERITY = {"critical": 0, "warning": 1, "info": 2}
@@ -33,7 +33,7 @@ def render(findings: Sequence[DrivenFindingLike], snapshot: PatientSnapshot, ren
         bad = [
             ref
             for ref in f.sources
-            if ref in snapshot.resources and ref not in drafts and not is_valid(snapshot.resources[ref])
+            if ref in snapshot.resources and ref not in drafts and not readable(snapshot.resources[ref])
         ]
         if bad:
             invalid.update(bad)

@@ -11,7 +11,7 @@ from cds_service import cli
 
 from .wsgi import create_app
 
-TOOLS = ("sandbox.cli", "bench.bench", "bench.wrk")  # modules with a register(subparsers) of their own
+TOOLS = ("sandbox.cli", "bench.bench", "bench.wrk", "bench.decode")  # modules with a register(subparsers) of their own
 
 
 def _plugins() -> list[Any]:

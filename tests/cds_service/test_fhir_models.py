@@ -1,11 +1,12 @@
-"""fhir.resources where it adds value: normalisation of unambiguous fixes, validity cached by content."""
+"""fhir.resources where it adds value (the resources the service sends): normalisation of unambiguous fixes, validity
+cached by content."""
 
 from __future__ import annotations
 
 import copy
 
 from cds_service import fhir_models
-from cds_service.fhir_models import is_valid, normalised
+from cds_service.fhir_models import is_valid_r4, normalised
 from tests.conftest import ROOT, sample
 
 
@@ -14,7 +15,7 @@ def test_single_objects_are_wrapped_where_r4_has_arrays():
     fixed = normalised(draft)
     assert isinstance(fixed["category"], list) and isinstance(fixed["reasonCode"], list)
     assert fixed["medicationCodeableConcept"] == draft["medicationCodeableConcept"]
-    assert is_valid(draft)
+    assert is_valid_r4(fixed)
 
 
 def test_validity_is_cached_by_content_and_exact(monkeypatch):
@@ -30,27 +31,11 @@ def test_validity_is_cached_by_content_and_exact(monkeypatch):
         "subject": {"reference": "Patient/p1"},
         "medicationCodeableConcept": {"text": "x"},
     }
-    assert is_valid(good) and is_valid(copy.deepcopy(good))
+    assert is_valid_r4(good) and is_valid_r4(copy.deepcopy(good))
     assert calls == ["m1"]  # the identical copy came from the cache
     broken = dict(good, subject="Patient/p1")  # a string where R4 has a Reference (structure, not terminology)
-    assert not is_valid(broken)
+    assert not is_valid_r4(broken)
     assert calls == ["m1", "m1"]  # a changed resource is validated again
-
-
-def test_legacy_shapes_are_readable_without_an_r4_model():
-    assert is_valid({"resourceType": "MedicationOrder", "id": "mo1", "status": "active"})
-    assert is_valid(
-        {
-            "resourceType": "Condition",
-            "id": "c1",
-            "clinicalStatus": "active",
-            "code": {"text": "x"},
-            "patient": {"reference": "Patient/p1"},
-        }
-    )
-    assert not is_valid(
-        {"resourceType": "MedicationRequest", "id": "m", "status": "active"}
-    )  # R4 but no intent/subject
 
 
 _FIRST_CALL = r"""
