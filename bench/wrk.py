@@ -11,6 +11,7 @@ each round, so every ratio is to a floor measured in the same run. Nothing here 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import shutil
@@ -28,12 +29,13 @@ PLACEHOLDER = "WRKPID"  # the patient id in the body as generated; the Lua scrip
 SERVICES = {"patient-view": "backpain-patient-view", "order-select": "backpain-order-select"}
 
 LUA = r"""
-local parts, distinct, counter = {}, false, 0
+local parts, distinct, counter, prefix = {}, false, 0, "w"
 local threads = 0
 setup = function(thread) thread:set("tid", threads); threads = threads + 1 end
 init = function(args)
   local f = io.open(args[1], "rb"); local body = f:read("*a"); f:close()
   distinct = args[2] == "distinct"
+  prefix = args[3] or "w"
   local start = 1
   while true do
     local i, j = string.find(body, "WRKPID", start, true)
@@ -43,7 +45,7 @@ init = function(args)
 end
 request = function()
   counter = counter + 1
-  local id = distinct and ("w" .. tostring(tid) .. "x" .. tostring(counter)) or "w0"
+  local id = distinct and (prefix .. tostring(tid) .. "x" .. tostring(counter)) or "w0"
   return wrk.format("POST", nil, {["Content-Type"] = "application/json"}, table.concat(parts, id))
 end
 done = function(summary, latency, requests)
@@ -72,9 +74,14 @@ def worker_rss_kb(pgid: int) -> list[int]:
     return [rss_kb(pid) for pid in group_pids(pgid) if pid != pgid]
 
 
+_RUNS = itertools.count(1)
+
+
 def run_wrk(url: str, body_file: Path, script: Path, mode: str, connections: int, seconds: float) -> dict[str, Any]:
+    """One wrk run. Patient ids of a distinct run carry a prefix of this run's own, so no two runs (a warm-up and the
+    measured run after it) ever send the same patient: a second sighting would let the caches keep the chart."""
     cmd = ["wrk", "-t", "1", "-c", str(connections), "-d", f"{seconds:g}s", "--latency", "--timeout", "10s"]
-    cmd += ["-s", str(script), url, "--", str(body_file), mode]
+    cmd += ["-s", str(script), url, "--", str(body_file), mode, f"r{os.getpid()}n{next(_RUNS)}t"]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 30, check=True).stdout
     line = next(x for x in out.splitlines() if x.startswith("WRKJSON "))
     result: dict[str, Any] = json.loads(line[len("WRKJSON ") :])

@@ -171,9 +171,16 @@ class PrefetchParses(ChartCache):
             and key is not None
             and isinstance(value, dict)
             and self.keeps(value, len(key))
-            and self.admits(_fingerprint(key))  # a false match only keeps it
+            and self.admits((_patient(body.data), *_fingerprint(key)))  # a false match only keeps it
         ):
             self.put(key, value)
+
+
+def _patient(data: dict[str, Any]) -> Any:
+    """The patient a request is about (its context's ``patientId``): a chart's bytes may begin and end alike for every
+    patient (the id only in the middle), so a sighting counts for one patient's chart only."""
+    context = data.get("context")
+    return context.get("patientId") if isinstance(context, dict) else None
 
 
 def _fingerprint(key: bytes) -> tuple[int, bytes, bytes]:

@@ -67,8 +67,8 @@ class Repeat(Struct):
     boundsPeriod: Period | None = None
     boundsDuration: Quantity | None = None
     count: int | None = None
-    frequency: int | None = None
-    frequencyMax: int | None = None
+    frequency: float | None = None  # positiveInt in R4; a decimal is read as the reader reads it
+    frequencyMax: float | None = None
     period: float | None = None
     periodUnit: str | None = None
     when: list[str] | None = None
@@ -114,16 +114,25 @@ class Ingredient(Struct):
     strength: Ratio | None = None
 
 
-class Medication(Struct):
+class _Plain(Struct, kw_only=True, tag_field="resourceType"):
     id: str | None = None
+
+
+class Medication(_Plain, tag=True):
     code: CodeableConcept | None = None
     ingredient: list[Ingredient] | Ingredient | None = None
 
 
-class _Record(Struct, kw_only=True):
+class Patient(_Plain, tag=True):
+    birthDate: Date | None = None
+    gender: str | None = None
+
+
+class _Record(Struct, kw_only=True, tag_field="resourceType"):
     id: str | None = None
     subject: Reference | None = None
     patient: Reference | None = None  # DSTU2/STU3, AllergyIntolerance
+    status: str | None = None  # required by R4 for the types that have it (``readable``)
 
 
 class _Ordered(_Record):
@@ -131,56 +140,70 @@ class _Ordered(_Record):
     reasonReference: list[Reference] | Reference | None = None
 
 
-class _MedicationRecord(_Ordered, kw_only=True):
-    status: str
+class Contained(Struct):
+    """A contained resource: the reader looks for the Medication a ``#id`` reference names."""
+
+    resourceType: str | None = None
+    id: str | None = None
+    code: Any = None
+    ingredient: Any = None
+
+
+class _MedicationRecord(_Ordered):
+    """What the medication reader reads of MedicationRequest (and DSTU2 MedicationOrder), MedicationStatement and
+    MedicationAdministration: one field set, since it reads each date field of any of them."""
+
     medicationCodeableConcept: CodeableConcept | None = None
     medicationReference: Reference | None = None
-    contained: list[dict[str, Any]] | None = None
+    contained: list[Contained] | None = None
     statusReason: list[StatusReason] | StatusReason | None = None
     extension: list[Extension] | None = None
-
-
-class MedicationRequest(_MedicationRecord):
     authoredOn: Date | None = None
     dateWritten: Date | None = None  # DSTU2 MedicationOrder
-    dosageInstruction: list[Dosage] | Dosage | None = None
-    dispenseRequest: DispenseRequest | None = None
-
-
-class MedicationStatement(_MedicationRecord):
     effectiveDateTime: Date | None = None
     effectivePeriod: Period | None = None
     dateAsserted: Date | None = None
-    dosage: list[Dosage] | Dosage | None = None
-
-
-class MedicationAdministration(_MedicationRecord):
-    effectiveDateTime: Date | None = None
-    effectivePeriod: Period | None = None
-    dosage: Dosage | None = None
+    dosageInstruction: list[Dosage] | Dosage | None = None
+    dosage: list[Dosage] | Dosage | None = None  # a list on MedicationStatement, one on MedicationAdministration
+    dispenseRequest: DispenseRequest | None = None
     request: Reference | None = None
 
 
-class Condition(_Record):
+class MedicationRequest(_MedicationRecord, tag=True):
+    pass
+
+
+class MedicationOrder(_MedicationRecord, tag=True):  # DSTU2
+    pass
+
+
+class MedicationStatement(_MedicationRecord, tag=True):
+    pass
+
+
+class MedicationAdministration(_MedicationRecord, tag=True):
+    pass
+
+
+class Condition(_Record, tag=True):
     code: CodeableConcept | None = None
     clinicalStatus: CodeableConcept | str | None = None  # str: STU3/DSTU2
     verificationStatus: CodeableConcept | str | None = None
     onsetDateTime: Date | None = None
     onsetPeriod: Period | None = None
-    abatementDateTime: Date | None = None
+    abatementDateTime: Date | None | msgspec.UnsetType = msgspec.UNSET  # present (even null): abated
     recordedDate: Date | None = None
     dateRecorded: Date | None = None  # DSTU2
     assertedDate: Date | None = None  # STU3
 
 
-class AllergyIntolerance(_Record):
+class AllergyIntolerance(_Record, tag=True):
     code: CodeableConcept | None = None
     clinicalStatus: CodeableConcept | None = None
     verificationStatus: CodeableConcept | None = None
 
 
-class Observation(_Record, kw_only=True):
-    status: str
+class Observation(_Record, tag=True):
     code: CodeableConcept | None = None
     effectiveDateTime: Date | None = None
     effectivePeriod: Period | None = None
@@ -192,37 +215,42 @@ class Observation(_Record, kw_only=True):
     interpretation: Concepts = None
 
 
-class _Order(_Ordered, kw_only=True):
-    status: str
+class _Order(_Ordered):
+    """What the order reader reads of ServiceRequest, Procedure, ImagingStudy and DiagnosticReport (each date field of
+    any of them)."""
+
     code: CodeableConcept | None = None
-
-
-class ServiceRequest(_Order):
+    procedureCode: Concepts = None  # ImagingStudy
     authoredOn: Date | None = None
     occurrenceDateTime: Date | None = None
     occurrencePeriod: Period | None = None
-
-
-class Procedure(_Order):
     performedDateTime: Date | None = None
     performedPeriod: Period | None = None
-
-
-class ImagingStudy(_Record, kw_only=True):
-    status: str
-    procedureCode: Concepts = None
     started: Date | None = None
-
-
-class DiagnosticReport(_Order):
     effectiveDateTime: Date | None = None
     effectivePeriod: Period | None = None
     issued: Date | None = None
 
 
+class ServiceRequest(_Order, tag=True):
+    pass
+
+
+class Procedure(_Order, tag=True):
+    pass
+
+
+class ImagingStudy(_Order, tag=True):
+    pass
+
+
+class DiagnosticReport(_Order, tag=True):
+    pass
+
+
 SHAPES: dict[str, type[Struct]] = {
     "MedicationRequest": MedicationRequest,
-    "MedicationOrder": MedicationRequest,  # DSTU2
+    "MedicationOrder": MedicationOrder,
     "MedicationStatement": MedicationStatement,
     "MedicationAdministration": MedicationAdministration,
     "Condition": Condition,
@@ -233,7 +261,10 @@ SHAPES: dict[str, type[Struct]] = {
     "ImagingStudy": ImagingStudy,
     "DiagnosticReport": DiagnosticReport,
     "Medication": Medication,
+    "Patient": Patient,
 }
+# Types whose R4 definition requires ``status``: every reader decides by it.
+STATUS_REQUIRED = frozenset(SHAPES) - {"Condition", "AllergyIntolerance", "Medication", "Patient", "MedicationOrder"}
 
 
 def readable(resource: Any) -> bool:
@@ -243,7 +274,7 @@ def readable(resource: Any) -> bool:
     if shape is None:
         return False
     try:
-        msgspec.convert(resource, shape)
+        decoded = msgspec.convert(resource, shape)
     except msgspec.ValidationError:
         return False
-    return True
+    return resource["resourceType"] not in STATUS_REQUIRED or getattr(decoded, "status", None) is not None

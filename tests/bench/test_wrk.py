@@ -49,16 +49,18 @@ def test_the_lua_script_varies_the_patient_everywhere_or_nowhere(tmp_path: Path,
         script = tmp_path / "vary.lua"
         script.write_text(LUA)
         url = f"http://127.0.0.1:{server.server_address[1]}/cds-services/backpain-order-select"
+        warm_up = run_wrk(url, body, script, mode, connections=2, seconds=1)  # as bench-wrk measures: warm-up first
         result = run_wrk(url, body, script, mode, connections=2, seconds=1)
     finally:
         server.shutdown()
         server.server_close()
     assert result["requests"] > 0 and result["errors"] == 0 and result["non2xx"] == 0
+    assert len(_Recorder.seen) >= warm_up["requests"] + result["requests"]  # (and the calls still in flight)
     ids = [pid for pid, _ in _Recorder.seen]
     assert PLACEHOLDER not in "".join(ids)
     assert {m for _, m in _Recorder.seen} == {expected_mentions}  # every mention replaced, in every request
     if mode == "distinct":
-        assert len(set(ids)) == len(ids)  # a new patient per call, across wrk's connections
+        assert len(set(ids)) == len(ids)  # a new patient per call, across wrk's connections and across runs
     else:
         assert set(ids) == {"w0"}
 

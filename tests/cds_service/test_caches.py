@@ -279,6 +279,27 @@ def test_first_looks_at_distinct_charts_keep_nothing():
     assert not read_hook_body(b'{"hook":"a","prefetch":{"p":{"resourceType":"Patient","id":"a"}}}', parses).reused
 
 
+def test_a_sighting_counts_for_one_patients_chart_even_when_charts_begin_and_end_alike():
+    """Charts of two patients can share their length and their first and last 512 bytes (the id only in the middle):
+    the second is a first look all the same, and is not kept (keeping every first look is what admission avoids)."""
+    parses = PrefetchParses(entries=4, seconds=60, clock=Clock(), admit_on_sight=2)
+    pad = b'{"resourceType":"Bundle","entry":[]' + b" " * 600
+
+    def body(pid: str):
+        prefetch = b'{"a":%s},"p":{"resourceType":"Patient","id":"%s"},"z":%s}}' % (pad, pid.encode(), pad)
+        return read_hook_body(b'{"context":{"patientId":"%s"},"prefetch":%s}' % (pid.encode(), prefetch), parses)
+
+    first, other = body("pa"), body("pb")
+    assert (
+        first.prefetch_key[:512] == other.prefetch_key[:512] and first.prefetch_key[-512:] == other.prefetch_key[-512:]
+    )
+    parses.remember(first)
+    parses.remember(other)  # another patient: its first sighting
+    assert len(parses) == 0
+    parses.remember(body("pb"))  # that patient again: kept now
+    assert len(parses) == 1 and body("pb").reused and not body("pa").reused
+
+
 def test_the_request_log_counts_prefetch_resources_and_fact_resources_apart(tmp_path, caplog):
     # a server that ignored the search's type: an Immunization among the conditions (not read, but sent)
     conditions = bundle(condition("lbp", *LBP, onset="2026-11-12"), {"resourceType": "Immunization", "id": "i1"})
