@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 BROWSER := $(VENV)/.browser
 FHIRSRV := sandbox/fhir-server/node_modules/.installed
 
-.PHONY: serve test check lint format bench bench-wrk load-test constraints clean
+.PHONY: serve test check lint format bench bench-wrk bench-decode load-test constraints clean
 
 # The service's dependencies at the versions the image installs (requirements/constraints.txt); the test tools float.
 $(STAMP): pyproject.toml requirements/constraints.txt
@@ -66,6 +66,9 @@ bench: $(STAMP)  ## full benchmark (minutes); figures in bench/results/latest.js
 bench-wrk: $(STAMP)  ## floor vs service under wrk (Debian's C load generator): latency, CPU per call, RSS, spread
 	@command -v wrk >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null)
 	$(VENV)/bin/backpain-cds bench-wrk --admission 1
+
+bench-decode: $(STAMP)  ## in one process: parse, snapshot walk, typed decode, record checks (ratios of the same run)
+	$(VENV)/bin/backpain-cds bench-decode
 
 load-test: $(STAMP)  ## bounded load + kill -9 durability run against the production server
 	$(VENV)/bin/backpain-cds load-test
