@@ -149,7 +149,8 @@ def doses_per_day(timing: Any) -> float | None:
     period = repeat.get("period") or 1
     unit = repeat.get("periodUnit")
     if unit is None and repeat.get("when"):
-        return float(len(repeat["when"]))
+        when = repeat["when"]
+        return float(len(when)) if isinstance(when, list) else 1.0  # DSTU2: one event code, not a list
     per = _PERIOD_DAYS.get(unit) if isinstance(unit, str) else None
     if not isinstance(freq, (int, float)) or not isinstance(period, (int, float)) or per is None or period <= 0:
         return None

@@ -1,5 +1,5 @@
 """Conditions (the problem list and encounter diagnoses: clinical and verification status, onset, recorded date) and
-allergies/intolerances (active, not refuted)."""
+allergies/intolerances (active, not refuted), with R4 coded statuses or the STU3/DSTU2 plain strings."""
 
 from __future__ import annotations
 
@@ -15,13 +15,8 @@ class ConditionReader(ReaderBase):
     def add_condition(self, resource: dict[str, Any]) -> None:
         if not isinstance(resource.get("code"), dict):
             raise ValueError("Condition without code")
-        clinical = _codes_of(resource.get("clinicalStatus"))
-        verified = _codes_of(resource.get("verificationStatus"))
-        # R4 coded statuses, or the STU3/DSTU2 plain strings.
-        if isinstance(resource.get("clinicalStatus"), str):
-            clinical = {resource["clinicalStatus"]}
-        if isinstance(resource.get("verificationStatus"), str):
-            verified = {resource["verificationStatus"]}
+        clinical = _status_codes(resource.get("clinicalStatus"))
+        verified = _status_codes(resource.get("verificationStatus"))
         if verified & {"refuted", "entered-in-error"}:
             return
         active = bool(clinical & {"active", "recurrence", "relapse"}) or (
@@ -47,12 +42,17 @@ class ConditionReader(ReaderBase):
         )
 
     def add_allergy(self, resource: dict[str, Any]) -> None:
-        if _codes_of(resource.get("verificationStatus")) & {"refuted", "entered-in-error"}:
+        if _status_codes(resource.get("verificationStatus")) & {"refuted", "entered-in-error"}:
             return
-        if _codes_of(resource.get("clinicalStatus")) & {"inactive", "resolved"}:
+        if _status_codes(resource.get("clinicalStatus")) & {"inactive", "resolved"}:
             return
         match = self.t.match(resource.get("code"))
         if match:
             ref = f"AllergyIntolerance/{resource.get('id')}"
             self.resources[ref] = resource
             self.allergies.append(AllergyFact(ref, match.display, match.valuesets, match.ingredients))
+
+
+def _status_codes(status: Any) -> set[str]:
+    """The codes of an R4 coded status (clinicalStatus, verificationStatus), or the STU3/DSTU2 plain string."""
+    return {status} if isinstance(status, str) else _codes_of(status)

@@ -11,8 +11,9 @@ still validates every suggestion resource the service sends.
 The shapes are as liberal as the reader where real clients differ from R4 without ambiguity: a single object where R4
 has a list (the public sandbox's ``reasonCode`` and ``category``), the DSTU2/STU3 shapes the reader knows
 (``MedicationOrder``, ``dateWritten``, string ``clinicalStatus``, ``patient`` for ``subject``, ``dosage.doseQuantity``,
-``assertedDate``). Unknown fields are skipped (in C); ``status`` is required where R4 requires it, since every reader
-decides by it.
+``assertedDate``, string allergy statuses). Unknown fields are skipped (in C); ``status`` is required where R4 requires
+it (every reader decides by it), except on an STU3 MedicationRequest (one with ``dosageInstruction.doseQuantity``),
+where it is optional.
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ class Repeat(Struct):
     frequencyMax: float | None = None
     period: float | None = None
     periodUnit: str | None = None
-    when: list[str] | None = None
+    when: list[str] | str | None = None  # one code in DSTU2
 
 
 class Timing(Struct):
@@ -199,8 +200,8 @@ class Condition(_Record, tag=True):
 
 class AllergyIntolerance(_Record, tag=True):
     code: CodeableConcept | None = None
-    clinicalStatus: CodeableConcept | None = None
-    verificationStatus: CodeableConcept | None = None
+    clinicalStatus: CodeableConcept | str | None = None  # str: STU3
+    verificationStatus: CodeableConcept | str | None = None
 
 
 class Observation(_Record, tag=True):
@@ -277,4 +278,14 @@ def readable(resource: Any) -> bool:
         decoded = msgspec.convert(resource, shape)
     except msgspec.ValidationError:
         return False
-    return resource["resourceType"] not in STATUS_REQUIRED or getattr(decoded, "status", None) is not None
+    return (
+        resource["resourceType"] not in STATUS_REQUIRED
+        or getattr(decoded, "status", None) is not None
+        or (resource["resourceType"] == "MedicationRequest" and _stu3_dosage(decoded))
+    )
+
+
+def _stu3_dosage(order: Any) -> bool:
+    """An STU3 MedicationRequest (``dosageInstruction.doseQuantity``), whose ``status`` is optional."""
+    dosages = order.dosageInstruction
+    return any(d.doseQuantity is not None for d in (dosages if isinstance(dosages, list) else [dosages]) if d)

@@ -89,6 +89,7 @@ def test_parse_date(value, expected):
         ({"repeat": {"frequency": 1, "frequencyMax": 2, "period": 1, "periodUnit": "d"}}, 2),
         ({"repeat": {"frequency": 1, "period": 1, "periodUnit": "wk"}}, 1 / 7),
         ({"repeat": {"when": ["MORN", "EVE"]}}, 2),
+        ({"repeat": {"when": "HS"}}, 1),  # DSTU2: one event code, not a list (not len("HS") = 2)
         ({"code": {"text": "BID"}}, None),
         (None, None),
     ],

@@ -65,3 +65,32 @@ def test_condition_codes_are_classified(terminology):
     )
     assert {"lbp-radicular", "lbp-disc"} <= s.conditions[0].valuesets
     assert "rf-cauda-equina" in s.conditions[1].valuesets
+
+
+IBUPROFEN_ALLERGY = {
+    "resourceType": "AllergyIntolerance",
+    "id": "al1",
+    "patient": {"reference": "Patient/p1"},
+    "code": {
+        "coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "5640", "display": "Ibuprofen"}]
+    },
+}
+
+
+@pytest.mark.parametrize(
+    ("statuses", "read"),
+    [
+        ({}, True),
+        ({"clinicalStatus": {"coding": [{"code": "active"}]}}, True),
+        ({"clinicalStatus": {"coding": [{"code": "resolved"}]}}, False),
+        ({"verificationStatus": {"coding": [{"code": "refuted"}]}}, False),
+        ({"clinicalStatus": "active", "verificationStatus": "confirmed"}, True),  # STU3 plain strings
+        ({"clinicalStatus": "resolved"}, False),  # STU3: resolved, not an allergy now
+        ({"verificationStatus": "entered-in-error"}, False),
+    ],
+)
+def test_allergies_are_read_unless_resolved_or_refuted_coded_or_in_stu3_strings(terminology, statuses, read):
+    s = _snap(terminology, [dict(IBUPROFEN_ALLERGY, **statuses)])
+    assert [(a.ref, "nsaids" in a.valuesets) for a in s.allergies] == (
+        [("AllergyIntolerance/al1", True)] if read else []
+    )

@@ -10,8 +10,18 @@ import pytest
 
 from cds_service.snapshot.shapes import readable
 from tests.conftest import sample, topics
-from tests.factories import KETOROLAC_ORAL, LBP, condition, med_admin, med_request, observation, service_request
-from tests.hooks.support import LBP_RECENT, card, view
+from tests.factories import (
+    KETOROLAC_INJ,
+    KETOROLAC_ORAL,
+    LBP,
+    condition,
+    draft,
+    med_admin,
+    med_request,
+    observation,
+    service_request,
+)
+from tests.hooks.support import LBP_RECENT, card, order, view
 
 GOOD = {
     "condition": condition("c1", *LBP, onset="2026-11-01"),
@@ -48,6 +58,55 @@ def test_dstu2_and_stu3_shapes_the_reader_knows_are_readable():
     )
     dosage = {"doseQuantity": {"value": 10, "unit": "mg"}, "timing": {"repeat": {"frequency": 4, "period": 1}}}
     assert readable({"resourceType": "MedicationRequest", "id": "m", "status": "active", "dosageInstruction": [dosage]})
+
+
+_SUBJECT = {"reference": "Patient/p1"}
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        dict(GOOD["condition"], onsetDateTime="2026"),  # year, year-month, dateTime with fraction and offset, instant
+        dict(GOOD["condition"], onsetDateTime="2026-11"),
+        dict(GOOD["condition"], onsetDateTime="2026-11-22T08:00:00.123456+05:30"),
+        dict(GOOD["med_admin"], effectiveDateTime="2026-11-22T08:00:00Z"),
+        {
+            "resourceType": "MedicationStatement",
+            "id": "ms",
+            "status": "active",
+            "subject": _SUBJECT,
+            "medicationCodeableConcept": {"text": "ibuprofen"},
+            "effectivePeriod": {"start": "2026-11-01"},
+            "dosage": [{"timing": {"repeat": {"frequency": 3, "period": 1, "periodUnit": "d"}}}],
+            "statusReason": [{"text": "pain"}],  # a list on MedicationStatement, one on MedicationRequest
+        },
+        {"resourceType": "Procedure", "id": "pr", "status": "completed", "performedPeriod": {"start": "2026-10-01"}},
+        {"resourceType": "ImagingStudy", "id": "is", "status": "available", "started": "2026-10-01T09:30:00-05:00"},
+        {
+            "resourceType": "DiagnosticReport",
+            "id": "dr",
+            "status": "final",
+            "code": {"text": "MRI"},
+            "issued": "2026-10-02",
+        },
+        {"resourceType": "AllergyIntolerance", "id": "al", "clinicalStatus": "active", "code": {"text": "ibuprofen"}},
+        {  # STU3: status is optional on a MedicationRequest
+            "resourceType": "MedicationRequest",
+            "id": "stu3",
+            "medicationCodeableConcept": {"text": "ketorolac"},
+            "dosageInstruction": [{"doseQuantity": {"value": 10, "unit": "mg"}}],
+        },
+        {  # DSTU2: Timing.repeat.when is one code
+            "resourceType": "MedicationOrder",
+            "id": "mo",
+            "status": "active",
+            "dosageInstruction": [{"timing": {"repeat": {"when": "HS"}}}],
+        },
+    ],
+    ids=lambda r: f"{r['resourceType']}-{r.get('id')}-{r.get('onsetDateTime', '')}",
+)
+def test_valid_shapes_of_every_type_read_are_readable(record):
+    assert readable(record)
 
 
 @pytest.mark.parametrize(
@@ -99,3 +158,22 @@ def test_a_card_resting_on_an_unreadable_record_is_dropped(client):
 def test_an_unread_field_in_an_odd_shape_does_not_drop_the_card(client):
     odd = dict(CAUDA, note="written as a string")
     assert "Condition/ce" in card(view(client, conditions=[LBP_RECENT, odd]), "imaging-red-flags")["detail"]
+
+
+def test_a_card_can_rest_on_an_stu3_allergy(client):
+    """An STU3 AllergyIntolerance (plain-string statuses) to ibuprofen contraindicates ketorolac: the critical card,
+    with the allergy in its facts (the fhir.resources R4 check used to drop it)."""
+    allergy = {
+        "resourceType": "AllergyIntolerance",
+        "id": "al1",
+        "patient": {"reference": "Patient/p1"},
+        "clinicalStatus": "active",
+        "verificationStatus": "confirmed",
+        "code": {
+            "coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "5640"}],
+            "text": "Ibuprofen",
+        },
+    }
+    resp = order(client, [draft("k", *KETOROLAC_INJ, route="im", supply_days=2)], allergies=[allergy])
+    assert topics(resp) == [("ketorolac-contraindication", "critical")]
+    assert "allergy or intolerance: Ibuprofen" in card(resp, "ketorolac-contraindication")["detail"]
