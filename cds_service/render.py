@@ -29,12 +29,17 @@ def render(findings: Sequence[DrivenFindingLike], snapshot: PatientSnapshot, ren
     kept: list[DrivenFindingLike] = []
     invalid: set[str] = set()
     drafts = frozenset(snapshot.draft_refs)
+    checked: dict[str, bool] = {}  # ref → readable: findings share their records, each is checked once
+
+    def unreadable(ref: str) -> bool:
+        if ref not in snapshot.resources or ref in drafts:
+            return False
+        if ref not in checked:
+            checked[ref] = readable(snapshot.resources[ref])
+        return not checked[ref]
+
     for f in findings:
-        bad = [
-            ref
-            for ref in f.sources
-            if ref in snapshot.resources and ref not in drafts and not readable(snapshot.resources[ref])
-        ]
+        bad = [ref for ref in f.sources if unreadable(ref)]
         if bad:
             invalid.update(bad)
             log.info("finding dropped: driving resource invalid", extra={"topic": f.topic, "resources": sorted(bad)})

@@ -105,10 +105,8 @@ class Extension(Struct):
     valuePeriod: Period | None = None
 
 
-class StatusReason(Struct):
-    coding: list[Coding] | Coding | None = None
-    text: str | None = None
-    extension: list[Extension] | None = None
+class StatusReason(CodeableConcept):
+    extension: list[Extension] | None = None  # a stop date may be carried here
 
 
 class Ingredient(Struct):
