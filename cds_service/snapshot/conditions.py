@@ -5,12 +5,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from mypy_extensions import trait
+
 from ..durations import parse_date
 from .base import ReaderBase
 from .facts import AllergyFact, ConditionFact
 from .fields import _codes_of, _codings
 
 
+@trait  # mypyc: one of the readers _Builder combines (a compiled class has one base class otherwise)
 class ConditionReader(ReaderBase):
     def add_condition(self, resource: dict[str, Any]) -> None:
         if not isinstance(resource.get("code"), dict):

@@ -9,6 +9,8 @@ import re
 from datetime import date
 from typing import Any
 
+from mypy_extensions import trait
+
 from ..durations import MAX_DAYS, doses_per_day, duration_days, exact_date, last_day
 from ..terminology import SNOMED, Match
 from .base import ReaderBase
@@ -33,6 +35,7 @@ _MED_REQUEST_IGNORED = {"cancelled", "entered-in-error", "draft", "unknown"}
 _MED_EVENT_IGNORED = {"entered-in-error", "not-done", "not-taken", "unknown", "intended"}
 
 
+@trait  # mypyc: one of the readers _Builder combines (a compiled class has one base class otherwise)
 class MedicationReader(ReaderBase):
     def _medication_concept(self, resource: dict[str, Any]) -> tuple[Any, dict[str, Any] | None]:
         """The drug's CodeableConcept, and the Medication resource it came from (whose ingredient strength may say

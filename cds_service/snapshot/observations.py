@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from mypy_extensions import trait
+
 from ..durations import exact_date, parse_date
 from ..terminology import Match
 from .base import ReaderBase
@@ -12,6 +14,7 @@ from .facts import ObservationFact
 from .fields import _ENTRY_ERRORS, _as_list, _codes_of, _str
 
 
+@trait  # mypyc: one of the readers _Builder combines (a compiled class has one base class otherwise)
 class ObservationReader(ReaderBase):
     def add_observation(self, resource: dict[str, Any]) -> None:
         if _str(resource.get("status")) in {"entered-in-error", "cancelled"}:

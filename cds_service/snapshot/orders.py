@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from mypy_extensions import trait
+
 from ..durations import FuzzyDate, parse_date
 from .base import ReaderBase
 from .facts import OrderFact
@@ -14,6 +16,7 @@ _ORDER_IGNORED = {"entered-in-error", "revoked", "not-done", "cancelled"}
 _ORDER_TYPES = frozenset({"ServiceRequest", "Procedure", "ImagingStudy", "DiagnosticReport"})
 
 
+@trait  # mypyc: one of the readers _Builder combines (a compiled class has one base class otherwise)
 class OrderReader(ReaderBase):
     def add_order(self, resource: dict[str, Any], rtype: str, in_draft: bool) -> None:
         status = _str(resource.get("status"))
