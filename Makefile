@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 BROWSER := $(VENV)/.browser
 FHIRSRV := sandbox/fhir-server/node_modules/.installed
 
-.PHONY: serve test check lint format bench bench-wrk bench-decode load-test constraints clean
+.PHONY: serve test compiled test-compiled check lint format bench bench-wrk bench-decode load-test constraints clean
 
 # The service's dependencies at the versions the image installs (requirements/constraints.txt); the test tools float.
 $(STAMP): pyproject.toml requirements/constraints.txt
@@ -40,7 +40,7 @@ $(FHIRSRV): sandbox/fhir-server/package-lock.json
 serve: $(STAMP)  ## set up and run the service on 127.0.0.1:8080 (embedded defaults)
 	$(VENV)/bin/backpain-cds serve
 
-SOURCES := cds_service hooks tests scripts sandbox bench
+SOURCES := cds_service hooks tests scripts sandbox bench setup.py
 
 lint: $(STAMP)  ## ruff (lint rules incl. line length and complexity), the formatter's check, mypy, hadolint
 	$(VENV)/bin/ruff check $(SOURCES)
@@ -59,13 +59,31 @@ test: $(STAMP) $(BROWSER) $(FHIRSRV)  ## set up and run every test
 	$(MAKE) --no-print-directory lint
 	$(PY) -m pytest -q
 	$(VENV)/bin/backpain-cds replay --no-colour sandbox/patients
+	$(MAKE) --no-print-directory test-compiled
+
+# The compiled build (README "Compiled build"): a copy of the checkout with the modules setup.py lists compiled in place
+# by mypyc, as the image's build stage compiles them; the service's tests and the replay run again on that copy, after a
+# check that those modules are the C extensions there. The image runs this code, so it is tested as well as the source.
+COMPILED_COPY := build/compiled
+compiled: $(STAMP)  ## the compiled copy of the checkout in build/compiled (what test-compiled and bench-wrk run)
+	rm -rf $(COMPILED_COPY) && mkdir -p $(COMPILED_COPY)
+	tar -cf - --exclude=./.venv --exclude=./build --exclude=./.git --exclude=./sandbox/fhir-server/node_modules . \
+	  | tar -xf - -C $(COMPILED_COPY)
+	cd $(COMPILED_COPY) && BPCDS_MYPYC=1 $(abspath $(PY)) setup.py -q build_ext --inplace >build-ext.log 2>&1 \
+	  || { tail -40 build-ext.log; exit 1; }
+	cd $(COMPILED_COPY) && $(abspath $(PY)) scripts/check_compiled.py
+
+test-compiled: compiled  ## the service's tests and the replay on the compiled copy
+	cd $(COMPILED_COPY) && $(abspath $(PY)) -m pytest -q -p no:cacheprovider tests/cds_service tests/hooks
+	cd $(COMPILED_COPY) && $(abspath $(PY)) -m hooks.cli replay --no-colour sandbox/patients
 
 bench: $(STAMP)  ## full benchmark (minutes); figures in bench/results/latest.json
 	$(VENV)/bin/backpain-cds bench
 
 bench-wrk: $(STAMP)  ## floor vs service under wrk (Debian's C load generator): latency, CPU per call, RSS, spread
 	@command -v wrk >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null)
-	$(VENV)/bin/backpain-cds bench-wrk --admission 1
+	$(MAKE) --no-print-directory compiled
+	$(VENV)/bin/backpain-cds bench-wrk --admission 1 --compiled $(COMPILED_COPY)
 
 bench-decode: $(STAMP)  ## in one process: parse, snapshot walk, typed decode, record checks (ratios of the same run)
 	$(VENV)/bin/backpain-cds bench-decode
@@ -74,4 +92,4 @@ load-test: $(STAMP)  ## bounded load + kill -9 durability run against the produc
 	$(VENV)/bin/backpain-cds load-test
 
 clean:
-	rm -rf $(VENV) var .pytest_cache
+	rm -rf $(VENV) var .pytest_cache build

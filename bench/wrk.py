@@ -11,6 +11,7 @@ each round, so every ratio is to a floor measured in the same run. Nothing here 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
 import os
@@ -19,6 +20,7 @@ import statistics
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -113,9 +115,7 @@ def bench_wrk(args: argparse.Namespace) -> int:
     if shutil.which("wrk") is None:
         print("wrk not found: apt-get install wrk (Debian's package)")
         return 2
-    variants = {"floor": None, "service": ""}
-    for n in args.admission:
-        variants[f"service (admission {n})"] = f"snapshot_cache_admission = {n}\n"
+    variants, envs = _variants(args)
     work = Path(tempfile.mkdtemp(prefix="bench-wrk-"))
     script = work / "vary.lua"
     script.write_text(LUA)
@@ -131,9 +131,7 @@ def bench_wrk(args: argparse.Namespace) -> int:
                     rounds: dict[str, list[dict[str, Any]]] = {name: [] for name in variants}
                     for _ in range(args.rounds):
                         for name, extra in variants.items():
-                            with ServerProcess(
-                                workers=args.workers, floor=extra is None, extra_config=extra or ""
-                            ) as s:
+                            with _server(args.workers, extra, envs.get(name)) as s:
                                 rounds[name].append(
                                     measure(s, path, body_file, script, mode, connections, args.seconds)
                                 )
@@ -145,6 +143,27 @@ def bench_wrk(args: argparse.Namespace) -> int:
     out.write_text(json.dumps({"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "rows": rows}, indent=1))
     print(f"written: {out}\n\n{markdown_table(rows)}")
     return 0
+
+
+def _variants(args: argparse.Namespace) -> tuple[dict[str, str | None], dict[str, dict[str, str]]]:
+    """The servers of each round: name → extra configuration (None: the floor), and the environment of those that run
+    another copy of the code (the compiled build, ``make compiled``: its copy first on the server's path)."""
+    variants: dict[str, str | None] = {"floor": None, "service": ""}
+    for n in args.admission:
+        variants[f"service (admission {n})"] = f"snapshot_cache_admission = {n}\n"
+    envs: dict[str, dict[str, str]] = {}
+    if args.compiled:
+        variants["service (compiled)"] = ""
+        envs["service (compiled)"] = os.environ | {"PYTHONPATH": str(Path(args.compiled).resolve())}
+    return variants, envs
+
+
+@contextlib.contextmanager
+def _server(workers: int, extra: str | None, env: dict[str, str] | None) -> Iterator[ServerProcess]:
+    with ServerProcess(workers=workers, floor=extra is None, extra_config=extra or "", env=env) as s:
+        if env is not None and "chart reading compiled" not in (s.dir / "server.log").read_text():
+            raise SystemExit("the server is not running the compiled build (make compiled)")  # else: wrong figures
+        yield s
 
 
 def _row(
@@ -220,6 +239,9 @@ def register(sub: Any) -> None:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument(
         "--admission", type=int, nargs="*", default=[], help="also run these snapshot_cache_admission values"
+    )
+    p.add_argument(
+        "--compiled", default="", help="also run the service from this compiled copy of the checkout (make compiled)"
     )
     p.add_argument("--out", default="bench/results/wrk-latest.json")
     p.set_defaults(func=bench_wrk)

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from .build_info import build_description
 from .config import load_settings, reference
 
 log = logging.getLogger("backpain_cds.cli")
@@ -170,6 +171,7 @@ def run_server(settings: Any, load_app: Callable[[], Any]) -> int:
 
         def load(self) -> Any:
             app = load_app()
+            print(f"backpain-cds build: {build_description()}", file=sys.stderr)  # once its modules are loaded
             gc.collect()
             gc.freeze()  # keep start-up objects out of every later collection (and shared after fork)
             gc.set_threshold(*GC_THRESHOLDS)

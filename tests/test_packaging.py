@@ -3,7 +3,10 @@ into a fresh environment, and served from there — every module and data file p
 
 from __future__ import annotations
 
+import ast
+import fnmatch
 import importlib.metadata
+import importlib.util
 import json
 import os
 import re
@@ -16,6 +19,7 @@ import sysconfig
 import time
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -28,6 +32,15 @@ from tests.conftest import ROOT, bundle, hook_request
 from tests.factories import LBP, condition
 
 pytestmark = pytest.mark.slow
+
+
+def _check_compiled() -> Any:
+    """scripts/check_compiled.py, the one reader of what setup.py compiles."""
+    spec = importlib.util.spec_from_file_location("check_compiled", ROOT / "scripts" / "check_compiled.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _instructions() -> list[tuple[str, str]]:
@@ -70,6 +83,11 @@ def _run(stage: list[tuple[str, str]], command: str) -> tuple[list[str], dict[st
             steps[-1].append(word)
     (step,) = [s for s in steps if " ".join(s).startswith(command)]
     return step, mounts
+
+
+def _stage_env(stage: list[tuple[str, str]]) -> dict[str, str]:
+    """The variables a stage's ENV instructions set."""
+    return dict(item.split("=", 1) for keyword, rest in stage if keyword == "ENV" for item in shlex.split(rest))
 
 
 def _dockerfile_copies() -> list[str]:
@@ -117,13 +135,17 @@ def wheel(tmp_path_factory) -> Path:
     build, _ = _run(_stages()[0], "pip wheel")
     assert build[:2] == ["pip", "wheel"] and build[-1] == "." and "--no-build-isolation" in build
     build = [str(out) if w == "/wheels" else w for w in build]  # the stage's --wheel-dir
-    # the build stage's exact command; offline here (no build isolation: the pinned setuptools is this environment's)
+    stage_env = _stage_env(_stages()[0])
+    assert stage_env == {"BPCDS_MYPYC": "1"}  # the compiled build (setup.py)
+    # the build stage's exact command in its environment; offline here (no build isolation: the pinned setuptools and
+    # mypy are this environment's)
     done = subprocess.run(
         [sys.executable, "-m", *build, "--no-index", "--quiet"],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=600,
         cwd=context,
+        env=os.environ | stage_env,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     (built,) = out.glob("backpain_cds-*.whl")
@@ -162,10 +184,12 @@ def _installed(wheel: Path, where: Path) -> Path:
     install, mounts = _run(_stages()[-1], "pip install")
     assert mounts == {"/wheels": "from=wheel", "/constraints.txt": "requirements/constraints.txt"}
     assert install[:2] == ["pip", "install"] and install[install.index("--constraint") + 1] == "/constraints.txt"
-    target = install[-1]  # the wheel by name: the Dockerfile names the one the build stage makes (its version)
-    assert target == f"/wheels/{wheel.name}[postgres,redis]", (target, wheel.name)
+    # The wheel by the pattern of its name (the version, any platform tag), bound to $1 by the step before.
+    pattern, target = _run(_stages()[-1], "set --")[0][2:], install[-1]
+    assert len(pattern) == 1 and fnmatch.fnmatch(f"/wheels/{wheel.name}", pattern[0]), (pattern, wheel.name)
+    assert pattern[0].startswith("/wheels/backpain_cds-0.1.0-") and target == "$1[postgres,redis]", target
     mapped = [str(ROOT / mounts[w]) if w == "/constraints.txt" else w for w in install[:-1]]
-    mapped.append(str(wheel) + target[len(f"/wheels/{wheel.name}") :])
+    mapped.append(f"{wheel}[postgres,redis]")
     done = subprocess.run(
         [python, "-m", *mapped, "--no-deps", "--no-index", "--quiet"], capture_output=True, text=True, timeout=300
     )
@@ -212,6 +236,24 @@ def test_the_installed_package_serves_a_hook_call(wheel, tmp_path):
         assert [(c["source"]["topic"]["code"], c["indicator"]) for c in cards] == [("imaging-red-flags", "critical")]
         assert cards[0]["suggestions"][0]["actions"][0]["resource"]["code"]["coding"][0]["code"] == "72148"
         assert requests.get(f"{server.url}/sandbox", timeout=5).status_code == 404  # no review page without the tools
+        modules = len(_check_compiled().expected_modules())
+        assert (
+            f"backpain-cds build: chart reading compiled ({modules} modules)" in (server.dir / "server.log").read_text()
+        )
+    compiled = subprocess.run(
+        [
+            python,
+            "-c",
+            "import hooks.wsgi; from cds_service.build_info import compiled_modules; print(compiled_modules())",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+    )
+    assert compiled.returncode == 0, compiled.stderr[-2000:]
+    # what setup.py compiles, as the image runs it
+    assert ast.literal_eval(compiled.stdout) == _check_compiled().expected_modules()
     commands = subprocess.run(
         [str(env / "bin" / "backpain-cds"), "--help"], capture_output=True, text=True, cwd=tmp_path, timeout=60
     )
@@ -256,10 +298,16 @@ def test_the_environment_runs_the_versions_the_image_pins():
     installed = {name: importlib.metadata.version(name) for name in pins}
     assert {n: v for n, v in installed.items() if v != pins[n]} == {}
     build = _pins("build.txt")
-    assert set(build) == {"setuptools"} and importlib.metadata.version("setuptools") == build["setuptools"]
-    assert [r for k, r in _instructions() if k == "FROM"] == ["python:3.11.14-slim-bookworm AS wheel"] + [
+    assert {"setuptools", "mypy"} <= set(build)  # the build backend; mypyc for the compiled build
+    assert {n: importlib.metadata.version(n) for n in build if importlib.metadata.version(n) != build[n]} == {}
+    needs = [Requirement(r) for r in importlib.metadata.requires("mypy") or []]
+    needs_here = {canonicalize_name(r.name) for r in needs if r.marker is None or r.marker.evaluate({"extra": ""})}
+    assert needs_here <= set(build), sorted(needs_here - set(build))  # mypy's own dependencies pinned too
+    # The base image by an exact tag: the same Python and Debian release in both stages, the build stage's the full
+    # image (a C compiler for the compiled build), the service's the slim one.
+    assert [r for k, r in _instructions() if k == "FROM"] == ["python:3.11.14-bookworm AS wheel"] + [
         "python:3.11.14-slim-bookworm"
-    ]  # the base image by an exact tag, the same in both stages
+    ]
 
 
 def _exec_form(arguments: str) -> list[str]:
