@@ -11,12 +11,14 @@
 # --- build stage: the wheel, from only the files copied here, with a pinned build backend ---------------------------
 # The same Python and Debian release as the service's stage, in the full image: it has the C compiler and headers that
 # the compiled build needs (BPCDS_MYPYC=1: setup.py compiles the chart-reading modules with mypyc; README "Compiled
-# build"). The wheel is then for this platform (cp311, linux); the service's stage installs whichever one was built.
+# build"). mypyc type-checks what it compiles, imports followed, so the service's own dependencies (the versions the
+# service's stage installs) and the stubs of those that ship no types are installed here too. The wheel is then for
+# this platform (cp311, linux); the service's stage installs the one built.
 FROM python:3.11.14-bookworm AS wheel
 ENV BPCDS_MYPYC=1
 WORKDIR /src
-COPY requirements/build.txt requirements/
-RUN pip install --no-cache-dir --requirement requirements/build.txt
+COPY requirements/build.txt requirements/constraints.txt requirements/
+RUN pip install --no-cache-dir --requirement requirements/build.txt --requirement requirements/constraints.txt
 COPY pyproject.toml setup.py README.md ./
 COPY cds_service ./cds_service
 COPY hooks ./hooks
@@ -33,7 +35,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 TMPDIR=/tmp \
 
 RUN --mount=type=bind,from=wheel,source=/wheels,target=/wheels \
     --mount=type=bind,source=requirements/constraints.txt,target=/constraints.txt \
-    set -- /wheels/backpain_cds-0.1.0-*.whl \
+    set -- /wheels/backpain_cds-0.1.0-cp311-*.whl \
  && pip install --no-cache-dir --constraint /constraints.txt "$1[postgres,redis]" \
  && groupadd --system --gid 10001 backpain \
  && useradd --system --uid 10001 --gid 10001 --home-dir /var/lib/backpain-cds --create-home --shell /usr/sbin/nologin backpain

@@ -23,6 +23,8 @@ from typing import Any
 
 import requests
 
+from cds_service.build_info import compiled_modules
+
 
 def group_pids(pgid: int) -> list[int]:
     """The live processes of a process group (a server and its workers), from /proc."""
@@ -54,13 +56,22 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+CHECKOUT = Path(__file__).resolve().parent.parent  # the tree this module (and the code it serves) belongs to
+
+
+def _pythonpath() -> list[str]:
+    return [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+
+
 class ServerProcess:
     """``backpain-cds serve`` on 127.0.0.1 in its own process group.
 
     ``python``: the interpreter to run it with (another environment's, to test an installed copy); it runs in the
     server's own directory, so ``-m hooks.cli`` never picks up a source tree from the working directory. ``floor``: the
     benchmark's no-op endpoint under the same server configuration (``serve-floor``, a command of this tooling).
-    ``env``: the server's whole environment (default: this process's); ``BPCDS_*`` variables override the config file.
+    ``env``: the server's whole environment (default: this process's, with this checkout first on the path when the
+    interpreter is this process's, so that the server runs the code this process runs — the compiled copy's in ``make
+    test-compiled``, where a server that is not compiled is refused); ``BPCDS_*`` variables override the config file.
     """
 
     def __init__(
@@ -93,6 +104,9 @@ class ServerProcess:
             "--workers",
             str(workers),
         ]
+        self.same_code = env is None and python == sys.executable and not floor
+        if env is None and python == sys.executable:
+            env = os.environ | {"PYTHONPATH": os.pathsep.join([str(CHECKOUT), *_pythonpath()])}
         self.log = open(self.dir / "server.log", "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
             cmd, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True, cwd=self.dir, env=env
@@ -102,10 +116,15 @@ class ServerProcess:
     def __enter__(self) -> ServerProcess:
         try:
             self.wait_ready()
+            if self.same_code and compiled_modules() and "chart reading compiled" not in self.log_text():
+                raise RuntimeError("this process runs the compiled build and its server does not")
         except BaseException:  # whatever went wrong while waiting, never leave the server running
             self.close()
             raise
         return self
+
+    def log_text(self) -> str:
+        return (self.dir / "server.log").read_text()
 
     def __exit__(self, *exc: Any) -> None:
         self.close()

@@ -161,7 +161,7 @@ def _variants(args: argparse.Namespace) -> tuple[dict[str, str | None], dict[str
 @contextlib.contextmanager
 def _server(workers: int, extra: str | None, env: dict[str, str] | None) -> Iterator[ServerProcess]:
     with ServerProcess(workers=workers, floor=extra is None, extra_config=extra or "", env=env) as s:
-        if env is not None and "chart reading compiled" not in (s.dir / "server.log").read_text():
+        if env is not None and "chart reading compiled" not in s.log_text():
             raise SystemExit("the server is not running the compiled build (make compiled)")  # else: wrong figures
         yield s
 

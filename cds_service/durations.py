@@ -119,7 +119,7 @@ def duration_days(quantity: Any) -> float | None:
     per = _UNIT_DAYS.get(unit.strip().lower()) if unit not in _UNIT_DAYS else _UNIT_DAYS[unit]
     if per is None:
         return None
-    days = value * per
+    days = float(value * per)  # a float in both builds (compiled code converts an int for the annotation)
     return days if days <= MAX_DAYS else None  # beyond a century the record is unreadable, not a real plan
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import itertools
 import json
+import os
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -14,6 +15,7 @@ from typing import Any
 import pytest
 import responses
 
+from cds_service.build_info import compiled_modules
 from hooks.wsgi import create_app
 
 ROOT = Path(__file__).resolve().parent.parent  # the checkout
@@ -220,3 +222,10 @@ def own_database() -> Iterator[str]:
     finally:
         admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")  # a killed server's connections too
         admin.close()
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """``make test-compiled`` sets BPCDS_EXPECT_COMPILED=1: its run must test the compiled modules, not a source tree
+    that happened to come first on the path."""
+    if os.environ.get("BPCDS_EXPECT_COMPILED") == "1" and not compiled_modules():
+        raise pytest.UsageError("BPCDS_EXPECT_COMPILED=1, but the service's modules are not compiled here")
