@@ -1,7 +1,7 @@
 """The one build step pyproject.toml cannot declare: with ``BPCDS_MYPYC=1`` the modules that read a chart into facts
 (``COMPILED``) are compiled to C extensions with mypyc, the compiler the mypy project ships (README "Compiled build");
 without it the wheel is pure Python, as the editable checkout always is. Everything else about the package is in
-pyproject.toml. The image's build stage sets it; ``make test`` runs the whole suite on a compiled copy as well.
+pyproject.toml. The image's build stage sets it; ``make test`` runs the service's tests again on a compiled copy.
 """
 
 from __future__ import annotations
