@@ -16,11 +16,9 @@ from __future__ import annotations
 import argparse
 import gc
 import itertools
-import json
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Union
 
 import msgspec
@@ -32,6 +30,7 @@ from cds_service.snapshot.shapes import SHAPES, readable
 from hooks.engine import Knowledge
 
 from .charts import synthetic_prefetch
+from .loadgen import write_rows
 
 
 def _tagged_union() -> Any:
@@ -140,9 +139,7 @@ def bench_decode(args: argparse.Namespace) -> int:
             f"{r['typed_decode_ms']} | {r['typed_vs_parse']} | {r['typed_vs_parse_and_walk']} | "
             f"{r['typed_one_pass_ms']} | {r['readable_us_per_record']} | {r['fhir_resources_us_per_record']} |"
         )
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "rows": rows}, indent=1))
+    out = write_rows(args.out, rows)
     print("\n".join(lines) + f"\n\nwritten: {out}")
     return 0
 

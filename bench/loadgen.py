@@ -6,6 +6,7 @@ process id (the whole process group, so no worker is left behind).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -57,6 +58,14 @@ def free_port() -> int:
 
 
 CHECKOUT = Path(__file__).resolve().parent.parent  # the tree this module (and the code it serves) belongs to
+
+
+def write_rows(out: str, rows: list[dict[str, Any]]) -> Path:
+    """A benchmark's figures as JSON at ``out`` (its directory made), stamped with the time of the run."""
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "rows": rows}, indent=1))
+    return path
 
 
 def _pythonpath() -> list[str]:
@@ -116,7 +125,7 @@ class ServerProcess:
     def __enter__(self) -> ServerProcess:
         try:
             self.wait_ready()
-            if self.same_code and compiled_modules() and "chart reading compiled" not in self.log_text():
+            if self.same_code and compiled_modules() and not self.runs_compiled():
                 raise RuntimeError("this process runs the compiled build and its server does not")
         except BaseException:  # whatever went wrong while waiting, never leave the server running
             self.close()
@@ -125,6 +134,10 @@ class ServerProcess:
 
     def log_text(self) -> str:
         return (self.dir / "server.log").read_text()
+
+    def runs_compiled(self) -> bool:
+        """The server said at start-up that it runs the compiled build (``cds_service.build_info``)."""
+        return "backpain-cds build: chart reading compiled" in self.log_text()
 
     def __exit__(self, *exc: Any) -> None:
         self.close()

@@ -19,13 +19,12 @@ import shutil
 import statistics
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from .charts import hook_body, synthetic_prefetch
-from .loadgen import ServerProcess, group_pids, rss_kb
+from .loadgen import ServerProcess, group_pids, rss_kb, write_rows
 
 PLACEHOLDER = "WRKPID"  # the patient id in the body as generated; the Lua script replaces every occurrence
 SERVICES = {"patient-view": "backpain-patient-view", "order-select": "backpain-order-select"}
@@ -138,9 +137,7 @@ def bench_wrk(args: argparse.Namespace) -> int:
                     rows.append(_row(size, hook, mode, connections, body_file.stat().st_size, rounds))
                     print(_line(rows[-1]), flush=True)
     shutil.rmtree(work, ignore_errors=True)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "rows": rows}, indent=1))
+    out = write_rows(args.out, rows)
     print(f"written: {out}\n\n{markdown_table(rows)}")
     return 0
 
@@ -161,7 +158,7 @@ def _variants(args: argparse.Namespace) -> tuple[dict[str, str | None], dict[str
 @contextlib.contextmanager
 def _server(workers: int, extra: str | None, env: dict[str, str] | None) -> Iterator[ServerProcess]:
     with ServerProcess(workers=workers, floor=extra is None, extra_config=extra or "", env=env) as s:
-        if env is not None and "chart reading compiled" not in s.log_text():
+        if env is not None and not s.runs_compiled():
             raise SystemExit("the server is not running the compiled build (make compiled)")  # else: wrong figures
         yield s
 

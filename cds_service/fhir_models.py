@@ -127,12 +127,12 @@ _DOSAGE = {
     "route": _CC,
     "doseAndRate": [{"doseQuantity": _QTY}],
 }
-_BASE = {
+_COMMON = {
     "id": "warm-up",
     "meta": {"versionId": "1", "lastUpdated": "2026-01-01T00:00:00Z"},
     "identifier": [{"system": "urn:x", "value": "1"}],
+    "note": [{"text": "x"}],
 }
-_COMMON = {**_BASE, "note": [{"text": "x"}]}
 # One record per type the service sends (suggestions create and update MedicationRequests and create ServiceRequests),
 # using the elements real records carry, so that building the models' validators happens at start-up instead of in the
 # first hook call that meets each type.

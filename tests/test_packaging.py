@@ -45,8 +45,9 @@ def _check_compiled() -> Any:
 
 # The image always builds the compiled wheel; a machine without a C compiler or Python's headers builds the pure one
 # here, and the tests of what compiling adds skip with the reason.
-CANNOT_BUILD = _check_compiled().cannot_build()
-COMPILED = [] if CANNOT_BUILD else _check_compiled().expected_modules()
+_CHECK = _check_compiled()
+CANNOT_BUILD = _CHECK.cannot_build()
+COMPILED = [] if CANNOT_BUILD else _CHECK.expected_modules()
 
 
 def _instructions() -> list[tuple[str, str]]:
@@ -96,7 +97,8 @@ def _stage_env(stage: list[tuple[str, str]]) -> dict[str, str]:
     return dict(item.split("=", 1) for keyword, rest in stage if keyword == "ENV" for item in shlex.split(rest))
 
 
-DOCKERIGNORED = ("__pycache__", "*.so")  # .dockerignore's patterns that apply inside the copied trees
+# .dockerignore's patterns for any directory ("**/…"): what the copy of each tree leaves out, as docker's context does
+DOCKERIGNORED = [p[3:] for p in (ROOT / ".dockerignore").read_text().split() if p.startswith("**/")]
 
 
 def _dockerfile_copies() -> list[str]:
